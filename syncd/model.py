@@ -1,0 +1,259 @@
+"""Frozen value objects shared by every layer.
+
+:class:`Event` is the canonical form of one calendar item (a single event, or a recurring
+series with its exceptions) that both sides translate into. Only fields the bridge maps
+are in it, so two events are "the same meeting" exactly when their fingerprints agree.
+This module does no I/O and imports nothing from syncd but ``errors``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+Status = Literal["confirmed", "tentative", "cancelled"]
+Privacy = Literal["public", "private", "confidential"]
+PartStat = Literal["needs-action", "accepted", "declined", "tentative"]
+Direction = Literal["both", "to_caldav", "to_dingtalk"]
+ConflictPolicy = Literal["newest", "dingtalk", "caldav"]
+
+# A point in time as the model keeps it: a ``date`` for all-day values, otherwise an
+# aware ``datetime`` whose tzinfo is a ``ZoneInfo`` (``ZoneInfo("UTC")`` for UTC).
+When = date | datetime
+
+
+class Side(enum.StrEnum):
+    """The two sides of a binding."""
+
+    DINGTALK = "dingtalk"
+    CALDAV = "caldav"
+
+    @property
+    def other(self) -> Side:
+        return Side.CALDAV if self is Side.DINGTALK else Side.DINGTALK
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    """One participant, identified by e-mail (the directory maps unionIds to e-mails)."""
+
+    email: str
+    name: str = ""
+    partstat: PartStat = "needs-action"
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Recurrence:
+    """A recurrence rule in RFC 5545 text (without the ``RRULE:`` prefix) and its EXDATEs.
+
+    ``rrule`` is canonical: parts in the order FREQ, INTERVAL (omitted when 1), COUNT,
+    UNTIL, BYDAY, BYMONTHDAY, BYMONTH, BYSETPOS, WKST; translators produce it with
+    :func:`syncd.translate` helpers so both sides compare equal.
+    """
+
+    rrule: str
+    exdates: tuple[When, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """The canonical form of one calendar item.
+
+    ``uid`` is the iCalendar UID (for events born in DingTalk, derived from the DingTalk id).
+    ``overrides`` holds moved or edited occurrences of a series, each with ``recurrence_id``
+    set to the original start of the occurrence it replaces. ``updated`` is the side's
+    last-modified time, used only by the ``newest`` conflict policy and never fingerprinted.
+    """
+
+    uid: str
+    summary: str
+    start: When
+    end: When
+    description: str = ""
+    location: str = ""
+    status: Status = "confirmed"
+    privacy: Privacy = "public"
+    organizer: str | None = None
+    attendees: tuple[Attendee, ...] = ()
+    reminders: tuple[int, ...] = ()  # minutes before start, sorted ascending
+    online_meeting_url: str | None = None
+    recurrence: Recurrence | None = None
+    recurrence_id: When | None = None
+    overrides: tuple[Event, ...] = ()
+    updated: datetime | None = field(default=None, compare=False)
+
+    @property
+    def all_day(self) -> bool:
+        return not isinstance(self.start, datetime)
+
+    @property
+    def timezone(self) -> str | None:
+        """IANA name of the start's zone, or None for all-day events."""
+        return zone_name(self.start) if isinstance(self.start, datetime) else None
+
+    def fingerprint(self) -> str:
+        """A stable hash of every mapped field; equal fingerprints mean the same meeting."""
+        return fingerprint(self)
+
+
+# Fields that never take part in change detection: identity and server bookkeeping.
+_UNHASHED = frozenset({"uid", "updated"})
+
+
+def zone_name(value: datetime) -> str:
+    """The IANA name of an aware datetime's zone (``UTC`` for any zero-offset UTC tzinfo)."""
+    tz = value.tzinfo
+    if isinstance(tz, ZoneInfo):
+        return tz.key
+    if tz is not None and value.utcoffset() == timedelta(0) and str(tz) in {"UTC", "UTC+00:00"}:
+        return "UTC"
+    raise ValueError(f"datetime {value.isoformat()} has no IANA zone")
+
+
+def encode_when(value: When) -> str:
+    """Canonical text of a date or aware datetime: ``2025-03-01`` or ``2025-03-01T10:00:00[Asia/Shanghai]``."""
+    if isinstance(value, datetime):
+        return f"{value.replace(tzinfo=None).isoformat()}[{zone_name(value)}]"
+    return value.isoformat()
+
+
+def decode_when(text: str) -> When:
+    """Inverse of :func:`encode_when`."""
+    if "[" not in text:
+        return date.fromisoformat(text)
+    local, zone = text[:-1].split("[", 1)
+    return datetime.fromisoformat(local).replace(tzinfo=ZoneInfo(zone))
+
+
+def to_jsonable(event: Event, *, hashed_only: bool = False) -> dict[str, Any]:
+    """Plain-JSON form of an event (used for fingerprints and the store's base snapshots)."""
+    out: dict[str, Any] = {}
+    for f in fields(event):
+        if hashed_only and f.name in _UNHASHED:
+            continue
+        out[f.name] = _jsonable(getattr(event, f.name), hashed_only)
+    return out
+
+
+def _jsonable(value: Any, hashed_only: bool) -> Any:
+    if isinstance(value, Event):
+        return to_jsonable(value, hashed_only=hashed_only)
+    if isinstance(value, date):  # datetime is a date too
+        return encode_when(value)
+    if isinstance(value, Attendee):
+        return [value.email.lower(), value.name, value.partstat, value.optional]
+    if isinstance(value, Recurrence):
+        return {"rrule": value.rrule, "exdates": sorted(encode_when(d) for d in value.exdates)}
+    if isinstance(value, tuple):
+        items = [_jsonable(v, hashed_only) for v in value]
+        return sorted(items, key=json.dumps) if hashed_only else items
+    return value
+
+
+def from_jsonable(data: dict[str, Any]) -> Event:
+    """Inverse of :func:`to_jsonable` (with ``hashed_only=False``)."""
+    rec = data.get("recurrence")
+    updated = data.get("updated")
+    return Event(
+        uid=data["uid"],
+        summary=data["summary"],
+        start=decode_when(data["start"]),
+        end=decode_when(data["end"]),
+        description=data["description"],
+        location=data["location"],
+        status=data["status"],
+        privacy=data["privacy"],
+        organizer=data["organizer"],
+        attendees=tuple(Attendee(a[0], a[1], a[2], a[3]) for a in data["attendees"]),
+        reminders=tuple(data["reminders"]),
+        online_meeting_url=data["online_meeting_url"],
+        recurrence=(
+            Recurrence(rec["rrule"], tuple(decode_when(d) for d in rec["exdates"])) if rec else None
+        ),
+        recurrence_id=decode_when(data["recurrence_id"]) if data["recurrence_id"] else None,
+        overrides=tuple(from_jsonable(o) for o in data["overrides"]),
+        updated=_as_datetime(decode_when(updated)) if updated else None,
+    )
+
+
+def _as_datetime(value: When) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a date-time, got {value!r}")
+    return value
+
+
+def fingerprint(event: Event) -> str:
+    """SHA-256 over the canonical JSON of every mapped field (order-insensitive lists)."""
+    blob = json.dumps(to_jsonable(event, hashed_only=True), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+# --- identity and sync state -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BindingRef:
+    """Names one binding of one tenant: the unit of reconciliation and of locking."""
+
+    tenant: str
+    binding: str
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.binding}"
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """One item as read from a side: its id there, its etag, and its canonical form.
+
+    ``id`` is the DingTalk event id or the CalDAV href. ``event`` is None when the item
+    could not be translated; ``error`` then says why (the item is left alone, never deleted).
+    """
+
+    id: str
+    etag: str | None
+    event: Event | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one side reports since its cursor.
+
+    ``complete`` is True when ``items`` is a full listing (first sync, stale cursor, or
+    the daily full reconcile): then a mapped item that is absent was deleted. Otherwise
+    ``items`` holds changed items and ``deleted`` the ids reported gone.
+    """
+
+    items: tuple[Remote, ...]
+    deleted: tuple[str, ...]
+    cursor: str | None
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PairState:
+    """The store's record of one mapped pair, as of the last successful sync.
+
+    ``base`` is the canonical event both sides agreed on; the fingerprints are those of
+    what each side held (or what we wrote to it) at that time, which is how our own
+    writes are recognised when they come back (echo suppression).
+    """
+
+    uid: str
+    dingtalk_id: str | None
+    caldav_href: str | None
+    dingtalk_fp: str | None
+    caldav_fp: str | None
+    caldav_etag: str | None
+    base: Event | None
+    origin: Side = Side.DINGTALK
+
+    def ids(self) -> dict[Side, str | None]:
+        return {Side.DINGTALK: self.dingtalk_id, Side.CALDAV: self.caldav_href}

@@ -1,0 +1,105 @@
+"""The ports the reconciler needs: one calendar side, and the mapping store.
+
+Protocols only; implementations live in ``syncd.adapters`` (DingTalk, CalDAV, ICS) and
+``syncd.store`` (Redis, memory). Every implementation runs the contract suite in
+``tests/contract``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from syncd.model import BindingRef, Changes, Event, PairState, Side
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a write left on a side: the item's id there and its new etag (if the server said)."""
+
+    id: str
+    etag: str | None
+
+
+class CalendarSide(Protocol):
+    """One calendar on one side of a binding.
+
+    Reads report canonical :class:`~syncd.model.Event` values; writes take them. Errors
+    are ``syncd.errors`` only: ``SyncTokenInvalid`` when a cursor is stale (the caller
+    then asks again with ``cursor=None``), ``EtagMismatch``/``NotFound`` when a
+    conditional write loses a race, ``Retryable`` subclasses for transient trouble.
+    """
+
+    side: Side
+
+    async def changes(self, cursor: str | None) -> Changes:
+        """Everything changed since ``cursor``; a full listing when ``cursor`` is None."""
+        ...
+
+    async def create(self, event: Event) -> Written:
+        """Create ``event`` (never overwriting an existing item)."""
+        ...
+
+    async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
+        """Replace the item with ``event``, only if it still has ``etag`` (when given)."""
+        ...
+
+    async def delete(self, item_id: str, etag: str | None) -> None:
+        """Delete the item, only if it still has ``etag`` (when given); gone is fine."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRecord:
+    """A conflict the planner decided: both versions, the base, and who won."""
+
+    uid: str
+    fields: tuple[str, ...]
+    dingtalk: Event
+    caldav: Event
+    base: Event | None
+    winner: Side
+    decided_at: str  # ISO-8601 UTC
+
+
+class MappingStore(Protocol):
+    """Per-binding state: pairs, cursors, conflicts, dead letters, run bookkeeping.
+
+    All keys are namespaced by tenant and binding. ``save_pair`` / ``drop_pair`` keep the
+    three indexes (uid, DingTalk id, CalDAV href) consistent atomically.
+    """
+
+    async def load_pairs(self, ref: BindingRef) -> dict[str, PairState]:
+        """All pairs of the binding, keyed by uid."""
+        ...
+
+    async def save_pair(self, ref: BindingRef, pair: PairState) -> None: ...
+
+    async def drop_pair(self, ref: BindingRef, uid: str) -> None: ...
+
+    async def get_cursor(self, ref: BindingRef, side: Side) -> str | None: ...
+
+    async def set_cursors(self, ref: BindingRef, cursors: Mapping[Side, str | None]) -> None:
+        """Commit both cursors at once (after every change up to them was applied)."""
+        ...
+
+    async def add_conflict(self, ref: BindingRef, record: ConflictRecord) -> None: ...
+
+    async def list_conflicts(self, ref: BindingRef) -> list[ConflictRecord]: ...
+
+    async def add_dead_letter(self, ref: BindingRef, entry: Mapping[str, Any]) -> None: ...
+
+    async def list_dead_letters(self, ref: BindingRef) -> list[dict[str, Any]]: ...
+
+    async def clear_dead_letters(self, ref: BindingRef) -> None: ...
+
+    async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
+        """Record the outcome of the last run (state, last success, counts, errors)."""
+        ...
+
+    async def get_status(self, ref: BindingRef) -> dict[str, Any]: ...
+
+    async def wipe(self, ref: BindingRef) -> None:
+        """Forget everything about the binding (tests, and `--reset` operations)."""
+        ...
