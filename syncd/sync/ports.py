@@ -16,10 +16,18 @@ from syncd.model import BindingRef, Changes, Event, PairState, Side
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """What a write left on a side: the item's id there and its new etag (if the server said)."""
+    """What a write left on a side.
+
+    ``id`` and ``etag`` (if the server said) of the item, and ``event``: the canonical
+    form of what the side now holds, as a later read will report it (DingTalk: the write
+    response translated back; CalDAV: the written text parsed back). Its fingerprint is
+    what the store remembers, so our own write never reads as a foreign change even when
+    the side cannot hold every field.
+    """
 
     id: str
     etag: str | None
+    event: Event
 
 
 class CalendarSide(Protocol):
