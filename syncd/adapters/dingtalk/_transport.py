@@ -47,6 +47,18 @@ log = structlog.get_logger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def backoff_delay(
+    attempt: int, exc: Retryable, base: float, cap: float, rng: random.Random
+) -> float:
+    """Full-jitter exponential backoff, uniform in [0, min(cap, base * 2**attempt)].
+
+    A server-sent ``Retry-After`` (on ``RateLimited``) is honoured as is instead.
+    """
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        return exc.retry_after
+    return rng.uniform(0, min(cap, base * 2**attempt))
+
+
 class Transport:
     """Authenticated, retrying access to one DingTalk app's API (base of the client)."""
 
@@ -77,11 +89,8 @@ class Transport:
         self.requests: Counter[str] = Counter()  # HTTP requests sent, by operation
 
     def backoff(self, attempt: int, exc: Retryable) -> float:
-        """Seconds to wait before retry number ``attempt + 1``: full jitter, or Retry-After."""
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return exc.retry_after
-        ceiling = min(self._backoff_cap, self._backoff_base * 2**attempt)
-        return self._rng.uniform(0, ceiling)
+        """Seconds to wait before retry number ``attempt + 1`` (see :func:`backoff_delay`)."""
+        return backoff_delay(attempt, exc, self._backoff_base, self._backoff_cap, self._rng)
 
     async def _request(self, req: wire.Request) -> dict[str, Any]:
         """Send ``req`` with token, idempotency key and retries; return the JSON answer."""

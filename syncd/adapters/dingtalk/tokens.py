@@ -131,11 +131,14 @@ class TokenCache:
         await cast(Awaitable[Any], self._redis.eval(_RELEASE, 1, lock_key, owner))
 
     async def _acquire(self, lock_key: str, owner: str, app_key: str) -> bool:
+        result = await self._safe(self._set_lock(lock_key, owner), app_key)
+        # Redis unreachable (None from _safe) also means "go ahead and fetch".
+        return result is None or result
+
+    async def _set_lock(self, lock_key: str, owner: str) -> bool:
         assert self._redis is not None
         ms = int(self._lock_timeout * 1000)
-        result = await self._safe(self._redis.set(lock_key, owner, nx=True, px=ms), app_key)
-        # Redis unreachable (None from _safe) also means "go ahead and fetch".
-        return result is None or bool(result)
+        return bool(await self._redis.set(lock_key, owner, nx=True, px=ms))
 
     async def _wait_for_other(self, app_key: str, stale: str | None) -> str | None:
         deadline = time.monotonic() + self._lock_timeout
