@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.model import BindingRef, PairState, Side
+from syncd.store.codec import dumps
 from syncd.sync.ports import ConflictRecord
 
 
@@ -27,10 +28,6 @@ class _Binding:
     conflicts: list[ConflictRecord] = field(default_factory=list)
     dead: list[str] = field(default_factory=list)  # JSON text, as Redis keeps them
     status: dict[str, str] = field(default_factory=dict)  # field -> JSON text
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _unindex(index: dict[str, str], key: str | None, uid: str) -> None:
@@ -110,7 +107,7 @@ class MemoryStore:
 
     async def add_dead_letter(self, ref: BindingRef, entry: Mapping[str, Any]) -> None:
         """Append a dead letter (values that are not JSON are kept as their ``str``)."""
-        self._of(ref).dead.append(_json(dict(entry)))
+        self._of(ref).dead.append(dumps(dict(entry)))
 
     async def list_dead_letters(self, ref: BindingRef) -> list[dict[str, Any]]:
         """Every dead letter, oldest first."""
@@ -122,7 +119,7 @@ class MemoryStore:
 
     async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
         """Merge ``status`` into the stored status: given fields replace, others stay."""
-        self._of(ref).status.update({k: _json(v) for k, v in status.items()})
+        self._of(ref).status.update({k: dumps(v) for k, v in status.items()})
 
     async def get_status(self, ref: BindingRef) -> dict[str, Any]:
         """The merged status of the binding ({} before the first run)."""

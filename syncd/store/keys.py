@@ -1,0 +1,66 @@
+"""Every Redis key syncd writes, in one place.
+
+Keys are namespaced per tenant, and per binding below it; tenant and binding ids are
+percent-encoded, so no id can reach into another's namespace::
+
+    syncd:<tenant>:binding:<binding>:pairs      hash   uid -> JSON PairState
+    syncd:<tenant>:binding:<binding>:by_dt      hash   DingTalk event id -> uid
+    syncd:<tenant>:binding:<binding>:by_dav     hash   CalDAV href -> uid
+    syncd:<tenant>:binding:<binding>:cursor     hash   side ("dingtalk"/"caldav") -> token
+    syncd:<tenant>:binding:<binding>:conflicts  list   JSON ConflictRecord, oldest first
+    syncd:<tenant>:binding:<binding>:dead       list   JSON dead letters, oldest first
+    syncd:<tenant>:binding:<binding>:status     hash   field -> JSON value (merged)
+    syncd:<tenant>:binding:<binding>:dirty      string "1" while a reconcile request is untaken
+    syncd:<tenant>:binding:<binding>:gen        int    generation of the binding's reconcile job id
+    syncd:<tenant>:binding:<binding>:lock       string owner token of the running reconcile (PX)
+    syncd:<tenant>:push:<push id>               string "1" once a DingTalk push was accepted (EX)
+
+arq's own keys (``arq:queue``, ``arq:job:<id>``, ...) are arq's business; reconcile job ids
+are ``syncd:<tenant>:binding:<binding>:reconcile:<generation>``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from syncd.model import BindingRef
+
+PREFIX = "syncd"
+
+# Per binding: the mapping store's keys (``wipe`` deletes exactly these) ...
+PAIRS = "pairs"
+BY_DINGTALK = "by_dt"
+BY_HREF = "by_dav"
+CURSORS = "cursor"
+CONFLICTS = "conflicts"
+DEAD_LETTERS = "dead"
+STATUS = "status"
+STORE_KEYS = (PAIRS, BY_DINGTALK, BY_HREF, CURSORS, CONFLICTS, DEAD_LETTERS, STATUS)
+
+# ... and the queue's (never wiped: a run may be holding them).
+DIRTY = "dirty"
+GENERATION = "gen"
+LOCK = "lock"
+RECONCILE_JOB = "reconcile"
+
+# Per tenant.
+PUSH = "push"
+
+
+def _part(text: str) -> str:
+    return quote(text, safe="")
+
+
+def binding_key(ref: BindingRef, name: str) -> str:
+    """The key ``name`` (one of the constants above) of one binding."""
+    return f"{PREFIX}:{_part(ref.tenant)}:binding:{_part(ref.binding)}:{name}"
+
+
+def push_key(tenant: str, push_id: str) -> str:
+    """The dedupe key of one DingTalk push delivery."""
+    return f"{PREFIX}:{_part(tenant)}:{PUSH}:{_part(push_id)}"
+
+
+def reconcile_job_id(ref: BindingRef, generation: int) -> str:
+    """The arq job id of the binding's reconcile job of one generation."""
+    return f"{binding_key(ref, RECONCILE_JOB)}:{generation}"

@@ -1,0 +1,222 @@
+"""The Redis :class:`~syncd.sync.ports.MappingStore`.
+
+Key layout: :mod:`syncd.store.keys`. A pair and its two index entries (DingTalk id → uid,
+CalDAV href → uid) change together in one Lua script, so concurrent writers never leave
+an index entry pointing at a pair that no longer claims it. ``load_pairs`` is one
+HGETALL whatever the number of pairs. Every redis-py exception leaves this module as
+``StoreUnavailable`` or ``StoreError`` (:mod:`syncd.store.guard`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from syncd.errors import StoreError
+from syncd.model import BindingRef, PairState, Side
+from syncd.store import keys
+from syncd.store.codec import (
+    conflict_from_json,
+    conflict_to_json,
+    dumps,
+    pair_from_json,
+    pair_to_json,
+)
+from syncd.store.guard import awaited, redis_errors
+from syncd.sync.ports import ConflictRecord
+
+log = structlog.get_logger(__name__)
+
+# KEYS: pairs, by_dt, by_dav.  ARGV: uid, pair JSON, dingtalk id or "", href or "".
+# An old index entry is removed only if it still points at this uid (another pair may
+# have claimed the id since).
+_SAVE_PAIR = """
+local uid, blob, dt, href = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local old = redis.call('HGET', KEYS[1], uid)
+if old then
+  local o = cjson.decode(old)
+  local odt, ohref = o['dingtalk_id'], o['caldav_href']
+  if type(odt) == 'string' and odt ~= dt and redis.call('HGET', KEYS[2], odt) == uid then
+    redis.call('HDEL', KEYS[2], odt)
+  end
+  if type(ohref) == 'string' and ohref ~= href and redis.call('HGET', KEYS[3], ohref) == uid then
+    redis.call('HDEL', KEYS[3], ohref)
+  end
+end
+redis.call('HSET', KEYS[1], uid, blob)
+if dt ~= '' then redis.call('HSET', KEYS[2], dt, uid) end
+if href ~= '' then redis.call('HSET', KEYS[3], href, uid) end
+return 1
+"""
+
+# KEYS: pairs, by_dt, by_dav.  ARGV: uid.
+_DROP_PAIR = """
+local uid = ARGV[1]
+local old = redis.call('HGET', KEYS[1], uid)
+if not old then return 0 end
+local o = cjson.decode(old)
+for i, id in ipairs({o['dingtalk_id'], o['caldav_href']}) do
+  if type(id) == 'string' and redis.call('HGET', KEYS[i + 1], id) == uid then
+    redis.call('HDEL', KEYS[i + 1], id)
+  end
+end
+redis.call('HDEL', KEYS[1], uid)
+return 1
+"""
+
+# KEYS: an index, pairs.  ARGV: the id.  The pair an id maps to, read atomically.
+_FIND = """
+local uid = redis.call('HGET', KEYS[1], ARGV[1])
+if not uid then return false end
+return redis.call('HGET', KEYS[2], uid)
+"""
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisStore:
+    """A :class:`~syncd.sync.ports.MappingStore` on a shared Redis (see :mod:`.keys`)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._save = redis.register_script(_SAVE_PAIR)
+        self._drop = redis.register_script(_DROP_PAIR)
+        self._find = redis.register_script(_FIND)
+
+    @staticmethod
+    def _pair_keys(ref: BindingRef) -> list[str]:
+        return [keys.binding_key(ref, n) for n in (keys.PAIRS, keys.BY_DINGTALK, keys.BY_HREF)]
+
+    async def load_pairs(self, ref: BindingRef) -> dict[str, PairState]:
+        """All pairs of the binding, keyed by uid, in one round trip."""
+        with redis_errors("load_pairs"):
+            raw = await awaited(self._redis.hgetall(keys.binding_key(ref, keys.PAIRS)))
+        pairs: dict[str, PairState] = {}
+        for uid, blob in raw.items():
+            try:
+                pairs[_text(uid)] = pair_from_json(blob)
+            except StoreError as exc:
+                log.error("store_pair_corrupt", binding=str(ref), uid=_text(uid), error=str(exc))
+                raise StoreError(f"{ref}: stored pair {_text(uid)!r} is corrupt: {exc}") from exc
+        return pairs
+
+    async def save_pair(self, ref: BindingRef, pair: PairState) -> None:
+        """Insert or replace the pair, moving its index entries in the same atomic step."""
+        args = [pair.uid, pair_to_json(pair), pair.dingtalk_id or "", pair.caldav_href or ""]
+        with redis_errors("save_pair"):
+            await self._save(keys=self._pair_keys(ref), args=args)
+
+    async def drop_pair(self, ref: BindingRef, uid: str) -> None:
+        """Forget the pair and its index entries atomically; an unknown uid is fine."""
+        with redis_errors("drop_pair"):
+            await self._drop(keys=self._pair_keys(ref), args=[uid])
+
+    async def _find_by(self, ref: BindingRef, index: str, item_id: str) -> PairState | None:
+        pair_keys = [keys.binding_key(ref, index), keys.binding_key(ref, keys.PAIRS)]
+        with redis_errors("find_pair"):
+            blob = await self._find(keys=pair_keys, args=[item_id])
+        return pair_from_json(blob) if blob else None
+
+    async def find_by_dingtalk_id(self, ref: BindingRef, dingtalk_id: str) -> PairState | None:
+        """The pair whose DingTalk side is ``dingtalk_id``, if any."""
+        return await self._find_by(ref, keys.BY_DINGTALK, dingtalk_id)
+
+    async def find_by_href(self, ref: BindingRef, href: str) -> PairState | None:
+        """The pair whose CalDAV side is ``href``, if any."""
+        return await self._find_by(ref, keys.BY_HREF, href)
+
+    async def get_cursor(self, ref: BindingRef, side: Side) -> str | None:
+        """The committed cursor of one side, or None before the first complete sync."""
+        with redis_errors("get_cursor"):
+            token = await awaited(
+                self._redis.hget(keys.binding_key(ref, keys.CURSORS), Side(side).value)
+            )
+        return _text(token) if token is not None else None
+
+    async def set_cursors(self, ref: BindingRef, cursors: Mapping[Side, str | None]) -> None:
+        """Commit the given cursors in one transaction; None clears a side's cursor."""
+        key = keys.binding_key(ref, keys.CURSORS)
+        new = {Side(s).value: t for s, t in cursors.items() if t is not None}
+        gone = [Side(s).value for s, t in cursors.items() if t is None]
+        with redis_errors("set_cursors"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if new:
+                    pipe.hset(key, mapping=new)
+                if gone:
+                    pipe.hdel(key, *gone)
+                await pipe.execute()
+
+    async def add_conflict(self, ref: BindingRef, record: ConflictRecord) -> None:
+        """Append a decided conflict (kept in the order recorded)."""
+        with redis_errors("add_conflict"):
+            await awaited(
+                self._redis.rpush(keys.binding_key(ref, keys.CONFLICTS), conflict_to_json(record))
+            )
+
+    async def list_conflicts(self, ref: BindingRef) -> list[ConflictRecord]:
+        """Every readable recorded conflict, oldest first (unreadable ones are logged)."""
+        with redis_errors("list_conflicts"):
+            raw = await awaited(self._redis.lrange(keys.binding_key(ref, keys.CONFLICTS), 0, -1))
+        records = []
+        for blob in raw:
+            try:
+                records.append(conflict_from_json(blob))
+            except StoreError as exc:
+                log.error("store_conflict_corrupt", binding=str(ref), error=str(exc))
+        return records
+
+    async def add_dead_letter(self, ref: BindingRef, entry: Mapping[str, Any]) -> None:
+        """Append a dead letter (values that are not JSON are kept as their ``str``)."""
+        with redis_errors("add_dead_letter"):
+            key = keys.binding_key(ref, keys.DEAD_LETTERS)
+            await awaited(self._redis.rpush(key, dumps(dict(entry))))
+
+    async def list_dead_letters(self, ref: BindingRef) -> list[dict[str, Any]]:
+        """Every readable dead letter, oldest first (unreadable ones are logged)."""
+        with redis_errors("list_dead_letters"):
+            raw = await awaited(self._redis.lrange(keys.binding_key(ref, keys.DEAD_LETTERS), 0, -1))
+        entries = []
+        for blob in raw:
+            try:
+                entries.append(dict(json.loads(blob)))
+            except (ValueError, TypeError) as exc:
+                log.error("store_dead_letter_corrupt", binding=str(ref), error=repr(exc))
+        return entries
+
+    async def clear_dead_letters(self, ref: BindingRef) -> None:
+        """Forget every dead letter of the binding."""
+        with redis_errors("clear_dead_letters"):
+            await self._redis.delete(keys.binding_key(ref, keys.DEAD_LETTERS))
+
+    async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
+        """Merge ``status`` into the stored status: given fields replace, others stay."""
+        if not status:
+            return
+        fields = {name: dumps(value) for name, value in status.items()}
+        with redis_errors("set_status"):
+            await awaited(self._redis.hset(keys.binding_key(ref, keys.STATUS), mapping=fields))
+
+    async def get_status(self, ref: BindingRef) -> dict[str, Any]:
+        """The merged status of the binding ({} before the first run)."""
+        with redis_errors("get_status"):
+            raw = await awaited(self._redis.hgetall(keys.binding_key(ref, keys.STATUS)))
+        status: dict[str, Any] = {}
+        for name, blob in raw.items():
+            try:
+                status[_text(name)] = json.loads(blob)
+            except ValueError as exc:
+                log.error(
+                    "store_status_corrupt", binding=str(ref), field=_text(name), error=repr(exc)
+                )
+        return status
+
+    async def wipe(self, ref: BindingRef) -> None:
+        """Forget everything the store keeps about the binding (not its queue state)."""
+        with redis_errors("wipe"):
+            await self._redis.delete(*(keys.binding_key(ref, n) for n in keys.STORE_KEYS))

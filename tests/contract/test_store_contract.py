@@ -1,0 +1,300 @@
+"""The MappingStore contract, run against every implementation (memory, and real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis.asyncio as aredis
+
+from syncd.model import Attendee, BindingRef, Event, PairState, Recurrence, Side
+from syncd.store.memory import MemoryStore
+from syncd.store.redis import RedisStore
+from syncd.sync.ports import ConflictRecord
+
+Store = MemoryStore | RedisStore
+
+SH = ZoneInfo("Asia/Shanghai")
+REF = BindingRef("acme", "alice-work")
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """Each implementation of the port, empty."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    client = aredis.Redis.from_url(request.getfixturevalue("redis_url"))
+    yield RedisStore(client)
+    await client.aclose()
+
+
+def rich_event(uid: str = "u1", summary: str = "Weekly sync") -> Event:
+    """An event using every field kind the store must keep (zones, dates, overrides)."""
+    override = Event(
+        uid=uid,
+        summary=f"{summary} (moved)",
+        start=datetime(2025, 3, 10, 11, 0, tzinfo=SH),
+        end=datetime(2025, 3, 10, 12, 0, tzinfo=SH),
+        recurrence_id=datetime(2025, 3, 10, 10, 0, tzinfo=SH),
+    )
+    return Event(
+        uid=uid,
+        summary=summary,
+        start=datetime(2025, 3, 3, 10, 0, tzinfo=SH),
+        end=datetime(2025, 3, 3, 11, 0, tzinfo=SH),
+        description="Agenda: 议程",
+        location="Room 1",
+        organizer="alice@acme.example",
+        attendees=(Attendee("bob@acme.example", "Bob", "accepted", optional=True),),
+        reminders=(10, 30),
+        online_meeting_url="https://meet.example/x",
+        recurrence=Recurrence("FREQ=WEEKLY;COUNT=10;BYDAY=MO", (date(2025, 3, 17),)),
+        overrides=(override,),
+        updated=datetime(2025, 3, 1, 8, 0, tzinfo=ZoneInfo("UTC")),
+    )
+
+
+def pair(uid: str, dt: str | None = None, href: str | None = None, **kw: Any) -> PairState:
+    """A pair with the given ids (defaults derived from the uid)."""
+    return PairState(
+        uid=uid,
+        dingtalk_id=dt,
+        caldav_href=href,
+        dingtalk_fp=kw.get("dingtalk_fp"),
+        caldav_fp=kw.get("caldav_fp"),
+        caldav_etag=kw.get("caldav_etag"),
+        base=kw.get("base"),
+        origin=kw.get("origin", Side.DINGTALK),
+    )
+
+
+async def test_pairs_round_trip_with_base(store: Store) -> None:
+    """A saved pair, base snapshot included, loads back equal with the same fingerprint."""
+    base = rich_event()
+    saved = pair(
+        "u1",
+        "dt1",
+        "/cal/u1.ics",
+        dingtalk_fp="a",
+        caldav_fp="b",
+        caldav_etag='"e1"',
+        base=base,
+        origin=Side.CALDAV,
+    )
+    await store.save_pair(REF, saved)
+    await store.save_pair(REF, pair("u2", "dt2", None))
+    loaded = await store.load_pairs(REF)
+    assert loaded == {"u1": saved, "u2": pair("u2", "dt2", None)}
+    assert loaded["u1"].base is not None
+    assert loaded["u1"].base.fingerprint() == base.fingerprint()
+    assert loaded["u1"].base.updated == base.updated
+
+
+async def test_empty_binding_has_nothing(store: Store) -> None:
+    """A binding never written to has no pairs, cursors, conflicts, dead letters or status."""
+    assert await store.load_pairs(REF) == {}
+    assert await store.get_cursor(REF, Side.DINGTALK) is None
+    assert await store.list_conflicts(REF) == []
+    assert await store.list_dead_letters(REF) == []
+    assert await store.get_status(REF) == {}
+    assert await store.find_by_dingtalk_id(REF, "nope") is None
+
+
+async def test_save_replaces_and_drop_forgets(store: Store) -> None:
+    """Saving a uid again replaces the pair; dropping it removes pair and index entries."""
+    await store.save_pair(REF, pair("u1", "dt1", "/h1", caldav_etag="1"))
+    await store.save_pair(REF, pair("u1", "dt1", "/h1", caldav_etag="2"))
+    assert (await store.load_pairs(REF))["u1"].caldav_etag == "2"
+    await store.drop_pair(REF, "u1")
+    await store.drop_pair(REF, "never-there")
+    assert await store.load_pairs(REF) == {}
+    assert await store.find_by_dingtalk_id(REF, "dt1") is None
+    assert await store.find_by_href(REF, "/h1") is None
+
+
+async def test_indexes_follow_id_changes(store: Store) -> None:
+    """When a pair's ids change, the old index entries go and the new ones point at it."""
+    await store.save_pair(REF, pair("u1", "dt1", "/h1"))
+    found = await store.find_by_href(REF, "/h1")
+    assert found is not None
+    assert found.uid == "u1"
+    await store.save_pair(REF, pair("u1", "dt2", None))
+    assert await store.find_by_dingtalk_id(REF, "dt1") is None
+    assert await store.find_by_href(REF, "/h1") is None
+    moved = await store.find_by_dingtalk_id(REF, "dt2")
+    assert moved is not None
+    assert moved.uid == "u1"
+    await store.save_pair(REF, pair("u1", "dt2", "/h2"))
+    again = await store.find_by_href(REF, "/h2")
+    assert again is not None
+    assert again.dingtalk_id == "dt2"
+
+
+async def test_claimed_id_is_not_unindexed_by_its_old_owner(store: Store) -> None:
+    """An id taken over by another pair stays indexed to it when the old owner moves or goes."""
+    await store.save_pair(REF, pair("a", "dt1", "/ha"))
+    await store.save_pair(REF, pair("b", "dt1", "/hb"))
+    await store.save_pair(REF, pair("a", "dt9", "/ha"))
+    await store.drop_pair(REF, "a")
+    owner = await store.find_by_dingtalk_id(REF, "dt1")
+    assert owner is not None
+    assert owner.uid == "b"
+
+
+async def test_cursors_committed_together(store: Store) -> None:
+    """Both cursors are set in one call; None clears one; an absent side is left alone."""
+    await store.set_cursors(REF, {Side.DINGTALK: "dt-token-1", Side.CALDAV: "dav-token-1"})
+    assert await store.get_cursor(REF, Side.DINGTALK) == "dt-token-1"
+    assert await store.get_cursor(REF, Side.CALDAV) == "dav-token-1"
+    await store.set_cursors(REF, {Side.DINGTALK: None})
+    assert await store.get_cursor(REF, Side.DINGTALK) is None
+    assert await store.get_cursor(REF, Side.CALDAV) == "dav-token-1"
+    await store.set_cursors(REF, {Side.DINGTALK: "dt-2", Side.CALDAV: None})
+    assert await store.get_cursor(REF, Side.DINGTALK) == "dt-2"
+    assert await store.get_cursor(REF, Side.CALDAV) is None
+
+
+async def test_conflicts_kept_in_order_with_both_versions(store: Store) -> None:
+    """Recorded conflicts read back equal, with both versions and the base, oldest first."""
+    first = ConflictRecord(
+        "u1",
+        ("summary",),
+        rich_event(summary="DT"),
+        rich_event(summary="DAV"),
+        rich_event(),
+        Side.DINGTALK,
+        "2025-03-01T08:00:00Z",
+    )
+    second = ConflictRecord(
+        "u2",
+        ("location", "summary"),
+        rich_event("u2", "x"),
+        rich_event("u2", "y"),
+        None,
+        Side.CALDAV,
+        "2025-03-01T09:00:00Z",
+    )
+    await store.add_conflict(REF, first)
+    await store.add_conflict(REF, second)
+    assert await store.list_conflicts(REF) == [first, second]
+
+
+async def test_dead_letters_add_list_clear(store: Store) -> None:
+    """Dead letters come back in order as plain JSON (a datetime as its str) and can be cleared."""
+    when = datetime(2025, 3, 1, 8, 0, tzinfo=SH)
+    await store.add_dead_letter(REF, {"uid": "u1", "error": "boom", "tries": 3})
+    await store.add_dead_letter(REF, {"uid": "u2", "at": when})
+    assert await store.list_dead_letters(REF) == [
+        {"uid": "u1", "error": "boom", "tries": 3},
+        {"uid": "u2", "at": str(when)},
+    ]
+    await store.clear_dead_letters(REF)
+    assert await store.list_dead_letters(REF) == []
+
+
+async def test_status_merges_fields(store: Store) -> None:
+    """set_status replaces the fields it names and keeps the others (last success survives)."""
+    await store.set_status(
+        REF, {"state": "ok", "last_success": "2025-03-01T08:00:00Z", "counts": {"created": 2}}
+    )
+    await store.set_status(REF, {"state": "failed", "error": "dingtalk 503"})
+    await store.set_status(REF, {})
+    assert await store.get_status(REF) == {
+        "state": "failed",
+        "last_success": "2025-03-01T08:00:00Z",
+        "counts": {"created": 2},
+        "error": "dingtalk 503",
+    }
+
+
+async def _fill(store: Store, ref: BindingRef, tag: str) -> None:
+    await store.save_pair(ref, pair("same-uid", f"dt-{tag}", f"/{tag}.ics"))
+    await store.set_cursors(ref, {Side.DINGTALK: f"c-{tag}", Side.CALDAV: f"d-{tag}"})
+    await store.add_conflict(
+        ref,
+        ConflictRecord(
+            "same-uid", ("summary",), rich_event(), rich_event(), None, Side.CALDAV, tag
+        ),
+    )
+    await store.add_dead_letter(ref, {"tag": tag})
+    await store.set_status(ref, {"state": tag})
+
+
+async def _contents(store: Store, ref: BindingRef) -> tuple[Any, ...]:
+    return (
+        await store.load_pairs(ref),
+        await store.get_cursor(ref, Side.DINGTALK),
+        await store.get_cursor(ref, Side.CALDAV),
+        [c.decided_at for c in await store.list_conflicts(ref)],
+        await store.list_dead_letters(ref),
+        await store.get_status(ref),
+    )
+
+
+async def test_wipe_forgets_one_binding_only(store: Store) -> None:
+    """wipe empties the binding entirely and leaves a sibling binding untouched."""
+    other = BindingRef("acme", "alice-holidays")
+    await _fill(store, REF, "a")
+    await _fill(store, other, "b")
+    before = await _contents(store, other)
+    await store.wipe(REF)
+    assert await _contents(store, REF) == ({}, None, None, [], [], {})
+    assert await store.find_by_dingtalk_id(REF, "dt-a") is None
+    assert await _contents(store, other) == before
+
+
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        (BindingRef("acme", "work"), BindingRef("globex", "work")),
+        (BindingRef("acme", "work"), BindingRef("acme", "home")),
+        (BindingRef("a:b", "c"), BindingRef("a", "b:c")),
+        (BindingRef("acme", "push"), BindingRef("acme", "binding")),
+    ],
+)
+async def test_tenants_and_bindings_are_isolated(
+    store: Store, one: BindingRef, two: BindingRef
+) -> None:
+    """Identical uids and ids under two tenants or bindings never see each other."""
+    await _fill(store, one, "one")
+    await _fill(store, two, "two")
+    pairs_one, pairs_two = await store.load_pairs(one), await store.load_pairs(two)
+    assert pairs_one["same-uid"].dingtalk_id == "dt-one"
+    assert pairs_two["same-uid"].dingtalk_id == "dt-two"
+    assert await store.find_by_dingtalk_id(one, "dt-two") is None
+    assert await store.get_status(two) == {"state": "two"}
+    await store.drop_pair(one, "same-uid")
+    assert "same-uid" in await store.load_pairs(two)
+
+
+async def test_concurrent_saves_leave_consistent_indexes(store: Store) -> None:
+    """Many tasks re-saving and dropping the same uids with changing ids leave exact indexes."""
+    uids = [f"u{i}" for i in range(8)]
+    used: set[tuple[str, str]] = set()
+
+    async def writer(task: int) -> None:
+        rnd = random.Random(task)
+        for step in range(40):
+            uid = rnd.choice(uids)
+            if rnd.random() < 0.15:
+                await store.drop_pair(REF, uid)
+                continue
+            dt, href = f"dt-{uid}-{task}-{step}", f"/{uid}/{task}/{step}.ics"
+            used.update({("dt", dt), ("href", href)})
+            await store.save_pair(REF, pair(uid, dt, href if step % 3 else None))
+
+    await asyncio.gather(*(writer(t) for t in range(24)))
+    pairs = await store.load_pairs(REF)
+    for kind, item_id in used:
+        find = store.find_by_dingtalk_id if kind == "dt" else store.find_by_href
+        found = await find(REF, item_id)
+        owner = [p for p in pairs.values() if item_id in (p.dingtalk_id, p.caldav_href)]
+        assert (found is None) == (not owner), (kind, item_id)
+        if found is not None:
+            assert found == owner[0]
