@@ -1,0 +1,277 @@
+"""CalDAVClient against a scripted HTTP server: answers real servers here never give.
+
+Each test scripts the status, headers and body a misbehaving server sends and checks the
+client turns it into the right ``syncd.errors`` class (raised ``from`` the cause), or
+falls back the way the quirks table says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+
+from syncd import errors
+from syncd.adapters.caldav.client import CalDAVClient
+from tests.fixtures.ports import free_port
+
+Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+XML = "application/xml; charset=utf-8"
+COLLECTION = "/cal/"
+NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
+
+
+@dataclass
+class ScriptedServer:
+    """An aiohttp server that answers every request with ``handler`` and records it."""
+
+    port: int
+    handler: Handler | None = None
+    seen: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, body
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{COLLECTION}"
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        body = await request.text()
+        self.seen.append((request.method, request.path, body))
+        assert self.handler is not None, "test forgot to script the server"
+        return await self.handler(request, body)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ScriptedServer]:
+    """A scripted server on a free loopback port."""
+    scripted = ScriptedServer(free_port())
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", scripted.dispatch)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", scripted.port).start()
+    yield scripted
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def client(server: ScriptedServer) -> AsyncIterator[CalDAVClient]:
+    """A client with a short timeout pointed at the scripted server."""
+    async with CalDAVClient(server.url, "alice", "secret", timeout=1.0) as dav:
+        yield dav
+
+
+def answer(status: int, body: str = "", headers: dict[str, str] | None = None) -> Handler:
+    """A handler that always gives the same answer."""
+
+    async def handle(_request: web.Request, _body: str) -> web.StreamResponse:
+        return web.Response(status=status, text=body, headers=headers or {})
+
+    return handle
+
+
+def multistatus(*responses: str, token: str | None = None) -> str:
+    """A 207 body holding ``responses`` (and a sync token)."""
+    sync = f"<D:sync-token>{token}</D:sync-token>" if token else ""
+    return f'<?xml version="1.0"?><D:multistatus {NS}>{"".join(responses)}{sync}</D:multistatus>'
+
+
+def member(href: str, etag: str, data: str | None = None) -> str:
+    """One multistatus response with an etag (and calendar data)."""
+    cal = f"<C:calendar-data>{data}</C:calendar-data>" if data else ""
+    return (
+        f"<D:response><D:href>{href}</D:href><D:propstat><D:prop><D:getetag>{etag}</D:getetag>"
+        f"{cal}</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
+    )
+
+
+ICS = "BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nUID:x\nEND:VEVENT\nEND:VCALENDAR\n"
+
+
+async def test_rejected_credentials_raise_auth_failed(
+    server: ScriptedServer, client: CalDAVClient
+) -> None:
+    """401 with a Basic challenge, also after credentials were sent: AuthFailed."""
+    sent: list[str | None] = []
+
+    async def refuse(request: web.Request, _body: str) -> web.StreamResponse:
+        sent.append(request.headers.get("Authorization"))
+        return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="x"'})
+
+    server.handler = refuse
+    with pytest.raises(errors.AuthFailed) as caught:
+        await client.sync(None)
+    assert caught.value.status == 401
+    assert caught.value.__cause__ is not None
+    assert any(s and s.startswith("Basic ") for s in sent)  # credentials were tried
+
+
+@pytest.mark.parametrize(
+    ("status", "create", "expected"),
+    [
+        (403, True, errors.PermissionDenied),
+        (403, False, errors.PermissionDenied),
+        (404, False, errors.NotFound),
+        (400, True, errors.InvalidRequest),
+        (412, True, errors.AlreadyExists),
+        (412, False, errors.EtagMismatch),
+        (500, False, errors.SourceUnavailable),
+        (503, True, errors.SourceUnavailable),
+    ],
+)
+async def test_write_statuses_map_to_syncd_errors(
+    server: ScriptedServer,
+    client: CalDAVClient,
+    status: int,
+    create: bool,
+    expected: type[errors.SourceError],
+) -> None:
+    """Each failing PUT status becomes its syncd error, raised from the library's exception."""
+    server.handler = answer(status, "nope")
+    with pytest.raises(expected) as caught:
+        await client.put(COLLECTION + "x.ics", ICS, etag='"e1"', create=create)
+    assert type(caught.value) is expected
+    assert caught.value.status == status
+    assert caught.value.__cause__ is not None
+    method, _, _ = server.seen[-1]
+    assert method == "PUT"
+
+
+@pytest.mark.parametrize(("status", "seconds"), [(429, 7.0), (503, 3.0), (429, None)])
+async def test_throttling_raises_rate_limited_with_retry_after(
+    server: ScriptedServer, client: CalDAVClient, status: int, seconds: float | None
+) -> None:
+    """429, or 503 with Retry-After, is RateLimited carrying the server's delay (or None)."""
+    headers = {"Retry-After": str(int(seconds))} if seconds is not None else {}
+    server.handler = answer(status, "slow down", headers)
+    with pytest.raises(errors.RateLimited) as caught:
+        await client.sync("tok")
+    assert caught.value.retry_after == seconds
+    assert len(server.seen) == 1  # the library did not sleep and retry on its own
+
+
+async def test_uid_conflict_on_create_is_already_exists(
+    server: ScriptedServer, client: CalDAVClient
+) -> None:
+    """A 409 with CalDAV no-uid-conflict (same UID at another href) is AlreadyExists."""
+    body = f"<D:error {NS}><C:no-uid-conflict/></D:error>"
+    server.handler = answer(409, body, {"Content-Type": XML})
+    with pytest.raises(errors.AlreadyExists):
+        await client.put(None, ICS, etag=None, create=True)
+
+
+async def test_nobody_listening_is_source_unavailable() -> None:
+    """Connection refused is SourceUnavailable (retryable)."""
+    async with CalDAVClient(f"http://127.0.0.1:{free_port()}/cal/", "a", "b", timeout=2) as dav:
+        with pytest.raises(errors.SourceUnavailable) as caught:
+            await dav.sync(None)
+    assert isinstance(caught.value, errors.Retryable)
+
+
+async def test_slow_server_times_out_as_source_unavailable(
+    server: ScriptedServer, client: CalDAVClient
+) -> None:
+    """A server slower than the client's timeout is SourceUnavailable."""
+
+    async def slow(_request: web.Request, _body: str) -> web.StreamResponse:
+        await asyncio.sleep(3)
+        return web.Response(status=207)
+
+    server.handler = slow
+    with pytest.raises(errors.SourceUnavailable):
+        await client.sync("tok")
+
+
+async def test_malformed_xml_is_bad_response(server: ScriptedServer, client: CalDAVClient) -> None:
+    """A 207 whose XML does not parse is BadResponse, not a crash or an empty listing."""
+    server.handler = answer(207, "<D:multistatus xmlns:D='DAV:'><D:resp", {"Content-Type": XML})
+    with pytest.raises(errors.BadResponse):
+        await client.sync(None)
+
+
+@pytest.mark.parametrize("status", [418, 507, 409, 410])
+async def test_quirky_token_answers_mean_invalid_token(
+    server: ScriptedServer, client: CalDAVClient, status: int
+) -> None:
+    """Statuses servers use for a dead token (quirks table) raise SyncTokenInvalid."""
+    server.handler = answer(status, "token?")
+    with pytest.raises(errors.SyncTokenInvalid):
+        await client.sync("old-token")
+
+
+async def test_server_without_sync_collection_is_listed_by_propfind(
+    server: ScriptedServer, client: CalDAVClient
+) -> None:
+    """sync-collection refused with 415: list by PROPFIND + multiget, complete, no token."""
+
+    async def handle(request: web.Request, body: str) -> web.StreamResponse:
+        if "sync-collection" in body:
+            return web.Response(status=415)
+        if request.method == "PROPFIND":
+            listing = multistatus(member(COLLECTION, '"c"'), member(COLLECTION + "a.ics", '"ea"'))
+            return web.Response(status=207, text=listing, content_type="application/xml")
+        got = multistatus(member(COLLECTION + "a.ics", '"ea"', ICS))
+        return web.Response(status=207, text=got, content_type="application/xml")
+
+    server.handler = handle
+    listing = await client.sync(None)
+    assert listing.complete
+    assert listing.token is None
+    assert [(i.href, i.etag) for i in listing.items] == [(COLLECTION + "a.ics", '"ea"')]
+    assert [m for m, _, _ in server.seen] == ["REPORT", "PROPFIND", "REPORT"]
+
+
+async def test_multiget_that_drops_items_reports_them_unreadable(
+    server: ScriptedServer, client: CalDAVClient
+) -> None:
+    """Listed hrefs a multiget leaves out are asked again once, then reported, not dropped."""
+
+    async def handle(_request: web.Request, body: str) -> web.StreamResponse:
+        if "sync-collection" in body:
+            both = multistatus(
+                member(COLLECTION + "a.ics", '"ea"'),
+                member(COLLECTION + "b.ics", '"eb"'),
+                token="t1",
+            )
+            return web.Response(status=207, text=both, content_type="application/xml")
+        only_a = multistatus(member(COLLECTION + "a.ics", '"ea"', ICS))
+        return web.Response(status=207, text=only_a, content_type="application/xml")
+
+    server.handler = handle
+    listing = await client.sync(None)
+    assert [i.href for i in listing.items] == [COLLECTION + "a.ics"]
+    assert [(u.href, u.etag) for u in listing.unreadable] == [(COLLECTION + "b.ics", '"eb"')]
+    multigets = [b for m, _, b in server.seen if "calendar-multiget" in b]
+    assert len(multigets) == 2
+    assert "b.ics" in multigets[1]
+    assert "a.ics" not in multigets[1]
+
+
+async def test_truncated_sync_is_followed_to_the_end(
+    server: ScriptedServer, client: CalDAVClient
+) -> None:
+    """A sync-collection reply truncated with 507 (RFC 6578 3.6) is continued with its token."""
+
+    async def handle(_request: web.Request, body: str) -> web.StreamResponse:
+        if "<D:sync-token>t0</D:sync-token>" in body:
+            cut = (
+                f"<D:response><D:href>{COLLECTION}</D:href>"
+                "<D:status>HTTP/1.1 507 Insufficient Storage</D:status></D:response>"
+            )
+            page = multistatus(member(COLLECTION + "a.ics", '"ea"', ICS), cut, token="t1")
+        else:
+            gone = (
+                f"<D:response><D:href>{COLLECTION}b.ics</D:href>"
+                "<D:status>HTTP/1.1 404 Not Found</D:status></D:response>"
+            )
+            page = multistatus(gone, token="t2")
+        return web.Response(status=207, text=page, content_type="application/xml")
+
+    server.handler = handle
+    changes = await client.sync("t0")
+    assert [i.href for i in changes.items] == [COLLECTION + "a.ics"]
+    assert changes.deleted == (COLLECTION + "b.ics",)
+    assert changes.token == "t2"
+    assert len(server.seen) == 2
