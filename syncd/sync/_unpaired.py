@@ -1,0 +1,95 @@
+"""Items no pair knows: reclaim them across sides, or copy them over.
+
+An item new on one side is first matched against the other side's new items, so that a
+lost mapping store or a first sync into a calendar that already holds the events creates
+no duplicates: by UID (events born in DingTalk carry a UID derived from their id, and their
+CalDAV copies keep it), then by fingerprint (copies made in DingTalk of CalDAV events cannot
+carry a UID, but hold the same content). A couple with the same content is only recorded;
+one with the same UID and different content is merged like any pair edited on both sides
+(without a base, so every differing field is a conflict decided by the policy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from syncd.model import PairState, Remote, Side
+from syncd.sync._decide import decide
+from syncd.sync._match import Kind, Seen, is_gone
+from syncd.sync.plan import Action, Create, Skip, with_side
+from syncd.sync.policy import Policy
+
+
+def plan_unpaired(
+    dingtalk: Iterable[Remote], caldav: Iterable[Remote], policy: Policy, now: datetime
+) -> list[Action]:
+    """Actions for the items of both sides that match no stored pair."""
+    actions: list[Action] = []
+    live: dict[Side, dict[str, Remote]] = {}
+    for side, items in ((Side.DINGTALK, dingtalk), (Side.CALDAV, caldav)):
+        live[side], skips = _usable(side, items)
+        actions += skips
+    couples = _couples(live[Side.DINGTALK], live[Side.CALDAV])
+    for d, c in couples:
+        actions += _couple(d, c, policy, now)
+    for side in Side:
+        for item in live[side].values():
+            actions.append(_copy(side, item, policy))
+    return actions
+
+
+def _usable(side: Side, items: Iterable[Remote]) -> tuple[dict[str, Remote], list[Skip]]:
+    """Translatable, not cancelled, one item per UID (the first by id wins)."""
+    by_uid: dict[str, Remote] = {}
+    skips: list[Skip] = []
+    for item in sorted(items, key=lambda r: r.id):
+        if item.event is None:
+            skips.append(Skip(item.id, f"untranslatable: {item.error or 'unknown'}", side))
+        elif is_gone(item):
+            continue  # a tombstone of something we never paired: nothing to do
+        elif item.event.uid in by_uid:
+            reason = f"duplicate uid {item.event.uid} (kept {by_uid[item.event.uid].id})"
+            skips.append(Skip(item.id, reason, side))
+        else:
+            by_uid[item.event.uid] = item
+    return by_uid, skips
+
+
+def _couples(dingtalk: dict[str, Remote], caldav: dict[str, Remote]) -> list[tuple[Remote, Remote]]:
+    """Match new items across sides (removing them from the dicts): by UID, then content."""
+    couples = [(dingtalk.pop(uid), caldav.pop(uid)) for uid in sorted(dingtalk.keys() & caldav)]
+    by_fp: dict[str, list[str]] = {}
+    for uid, item in sorted(caldav.items(), key=lambda kv: kv[1].id):
+        by_fp.setdefault(_fp(item), []).append(uid)
+    for uid, item in sorted(dingtalk.items(), key=lambda kv: kv[1].id):
+        waiting = by_fp.get(_fp(item))
+        if waiting:
+            couples.append((dingtalk.pop(uid), caldav.pop(waiting.pop(0))))
+    return couples
+
+
+def _fp(item: Remote) -> str:
+    assert item.event is not None  # only usable items get here
+    return item.event.fingerprint()
+
+
+def _couple(d: Remote, c: Remote, policy: Policy, now: datetime) -> list[Action]:
+    """A new pair from two items found to be one event; decided as if both sides changed."""
+    assert d.event is not None
+    assert c.event is not None
+    origin = Side.DINGTALK if d.event.uid == c.event.uid else Side.CALDAV
+    pair = PairState(c.event.uid, d.id, c.id, None, None, c.etag, None, origin)
+    view = {Side.DINGTALK: Seen(Kind.CHANGED, d), Side.CALDAV: Seen(Kind.CHANGED, c)}
+    return decide(pair, view, policy, now)
+
+
+def _copy(side: Side, item: Remote, policy: Policy) -> Action:
+    """Copy a new item to the other side (or leave it, on a one-way mirror)."""
+    assert item.event is not None
+    if not policy.writes_to(side.other):
+        return Skip(item.id, f"one-way binding: items created on {side} stay there", side)
+    event = item.event
+    pair = PairState(event.uid, None, None, None, None, None, event, side)
+    pair = with_side(pair, side, item.id, event.fingerprint(), item.etag)
+    return Create(side.other, event.uid, event, pair, f"new on {side}")

@@ -1,0 +1,315 @@
+"""A recording in-memory :class:`~syncd.sync.ports.CalendarSide` for tests (not a mock).
+
+:class:`MemorySide` behaves like a calendar server: ids and etags it assigns itself (a
+new etag on every write), a change log behind its cursors (a cursor older than the log's
+horizon is stale and raises ``SyncTokenInvalid``), conditional writes (``EtagMismatch``,
+``NotFound``, ``AlreadyExists``), optional DingTalk-like traits (ids instead of hrefs, no
+UIDs kept: an item reads back with a UID derived from its id; deletions reported as
+cancelled tombstones), a ``normalize`` hook for servers that rewrite or cannot hold what
+they are sent, injected failures, and counters of every call.
+
+Edits made "by the user" (``user_*`` methods) go through the same storage path but are
+not counted as syncd's writes.
+
+The second half holds one-line builders for the planner's table tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from syncd.errors import AlreadyExists, EtagMismatch, NotFound, SyncdError, SyncTokenInvalid
+from syncd.model import Changes, Event, PairState, Remote, Side
+from syncd.sync import Plan, Policy, plan
+from syncd.sync.ports import Written
+
+Normalize = Callable[[Event], Event]
+
+
+class Clock:
+    """A shared logical clock: each tick is one second after the last (for ``updated``)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2025, 1, 1, tzinfo=UTC)
+
+    def tick(self) -> datetime:
+        self._now += timedelta(seconds=1)
+        return self._now
+
+
+def dingtalk_uid(item_id: str) -> str:
+    """The UID a DingTalk-like side reports for an item (it cannot store one)."""
+    return f"dingtalk-{item_id}@syncd.test"
+
+
+@dataclass
+class _Item:
+    etag: str
+    event: Event | None  # None: present but untranslatable
+    error: str | None = None
+
+
+@dataclass
+class MemorySide:
+    """One calendar in memory implementing the CalendarSide port faithfully.
+
+    ``dingtalk_like`` makes it behave like DingTalk: ids ``dt-N``, UIDs not kept (an item
+    reads back with :func:`dingtalk_uid` of its id), deletions listed as cancelled items.
+    Otherwise it behaves like CalDAV: hrefs ``<uid>.ics``, UIDs kept, deletions listed as
+    deleted hrefs. ``normalize`` is applied to everything stored (by syncd or the user).
+    """
+
+    side: Side
+    dingtalk_like: bool | None = None
+    normalize: Normalize | None = None
+    clock: Clock = field(default_factory=Clock)
+    calls: Counter[str] = field(default_factory=Counter)
+    items: dict[str, _Item] = field(default_factory=dict)
+    _log: list[tuple[int, str]] = field(default_factory=list)
+    _tombstones: dict[str, Event] = field(default_factory=dict)
+    _seq: int = 0
+    _horizon: int = 0
+    _epoch: int = 0
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _failures: list[tuple[str, SyncdError]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.dingtalk_like is None:
+            self.dingtalk_like = self.side is Side.DINGTALK
+
+    # --- the port -----------------------------------------------------------------------
+
+    async def changes(self, cursor: str | None) -> Changes:
+        """Everything since ``cursor`` (a full listing when None)."""
+        self.calls["changes"] += 1
+        self._maybe_fail("changes", "")
+        if cursor is None:
+            items = tuple(self._remote(i) for i in sorted(self.items))
+            return Changes(items, (), self._cursor(), complete=True)
+        since = self._parse(cursor)
+        touched = sorted({item_id for seq, item_id in self._log if seq > since})
+        present = tuple(self._remote(i) for i in touched if i in self.items)
+        gone = [i for i in touched if i not in self.items]
+        if self.dingtalk_like:
+            tombs = tuple(self._tomb(i) for i in gone if i in self._tombstones)
+            return Changes(present + tombs, (), self._cursor(), complete=False)
+        return Changes(present, tuple(gone), self._cursor(), complete=False)
+
+    async def create(self, event: Event) -> Written:
+        """Create a new item; CalDAV-like sides refuse a taken href."""
+        self.calls["create"] += 1
+        item_id = self._new_id(event)
+        self._maybe_fail("create", item_id)
+        if item_id in self.items:
+            raise AlreadyExists(f"{item_id} exists")
+        return self._store(item_id, event)
+
+    async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
+        """Replace an item if it still has ``etag``."""
+        self.calls["update"] += 1
+        self._maybe_fail("update", item_id)
+        self._check(item_id, etag)
+        return self._store(item_id, event)
+
+    async def delete(self, item_id: str, etag: str | None) -> None:
+        """Delete an item if it still has ``etag``; deleting a missing item is fine."""
+        self.calls["delete"] += 1
+        self._maybe_fail("delete", item_id)
+        if item_id not in self.items:
+            return
+        self._check(item_id, etag)
+        self._remove(item_id)
+
+    # --- what tests look at and do ------------------------------------------------------
+
+    @property
+    def writes(self) -> int:
+        """Writes syncd made (create, update, delete)."""
+        return self.calls["create"] + self.calls["update"] + self.calls["delete"]
+
+    def events(self) -> dict[str, Event]:
+        """Every translatable item, by id."""
+        return {i: it.event for i, it in self.items.items() if it.event is not None}
+
+    def fail(self, op: str, error: SyncdError, item_id: str = "", times: int = 1) -> None:
+        """Make the next ``times`` calls of ``op`` (on ``item_id``, if given) raise ``error``."""
+        self._failures += [(f"{op}:{item_id}", error)] * times
+
+    def user_create(self, event: Event) -> str:
+        """Create an item as the calendar's user would; returns its id."""
+        item_id = self._new_id(event)
+        self._store(item_id, event)
+        return item_id
+
+    def user_update(self, item_id: str, **changes: object) -> None:
+        """Edit fields of an item as the user would."""
+        current = self.items[item_id].event
+        assert current is not None
+        self._store(item_id, dataclasses.replace(current, **changes))  # type: ignore[arg-type]
+
+    def user_put(self, item_id: str, event: Event) -> None:
+        """Replace an item with ``event`` as the user would."""
+        self._store(item_id, event)
+
+    def user_delete(self, item_id: str) -> None:
+        """Delete an item as the user would."""
+        self._remove(item_id)
+
+    def user_move(self, item_id: str, new_id: str) -> None:
+        """Rename an item's href (same UID, same content, new etag)."""
+        item = self.items[item_id]
+        self._remove(item_id)
+        self._touch(new_id, _Item(self._etag(), item.event, item.error))
+
+    def user_touch(self, item_id: str) -> None:
+        """A server-side rewrite: new etag, same canonical content."""
+        item = self.items[item_id]
+        self._touch(item_id, _Item(self._etag(), item.event, item.error))
+
+    def user_break(self, item_id: str, error: str = "unparseable") -> None:
+        """Make an item untranslatable (it stays present)."""
+        self._touch(item_id, _Item(self._etag(), None, error))
+
+    def expire_cursors(self) -> None:
+        """Every cursor handed out so far becomes stale (``SyncTokenInvalid``)."""
+        self._epoch += 1
+        self._horizon = self._seq
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _maybe_fail(self, op: str, item_id: str) -> None:
+        for key in (f"{op}:{item_id}", f"{op}:"):
+            for n, (wanted, error) in enumerate(self._failures):
+                if wanted == key:
+                    del self._failures[n]
+                    raise error
+
+    def _new_id(self, event: Event) -> str:
+        return f"dt-{next(self._ids)}" if self.dingtalk_like else f"{event.uid}.ics"
+
+    def _etag(self) -> str:
+        return f'"{self.side}-{self._seq + 1}"'
+
+    def _check(self, item_id: str, etag: str | None) -> None:
+        if item_id not in self.items:
+            raise NotFound(f"{item_id} is gone")
+        if etag is not None and self.items[item_id].etag != etag:
+            raise EtagMismatch(f"{item_id} has {self.items[item_id].etag}, not {etag}")
+
+    def _store(self, item_id: str, event: Event) -> Written:
+        stored = dataclasses.replace(event, updated=self.clock.tick())
+        if self.dingtalk_like:
+            stored = dataclasses.replace(stored, uid=dingtalk_uid(item_id))
+        if self.normalize is not None:
+            stored = self.normalize(stored)
+        item = _Item(self._etag(), stored)
+        self._touch(item_id, item)
+        return Written(item_id, item.etag, stored)
+
+    def _touch(self, item_id: str, item: _Item) -> None:
+        self._seq += 1
+        self.items[item_id] = item
+        self._tombstones.pop(item_id, None)
+        self._log.append((self._seq, item_id))
+
+    def _remove(self, item_id: str) -> None:
+        item = self.items.pop(item_id)
+        if item.event is not None:
+            self._tombstones[item_id] = item.event
+        self._seq += 1
+        self._log.append((self._seq, item_id))
+
+    def _remote(self, item_id: str) -> Remote:
+        item = self.items[item_id]
+        return Remote(item_id, item.etag, item.event, item.error)
+
+    def _tomb(self, item_id: str) -> Remote:
+        event = dataclasses.replace(self._tombstones[item_id], status="cancelled")
+        return Remote(item_id, None, event)
+
+    def _cursor(self) -> str:
+        return f"{self.side}:{self._epoch}:{self._seq}"
+
+    def _parse(self, cursor: str) -> int:
+        side, epoch, seq = cursor.split(":")
+        if side != str(self.side) or int(epoch) != self._epoch or int(seq) < self._horizon:
+            raise SyncTokenInvalid(f"stale cursor {cursor}")
+        return int(seq)
+
+
+# --- builders for planner table tests ---------------------------------------------------
+
+SH = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2025, 3, 1, 12, tzinfo=UTC)
+NOTHING = Changes((), (), "c1", complete=False)
+
+
+def ev(uid: str = "u1", summary: str = "Standup", **kw: object) -> Event:
+    """A timed event on 2025-03-03 10:00-10:30 Shanghai time."""
+    start = datetime(2025, 3, 3, 10, tzinfo=SH)
+    end = datetime(2025, 3, 3, 10, 30, tzinfo=SH)
+    return dataclasses.replace(Event(uid, summary, start, end), **kw)  # type: ignore[arg-type]
+
+
+def at(hour: int) -> datetime:
+    """An ``updated`` stamp on 2025-03-01 at ``hour`` UTC."""
+    return datetime(2025, 3, 1, hour, tzinfo=UTC)
+
+
+def r(item_id: str, event: Event | None, etag: str | None = None, error: str = "") -> Remote:
+    """A remote item."""
+    return Remote(item_id, etag, event, error or None)
+
+
+def inc(*items: Remote, deleted: tuple[str, ...] = ()) -> Changes:
+    """An incremental listing."""
+    return Changes(items, deleted, "c2", complete=False)
+
+
+def full(*items: Remote) -> Changes:
+    """A complete listing."""
+    return Changes(items, (), "c2", complete=True)
+
+
+def paired(
+    event: Event,
+    *,
+    dt: str = "dt-1",
+    href: str = "u1.ics",
+    etag: str | None = '"e1"',
+    caldav_event: Event | None = None,
+) -> PairState:
+    """A pair in agreement on ``event`` (CalDAV may hold ``caldav_event``, e.g. normalized)."""
+    c = caldav_event or event
+    return PairState(event.uid, dt, href, event.fingerprint(), c.fingerprint(), etag, event)
+
+
+def pairs(*states: PairState) -> dict[str, PairState]:
+    """Pairs keyed by uid."""
+    return {p.uid: p for p in states}
+
+
+def run(
+    states: dict[str, PairState],
+    dingtalk: Changes = NOTHING,
+    caldav: Changes = NOTHING,
+    policy: Policy | None = None,
+) -> Plan:
+    """The planner with a fixed clock."""
+    return plan(states, dingtalk, caldav, policy or Policy(), now=NOW)
+
+
+def kinds(the_plan: Plan) -> list[str]:
+    """Action class names, in plan order."""
+    return [type(a).__name__ for a in the_plan]
+
+
+def sides(the_plan: Plan) -> list[tuple[str, Side | None]]:
+    """(action, target side) in plan order."""
+    return [(type(a).__name__, getattr(a, "target", None)) for a in the_plan]
