@@ -1,0 +1,61 @@
+"""Configuration: process settings (``DIR/syncd.yaml``) and tenants (``DIR/tenants/*.yaml``).
+
+Read once, at the edge, into frozen pydantic models (CONTRACT.md "Configuration").
+``${NAME}`` secrets are resolved here and only here, from the mapping passed to
+:func:`load_config`; nothing in syncd reads ``os.environ`` below the CLI.
+
+    config = load_config(Path("config"), os.environ)
+    tenant = config.tenants["acme"]
+    tenant.dingtalk.app_secret.get_secret_value()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syncd.config._load import REDIS_URL_ENV, Config, load_config
+from syncd.config._models import (
+    Binding,
+    CalDAVSource,
+    Callback,
+    DeletionThreshold,
+    DingTalkApp,
+    DirectoryEntry,
+    IcsSource,
+    LogSettings,
+    Settings,
+    Tenant,
+)
+from syncd.config._types import parse_duration, parse_listen
+
+__all__ = [
+    "REDIS_URL_ENV",
+    "Binding",
+    "CalDAVSource",
+    "Callback",
+    "Config",
+    "DeletionThreshold",
+    "DingTalkApp",
+    "DirectoryEntry",
+    "IcsSource",
+    "LogSettings",
+    "Settings",
+    "Tenant",
+    "load_config",
+    "parse_duration",
+    "parse_listen",
+    "settings_schema",
+    "tenant_schema",
+]
+
+_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def tenant_schema() -> dict[str, Any]:
+    """The JSON Schema of a tenant file (what ``syncd schema`` prints)."""
+    return {"$schema": _DRAFT, **Tenant.model_json_schema(mode="validation")}
+
+
+def settings_schema() -> dict[str, Any]:
+    """The JSON Schema of ``syncd.yaml``."""
+    return {"$schema": _DRAFT, **Settings.model_json_schema(mode="validation")}

@@ -1,0 +1,232 @@
+"""Frozen pydantic models of ``syncd.yaml`` (:class:`Settings`) and a tenant (:class:`Tenant`).
+
+No I/O here: :mod:`syncd.config._load` reads the files. Secrets are ``SecretStr`` (their repr
+is ``'**********'``); every model hides its input in validation errors.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from syncd.config._checks import consistency_problems
+from syncd.config._types import (
+    AesKey,
+    Duration,
+    Email,
+    HttpUrl,
+    Ident,
+    Listen,
+    LogLevel,
+    NonEmptyStr,
+    RedisUrl,
+    Secret,
+    TimeOfDay,
+    Timezone,
+    parse_listen,
+)
+from syncd.errors import ConfigError
+from syncd.model import ConflictPolicy, Direction
+from syncd.translate.context import Context, Directory
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CONSISTENCY_ERROR = "tenant_consistency"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+# --- syncd.yaml -------------------------------------------------------------------------
+
+
+class LogSettings(_Frozen):
+    """How the process logs: JSON lines in production, the console renderer in development."""
+
+    format: Literal["json", "console"] = "json"
+    level: LogLevel = "info"
+
+
+class DeletionThreshold(_Frozen):
+    """When a run's planned deletions on one side are held instead of executed."""
+
+    max_count: int = Field(default=20, ge=0, description="held when more deletions than this ...")
+    max_ratio: float = Field(
+        default=0.5, ge=0, le=1, description="... and more than this share of pairs"
+    )
+
+    def exceeded(self, deletions: int, pairs: int) -> bool:
+        """True when ``deletions`` out of ``pairs`` mapped pairs must be held, not executed."""
+        return deletions > self.max_count and deletions > self.max_ratio * pairs
+
+
+class Settings(_Frozen):
+    """Process settings from ``DIR/syncd.yaml``; every key is optional."""
+
+    redis_url: RedisUrl = Field(default=DEFAULT_REDIS_URL, repr=False)  # may hold a password
+    listen: Listen = "127.0.0.1:8080"
+    log: LogSettings = LogSettings()
+    callback_max_body: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    callback_max_skew: Duration = 3600.0
+    full_reconcile_at: TimeOfDay = time(3, 0)
+    deletion_threshold: DeletionThreshold = DeletionThreshold()
+
+    @property
+    def listen_host(self) -> str:
+        """The host part of ``listen``."""
+        return parse_listen(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        """The port part of ``listen``."""
+        return parse_listen(self.listen)[1]
+
+
+# --- tenants/<id>.yaml ------------------------------------------------------------------
+
+
+class Callback(_Frozen):
+    """The tenant's DingTalk event subscription: token, EncodingAESKey, owner key."""
+
+    token: Secret
+    aes_key: AesKey = Field(description="the 43-character EncodingAESKey")
+    owner_key: NonEmptyStr | None = Field(default=None, description="defaults to dingtalk.app_key")
+
+
+class DingTalkApp(_Frozen):
+    """The tenant's DingTalk app: where its Open API is and how to sign in."""
+
+    api_base: HttpUrl = "https://api.dingtalk.com"
+    app_key: NonEmptyStr
+    app_secret: Secret
+    callback: Callback
+
+    @field_validator("api_base")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class DirectoryEntry(_Frozen):
+    """One DingTalk user: unionId and e-mail address (for attendees and organizers)."""
+
+    union_id: NonEmptyStr
+    email: Email
+
+
+class CalDAVSource(_Frozen):
+    """A CalDAV calendar collection and the credentials to reach it."""
+
+    url: HttpUrl
+    username: NonEmptyStr | None = None
+    password: Secret | None = None
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> CalDAVSource:
+        if self.password is not None and self.username is None:
+            raise PydanticCustomError("caldav", "a password needs a username")
+        return self
+
+
+class IcsSource(_Frozen):
+    """A read-only iCalendar feed imported into DingTalk."""
+
+    url: HttpUrl = Field(repr=False)  # private feed URLs carry their secret in the path
+    refresh: Duration = 3600.0
+
+
+class Binding(_Frozen):
+    """One DingTalk user's primary calendar bound to one CalDAV calendar or ICS feed."""
+
+    id: Ident
+    dingtalk_user: NonEmptyStr = Field(description="unionId; must be in the directory")
+    caldav: CalDAVSource | None = None
+    ics: IcsSource | None = None
+    direction: Direction = Field(default="both", description="an ics binding is always to_dingtalk")
+    conflict: ConflictPolicy = "newest"
+    poll_interval: Duration = Field(default=30.0, description="how often the CalDAV side is polled")
+    deletion_threshold: DeletionThreshold | None = Field(
+        None, description="overrides the one in syncd.yaml for this binding"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ics_defaults_to_dingtalk(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("ics") is not None and "direction" not in data:
+            return {**data, "direction": "to_dingtalk"}
+        return data
+
+    @field_validator("direction")
+    @classmethod
+    def _ics_is_one_way(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("ics") is not None and value != "to_dingtalk":
+            raise PydanticCustomError("direction", "an ics binding can only be to_dingtalk")
+        return value
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _caldav_only(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("ics") is not None:
+            raise PydanticCustomError("poll", "an ics binding is refreshed by ics.refresh")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> Binding:
+        if (self.caldav is None) == (self.ics is None):
+            raise PydanticCustomError("source", "a binding needs exactly one of caldav or ics")
+        return self
+
+    @property
+    def kind(self) -> Literal["caldav", "ics"]:
+        """Which kind of calendar the DingTalk side is bound to."""
+        return "caldav" if self.caldav is not None else "ics"
+
+
+class Tenant(_Frozen):
+    """One DingTalk organisation: its app, its directory and its bindings."""
+
+    id: Ident = Field(description="must equal the file name without .yaml")
+    timezone: Timezone = Field(default="UTC", description="IANA zone for floating times")
+    dingtalk: DingTalkApp
+    directory: tuple[DirectoryEntry, ...] = ()
+    bindings: tuple[Binding, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Tenant:
+        problems = consistency_problems(self.model_dump(include={"directory", "bindings"}))
+        if problems:
+            loc, message = problems[0]
+            raise PydanticCustomError(
+                CONSISTENCY_ERROR,
+                "{where}: {first}",
+                {"where": ".".join(map(str, loc)), "first": message, "problems": problems},
+            )
+        return self
+
+    @property
+    def owner_key(self) -> str:
+        """The owner key of callback envelopes: ``callback.owner_key``, else ``app_key``."""
+        return self.dingtalk.callback.owner_key or self.dingtalk.app_key
+
+    def binding(self, binding_id: str) -> Binding:
+        """The binding named ``binding_id``; :class:`ConfigError` if the tenant has none."""
+        for binding in self.bindings:
+            if binding.id == binding_id:
+                return binding
+        raise ConfigError(f"tenant {self.id!r} has no binding {binding_id!r}")
+
+    def directory_map(self) -> dict[str, str]:
+        """DingTalk unionId -> e-mail address."""
+        return {entry.union_id: entry.email for entry in self.directory}
+
+    def context(self, binding_id: str) -> Context:
+        """The translation context of one binding: directory, bound user and zone."""
+        binding = self.binding(binding_id)
+        return Context(
+            directory=Directory(emails=self.directory_map()),
+            user=binding.dingtalk_user,
+            timezone=self.timezone,
+        )
