@@ -25,7 +25,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from syncd.errors import AlreadyExists, EtagMismatch, NotFound, SyncdError, SyncTokenInvalid
-from syncd.model import Changes, Event, PairState, Remote, Side
+from syncd.model import BindingRef, Changes, Event, PairState, Remote, Side
+from syncd.reconcile import Report, reconcile
+from syncd.store.memory import MemoryStore
 from syncd.sync import Plan, Policy, plan
 from syncd.sync.ports import Written
 
@@ -241,6 +243,62 @@ class MemorySide:
         if side != str(self.side) or int(epoch) != self._epoch or int(seq) < self._horizon:
             raise SyncTokenInvalid(f"stale cursor {cursor}")
         return int(seq)
+
+
+# --- a binding to reconcile: two sides and a store ------------------------------------
+
+REF = BindingRef("acme", "alice-work")
+
+
+@dataclasses.dataclass
+class World:
+    """Two sides and a store, plus a one-call reconcile."""
+
+    dingtalk: MemorySide
+    caldav: MemorySide
+    store: MemoryStore
+
+    async def sync(
+        self,
+        policy: Policy | None = None,
+        *,
+        full: bool = False,
+        dry_run: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Report:
+        """One reconcile of the binding ``REF``."""
+        return await reconcile(
+            REF,
+            self.dingtalk,
+            self.caldav,
+            self.store,
+            policy or Policy(),
+            full=full,
+            dry_run=dry_run,
+            on_progress=on_progress,
+        )
+
+    def writes(self) -> int:
+        """Writes syncd made on both sides."""
+        return self.dingtalk.writes + self.caldav.writes
+
+    def reset_counts(self) -> None:
+        """Zero both sides' call counters."""
+        self.dingtalk.calls.clear()
+        self.caldav.calls.clear()
+
+
+def new_world() -> World:
+    """Empty DingTalk-like and CalDAV-like sides sharing one clock, and an empty store."""
+    clock = Clock()
+    return World(
+        MemorySide(Side.DINGTALK, clock=clock), MemorySide(Side.CALDAV, clock=clock), MemoryStore()
+    )
+
+
+def summaries(side: MemorySide) -> list[str]:
+    """Sorted summaries of a side's events."""
+    return sorted(e.summary for e in side.events().values())
 
 
 # --- builders for planner table tests ---------------------------------------------------

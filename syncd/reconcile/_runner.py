@@ -1,0 +1,142 @@
+"""One reconcile of one binding: read both sides, plan, apply, commit cursors, record status."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import structlog
+
+from syncd.errors import StoreError, SyncdError, SyncError, SyncTokenInvalid
+from syncd.model import BindingRef, Changes, Side
+from syncd.reconcile._apply import Applier, Progress
+from syncd.reconcile._report import Report
+from syncd.sync import Plan, Policy, plan
+from syncd.sync.ports import CalendarSide, MappingStore
+
+log = structlog.get_logger(__name__)
+
+
+async def reconcile(
+    ref: BindingRef,
+    dingtalk: CalendarSide,
+    caldav: CalendarSide,
+    store: MappingStore,
+    policy: Policy,
+    *,
+    full: bool = False,
+    dry_run: bool = False,
+    on_progress: Progress | None = None,
+    concurrency: int = 4,
+) -> Report:
+    """Bring one binding's two calendars into agreement and report what was done.
+
+    Reads both sides since their cursors (in full when ``full``, or when a cursor is
+    stale), plans with :func:`syncd.sync.plan`, and applies the plan; ``dry_run`` returns
+    the plan without writing anything, not even cursors or status. Failed actions are
+    collected in the report, not raised; cursors advance only when every change read was
+    applied (or dead-lettered as unwritable) and no deletion was held, so a cursor never
+    skips an unapplied change. Raises what reading or planning raises (``Retryable``
+    errors, ``SourceEmptied``, ...) and store errors, after recording a failed status.
+    """
+    started = time.monotonic()
+    sides = {Side.DINGTALK: dingtalk, Side.CALDAV: caldav}
+    try:
+        changes, the_plan, pairs = await _read_and_plan(ref, sides, store, policy, full)
+    except SyncdError as exc:
+        if not dry_run:
+            await _failed_status(ref, store, exc, time.monotonic() - started)
+        raise
+    complete = any(c.complete for c in changes.values())
+    if dry_run:
+        duration = time.monotonic() - started
+        return Report(ref, the_plan, duration, the_plan.per_side(), dry_run=True, full=complete)
+    applier = Applier(ref, sides, store, concurrency=concurrency, on_progress=on_progress)
+    applied = await applier.run(the_plan)
+    clean = all(e.disposition == "dead_letter" for e in applied.errors)
+    commit = clean and not the_plan.held_deletions
+    if commit:
+        await store.set_cursors(ref, {side: changes[side].cursor for side in Side})
+    report = Report(
+        ref,
+        the_plan,
+        time.monotonic() - started,
+        applied.per_side,
+        tuple(applied.errors),
+        full=complete,
+        cursors_committed=commit,
+    )
+    await store.set_status(ref, {**report.status(_now()), "pairs_before": pairs})
+    _log_run(report)
+    return report
+
+
+async def _read_and_plan(
+    ref: BindingRef,
+    sides: dict[Side, CalendarSide],
+    store: MappingStore,
+    policy: Policy,
+    full: bool,
+) -> tuple[dict[Side, Changes], Plan, int]:
+    cursors = {s: None if full else await store.get_cursor(ref, s) for s in Side}
+    pairs = await store.load_pairs(ref)
+    read = await asyncio.gather(*(_changes(sides[s], cursors[s], ref) for s in Side))
+    changes = dict(zip(Side, read, strict=True))
+    the_plan = plan(pairs, changes[Side.DINGTALK], changes[Side.CALDAV], policy, now=_clock())
+    return changes, the_plan, len(pairs)
+
+
+async def _changes(side: CalendarSide, cursor: str | None, ref: BindingRef) -> Changes:
+    """Changes since ``cursor``; a stale cursor means a full listing instead."""
+    if cursor is None:
+        return await side.changes(None)
+    try:
+        return await side.changes(cursor)
+    except SyncTokenInvalid:
+        log.info("cursor_stale", binding=str(ref), side=str(side.side))
+        return await side.changes(None)
+
+
+async def _failed_status(
+    ref: BindingRef, store: MappingStore, exc: SyncdError, duration: float
+) -> None:
+    """Record a run that could not read or plan (blocked: the planner refused)."""
+    state = "blocked" if isinstance(exc, SyncError) else "failed"
+    log.warning("reconcile_failed", binding=str(ref), error=type(exc).__name__, message=str(exc))
+    status = {
+        "state": state,
+        "last_run": _now(),
+        "duration": round(duration, 3),
+        "last_error": f"{type(exc).__name__}: {exc}",
+    }
+    try:
+        await store.set_status(ref, status)
+    except StoreError:
+        log.warning("status_not_recorded", binding=str(ref))
+
+
+def _log_run(report: Report) -> None:
+    c = report.counts
+    log.info(
+        "reconciled",
+        binding=str(report.ref),
+        created=c.created,
+        updated=c.updated,
+        deleted=c.deleted,
+        conflicts=c.conflicts,
+        skipped=c.skipped,
+        errors=len(report.errors),
+        held=len(report.held_deletions),
+        full=report.full,
+        cursors_committed=report.cursors_committed,
+        duration=round(report.duration, 3),
+    )
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _now() -> str:
+    return _clock().isoformat()
