@@ -65,7 +65,7 @@ async def _replay(request: web.Request, sandbox: Sandbox, op: str) -> web.Respon
     if op not in MUTATING or not token:
         return None
     sandbox.state.prune()
-    request[CLIENT_TOKEN_KEY] = f"{request['app_key']}:{token}"
+    request[CLIENT_TOKEN_KEY] = f"{request[APP_KEY]}:{token}"
     request[FINGERPRINT_KEY] = await _fingerprint(request)
     seen = sandbox.state.client_tokens.get(request[CLIENT_TOKEN_KEY])
     if seen is None:
