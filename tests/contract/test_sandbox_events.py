@@ -2,74 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import aiohttp
 import pytest
 
-from tests.fixtures.sandbox import SandboxHandle, sandbox_token
-
-
-def timed(summary: str, day: int = 20, hour: int = 10, **extra: Any) -> dict[str, Any]:
-    """A one-hour event body on 2025-09-<day> in Asia/Shanghai."""
-    return {
-        "summary": summary,
-        "start": {
-            "dateTime": f"2025-09-{day:02d}T{hour:02d}:00:00+08:00",
-            "timeZone": "Asia/Shanghai",
-        },
-        "end": {
-            "dateTime": f"2025-09-{day:02d}T{hour + 1:02d}:00:00+08:00",
-            "timeZone": "Asia/Shanghai",
-        },
-        **extra,
-    }
-
-
-class Api:
-    """A tiny DingTalk client over aiohttp for these tests."""
-
-    def __init__(self, handle: SandboxHandle, session: aiohttp.ClientSession, token: str):
-        self.h, self.s, self.token = handle, session, token
-
-    async def call(
-        self, method: str, path: str, *, json: Any = None, params: Any = None, headers: Any = None
-    ) -> tuple[int, Any]:
-        hdrs = {"x-acs-dingtalk-access-token": self.token, **(headers or {})}
-        async with self.s.request(
-            method, self.h.url + path, json=json, params=params, headers=hdrs
-        ) as resp:
-            return resp.status, await resp.json(content_type=None)
-
-    @staticmethod
-    def events(user: str, suffix: str = "") -> str:
-        return f"/v1.0/calendar/users/{user}/calendars/primary/events{suffix}"
-
-    async def create(self, user: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        status, data = await self.call("POST", self.events(user), json=body, **kw)
-        assert status == 200, data
-        return dict(data)
-
-    async def list_all(self, user: str, **params: str) -> tuple[list[dict[str, Any]], str]:
-        """Every page of ListEvents; returns events and the final syncToken."""
-        out: list[dict[str, Any]] = []
-        query = dict(params)
-        while True:
-            status, data = await self.call("GET", self.events(user), params=query)
-            assert status == 200, data
-            out += data["events"]
-            if not data.get("nextToken"):
-                return out, data["syncToken"]
-            query = {**params, "nextToken": data["nextToken"]}
-            query.pop("syncToken", None)
+from tests.fixtures.sandbox import SandboxApi as Api
+from tests.fixtures.sandbox import SandboxHandle
+from tests.fixtures.sandbox import timed_event as timed
 
 
 @pytest.fixture
-async def api(sandbox: SandboxHandle) -> Any:
-    """An authenticated Api against the sandbox fixture."""
-    token = await sandbox_token(sandbox)
-    async with aiohttp.ClientSession() as session:
-        yield Api(sandbox, session, token)
+def api(sandbox_api: Api) -> Api:
+    """Short name for the ``sandbox_api`` fixture."""
+    return sandbox_api
 
 
 async def test_create_returns_documented_shape(api: Api) -> None:
