@@ -142,6 +142,7 @@ async def test_token_of_another_calendar_is_invalid(
         await client.sync(stale)
 
 
+@pytest.mark.slow
 async def test_listing_fetches_in_multiget_chunks(
     client: CalDAVClient, caldav_calendar: CalendarHandle
 ) -> None:

@@ -170,18 +170,17 @@ async def test_nobody_listening_is_source_unavailable() -> None:
     assert isinstance(caught.value, errors.Retryable)
 
 
-async def test_slow_server_times_out_as_source_unavailable(
-    server: ScriptedServer, client: CalDAVClient
-) -> None:
+async def test_slow_server_times_out_as_source_unavailable(server: ScriptedServer) -> None:
     """A server slower than the client's timeout is SourceUnavailable."""
 
     async def slow(_request: web.Request, _body: str) -> web.StreamResponse:
-        await asyncio.sleep(3)
+        await asyncio.sleep(1.0)
         return web.Response(status=207)
 
     server.handler = slow
-    with pytest.raises(errors.SourceUnavailable):
-        await client.sync("tok")
+    async with CalDAVClient(server.url, "alice", "secret", timeout=0.2) as dav:
+        with pytest.raises(errors.SourceUnavailable):
+            await dav.sync("tok")
 
 
 async def test_malformed_xml_is_bad_response(server: ScriptedServer, client: CalDAVClient) -> None:
