@@ -1,0 +1,98 @@
+"""Writing a series' exceptions (moved/edited or cancelled occurrences) to DingTalk.
+
+DingTalk keeps an exception as its own event: the occurrence's instance id, patched (or
+deleted, which cancels just that occurrence). The translation layer lists what the series
+needs with ``exception_bodies``; here each recurrence id is matched to its instance by
+ListInstances around it (one call per year of recurrence ids) and written — unless the
+series already holds exactly that exception (``before``), so re-writing a series does not
+re-patch every exception. An exception DingTalk holds but the event no longer has cannot
+be reverted through the API; it is logged and left (the read-back shows it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from syncd.adapters.dingtalk import _series
+from syncd.adapters.dingtalk.client import DingTalkClient
+from syncd.errors import TranslationError
+from syncd.model import Event, When
+from syncd.translate import Context, as_dingtalk_keeps, event_from_dingtalk, exception_bodies
+
+log = structlog.get_logger(__name__)
+
+
+async def apply_exceptions(
+    client: DingTalkClient,
+    user: str,
+    ctx: Context,
+    series_id: str,
+    event: Event,
+    before: Event | None,
+) -> int:
+    """Write the exceptions ``event`` has and ``before`` lacks; returns how many were written."""
+    wanted = exception_bodies(event, ctx)
+    todo = [(rid, body) for rid, body in wanted if not _already_held(rid, body, event, before, ctx)]
+    _log_unrevertable(event, before, series_id)
+    if not todo:
+        return 0
+    ids = await instance_ids(client, user, ctx, series_id, [rid for rid, _ in todo])
+    written = 0
+    for rid, body in todo:
+        instance = ids.get(_series.rid_key(rid))
+        if instance is None:
+            log.warning("dingtalk.exception.no_instance", series_id=series_id, rid=str(rid))
+            continue
+        if body is None:
+            await client.delete_event(user, instance)
+        else:
+            await client.patch_event(user, instance, body)
+        written += 1
+    return written
+
+
+def _already_held(
+    rid: When, body: dict[str, Any] | None, event: Event, before: Event | None, ctx: Context
+) -> bool:
+    if before is None or before.recurrence is None:
+        return False
+    key = _series.rid_key(rid)
+    if body is None:
+        return key in {_series.rid_key(d) for d in before.recurrence.exdates}
+    have = {_series.rid_key(o.recurrence_id): o for o in before.overrides if o.recurrence_id}
+    want = next(o for o in event.overrides if o.recurrence_id == rid)
+    held = have.get(key)
+    return held is not None and held.fingerprint() == as_dingtalk_keeps(want, ctx).fingerprint()
+
+
+def _log_unrevertable(event: Event, before: Event | None, series_id: str) -> None:
+    if before is None:
+        return
+    wanted = {_series.rid_key(o.recurrence_id) for o in event.overrides if o.recurrence_id}
+    if event.recurrence is not None:
+        wanted |= {_series.rid_key(d) for d in event.recurrence.exdates}
+    held = {_series.rid_key(o.recurrence_id) for o in before.overrides if o.recurrence_id}
+    if before.recurrence is not None:
+        held |= {_series.rid_key(d) for d in before.recurrence.exdates}
+    for key in sorted(held - wanted):
+        log.warning("dingtalk.exception.unrevertable", series_id=series_id, rid=key)
+
+
+async def instance_ids(
+    client: DingTalkClient, user: str, ctx: Context, series_id: str, rids: Sequence[When]
+) -> dict[str, str]:
+    """Instance ids of the occurrences originally at ``rids``, keyed by ``rid_key``."""
+    out: dict[str, str] = {}
+    for low, high in _series.rid_windows(rids):
+        for item in await client.list_instances(user, series_id, time_min=low, time_max=high):
+            try:
+                rid = event_from_dingtalk(item, [], ctx).recurrence_id
+            except (TranslationError, ValueError, KeyError, TypeError) as exc:
+                log.warning("dingtalk.instance.untranslatable", id=item.get("id"), error=str(exc))
+                continue
+            if rid is not None and item.get("id"):
+                out[_series.rid_key(rid)] = str(item["id"])
+    return out

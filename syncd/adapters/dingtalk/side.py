@@ -1,0 +1,231 @@
+"""``DingTalkSide``: one user's DingTalk primary calendar as a :class:`CalendarSide`.
+
+Reading
+    ``changes(None)`` lists the calendar in full: ListEvents (``showDeleted=true``) over
+    ``past_days`` before now to ``window_days`` after now, cut into windows of at most one
+    year as the API requires (defaults: 183 + 365 days, i.e. two calls, plus paging), and
+    keeps the ``syncToken`` of the *first* window, so nothing changed while the later
+    windows were read can be missed. Events starting outside that range are not listed.
+    ``changes(token)`` is one ListEvents with the ``syncToken`` (plus paging); a stale
+    token raises ``SyncTokenInvalid`` for the caller to re-list. Cancelled items become
+    deleted ids. Every recurring series touched is re-read whole (master plus its
+    materialised exceptions, one ListEvents by ``seriesMasterId``) so a series translates
+    the same however it was reached; items listed with the 100-attendee cap are completed
+    with ListAttendees. Nothing changed → exactly one request.
+    ``Remote.etag`` is the event's ``updateTime`` (DingTalk has no etags).
+
+Writing
+    ``create``/``update`` send :func:`event_to_dingtalk` (a full body, so a PUT patch
+    replaces every mapped field, attendees included), then the series' exceptions (see
+    ``_exceptions``). ``Written.event`` is what DingTalk answered, translated back — for a
+    series the series re-read — so its fingerprint equals what ``changes`` reports next.
+    ``update``/``delete`` with an ``etag`` first GET the event and raise ``EtagMismatch``
+    if its ``updateTime`` moved (one extra request); without one they write blindly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from syncd.adapters.dingtalk import _series
+from syncd.adapters.dingtalk._exceptions import apply_exceptions
+from syncd.adapters.dingtalk._series import Grouped, Item
+from syncd.adapters.dingtalk.client import DingTalkClient
+from syncd.errors import BadResponse, EtagMismatch, NotFound, TranslationError
+from syncd.model import Changes, Event, Remote, Side
+from syncd.sync.ports import Written
+from syncd.translate import Context, dingtalk_warnings, event_from_dingtalk, event_to_dingtalk
+
+log = structlog.get_logger(__name__)
+
+LIST_ATTENDEE_CAP = 100  # ListEvents (and write answers) carry at most this many attendees
+Series = tuple[Item | None, list[Item]]
+
+
+class DingTalkSide:
+    """The bound user's DingTalk ``primary`` calendar, read and written as canonical events."""
+
+    side = Side.DINGTALK
+
+    def __init__(
+        self,
+        client: DingTalkClient,
+        user: str,
+        ctx: Context,
+        *,
+        window_days: int = 365,
+        past_days: int = 183,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._client = client
+        self._user = user
+        self._ctx = ctx
+        self._ahead = timedelta(days=window_days)
+        self._behind = timedelta(days=past_days)
+        self._now = now
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def changes(self, cursor: str | None) -> Changes:
+        """Full listing when ``cursor`` is None, else the delta since that syncToken."""
+        if cursor is None:
+            return await self._full()
+        result = await self._client.list_events(self._user, sync_token=cursor, show_deleted=True)
+        grouped = _series.group(result.events)
+        items, deleted = await self._build(grouped)
+        token = result.sync_token
+        if token is None:
+            log.warning("dingtalk.delta.no_sync_token", user=self._user)
+            token = cursor
+        return Changes(tuple(items), tuple(deleted), token, complete=False)
+
+    async def _full(self) -> Changes:
+        now = self._now()
+        grouped, token = Grouped(), None
+        for low, high in _series.windows(now - self._behind, now + self._ahead):
+            result = await self._client.list_events(
+                self._user, time_min=low, time_max=high, show_deleted=True
+            )
+            token = token or result.sync_token
+            for item in result.events:
+                grouped.add(item)
+        if token is None:
+            raise BadResponse("DingTalk ListEvents returned no syncToken on its last page")
+        items, deleted = await self._build(grouped)
+        log.info("dingtalk.full_list", user=self._user, items=len(items), deleted=len(deleted))
+        return Changes(tuple(items), tuple(deleted), token, complete=True)
+
+    async def _build(self, grouped: Grouped) -> tuple[list[Remote], list[str]]:
+        items: list[Remote] = []
+        deleted: list[str] = []
+        series_ids = grouped.orphans()
+        for item_id, top in grouped.tops.items():
+            if _series.is_cancelled(top):
+                deleted.append(item_id)
+            elif _series.is_series(top):
+                series_ids.add(item_id)
+            else:
+                items.append(await self._remote(top, []))
+        for series_id in sorted(series_ids - set(deleted)):
+            master, instances = await self._load_series(series_id)
+            if master is None:  # the master is not visible: report instances on their own
+                for inst in grouped.instances.get(series_id, {}).values():
+                    if _series.is_cancelled(inst):
+                        deleted.append(str(inst["id"]))
+                    else:
+                        items.append(await self._remote(inst, []))
+            elif _series.is_cancelled(master):
+                deleted.append(series_id)
+            else:
+                items.append(await self._remote(master, instances))
+        return items, deleted
+
+    async def _load_series(self, series_id: str) -> Series:
+        """A series' master and all its materialised instances (one ListEvents)."""
+        result = await self._client.list_events(
+            self._user, series_master_id=series_id, show_deleted=True
+        )
+        grouped = _series.group(result.events)
+        instances = list(grouped.instances.get(series_id, {}).values())
+        return grouped.tops.get(series_id), instances
+
+    async def _complete(self, item: Item) -> Item:
+        """The item with every attendee, when the listing's cap may have cut some off."""
+        if len(item.get("attendees") or ()) < LIST_ATTENDEE_CAP:
+            return item
+        people = await self._client.list_attendees(self._user, str(item["id"]))
+        return {**item, "attendees": people}
+
+    async def _remote(self, top: Item, instances: Iterable[Item]) -> Remote:
+        top = await self._complete(top)
+        done = [await self._complete(i) for i in instances]
+        item_id = str(top["id"])
+        etag = top.get("updateTime")
+        try:
+            event = event_from_dingtalk(top, done, self._ctx)
+        except (TranslationError, ValueError, KeyError, TypeError) as exc:
+            log.warning("dingtalk.untranslatable", user=self._user, event_id=item_id,
+                        error=str(exc), kind=type(exc).__name__)  # fmt: skip
+            return Remote(item_id, None, None, error=f"{type(exc).__name__}: {exc}")
+        return Remote(item_id, str(etag) if etag else None, event)
+
+    # --- writing -------------------------------------------------------------------------
+
+    async def create(self, event: Event) -> Written:
+        """Create the event (and its exceptions) in the user's primary calendar."""
+        self._warn(event, "create")
+        created = await self._client.create_event(self._user, event_to_dingtalk(event, self._ctx))
+        event_id = created.get("id")
+        if not isinstance(event_id, str) or not event_id:
+            raise BadResponse("DingTalk CreateEvent answer lacks an id")
+        return await self._written(event_id, created, event, None)
+
+    async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
+        """Patch the event with every mapped field; ``etag`` is an ``updateTime`` to check."""
+        self._warn(event, "update")
+        current: Series = (None, [])
+        if event.recurrence is not None:
+            current = await self._load_series(item_id)
+            if current[0] is None:
+                raise NotFound(f"DingTalk series {item_id} is gone", code="instanceNotExist")
+        if etag is not None:
+            await self._check_etag(item_id, etag, current[0])
+        body = event_to_dingtalk(event, self._ctx)
+        patched = await self._client.patch_event(self._user, item_id, body)
+        before = self._translate_quietly(current) if current[0] is not None else None
+        return await self._written(item_id, patched, event, before)
+
+    async def delete(self, item_id: str, etag: str | None) -> None:
+        """Delete the event (a whole series when ``item_id`` is a master); gone is fine."""
+        if etag is not None:
+            try:
+                await self._check_etag(item_id, etag, None)
+            except NotFound:
+                return
+        await self._client.delete_event(self._user, item_id)
+
+    async def _check_etag(self, item_id: str, etag: str, known: Item | None) -> None:
+        current = known or await self._client.get_event(self._user, item_id)
+        if current.get("updateTime") != etag:
+            raise EtagMismatch(
+                f"DingTalk event {item_id} changed since {etag} (now {current.get('updateTime')})"
+            )
+
+    async def _written(
+        self, event_id: str, answer: Mapping[str, Any], event: Event, before: Event | None
+    ) -> Written:
+        """Apply a series' exceptions, then read back what DingTalk now holds."""
+        if event.recurrence is not None or _series.is_series(answer):
+            await apply_exceptions(self._client, self._user, self._ctx, event_id, event, before)
+            master, instances = await self._load_series(event_id)
+            if master is None:
+                raise BadResponse(f"DingTalk series {event_id} vanished right after writing")
+            remote = await self._remote(master, instances)
+        else:
+            remote = await self._remote(dict(answer), [])
+        if remote.event is None:
+            raise TranslationError(f"cannot read back what was written: {remote.error}")
+        held = _with_uid(remote.event, event.uid)
+        return Written(event_id, remote.etag, held)
+
+    def _translate_quietly(self, series: Series) -> Event | None:
+        master, instances = series
+        try:
+            return event_from_dingtalk(master or {}, instances, self._ctx)
+        except (TranslationError, ValueError, KeyError, TypeError):
+            return None
+
+    def _warn(self, event: Event, op: str) -> None:
+        for note in dingtalk_warnings(event, self._ctx):
+            log.warning("dingtalk.lossy_write", op=op, user=self._user, uid=event.uid, note=note)
+
+
+def _with_uid(event: Event, uid: str) -> Event:
+    """The event (and its overrides) under the caller's uid; uids are not fingerprinted."""
+    overrides = tuple(dataclasses.replace(o, uid=uid) for o in event.overrides)
+    return dataclasses.replace(event, uid=uid, overrides=overrides)
