@@ -11,14 +11,19 @@ from syncd.errors import ConfigError
 from syncd.sandbox._http import sandbox_of
 
 
+def _bad(message: str) -> web.HTTPBadRequest:
+    """A 400 with a JSON body ``{"error": message}``."""
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
 async def _json(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         data = json.loads(raw) if raw.strip() else {}
     except ValueError as exc:
-        raise web.HTTPBadRequest(text="body is not JSON") from exc
+        raise _bad("body is not JSON") from exc
     if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text="body must be a JSON object")
+        raise _bad("body must be a JSON object")
     return data
 
 
@@ -43,7 +48,7 @@ async def faults(request: web.Request) -> web.Response:
     try:
         updated = sandbox_of(request).set_faults(**await _json(request))
     except (TypeError, ValueError) as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from exc
+        raise _bad(str(exc)) from exc
     return web.json_response(updated.as_dict())
 
 
@@ -69,9 +74,9 @@ async def callbacks(request: web.Request) -> web.Response:
             sandbox.set_callback(app_key, url, token, aes_key)
             ok = True
     except (KeyError, ValueError, ConfigError) as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from exc
+        raise _bad(str(exc)) from exc
     if not ok:
-        raise web.HTTPBadRequest(text="check_url push was not answered with success")
+        raise _bad("check_url push was not answered with success")
     return web.json_response({"ok": True})
 
 
@@ -84,7 +89,7 @@ async def expire(request: web.Request) -> web.Response:
     elif what == "access_tokens":
         sandbox.expire_access_tokens()
     else:
-        raise web.HTTPBadRequest(text="what must be sync_tokens or access_tokens")
+        raise _bad("what must be sync_tokens or access_tokens")
     return web.json_response({"ok": True})
 
 
