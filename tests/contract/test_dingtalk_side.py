@@ -14,7 +14,7 @@ import redis.asyncio as aredis
 
 from syncd.adapters.dingtalk import DingTalkClient, TokenCache
 from syncd.adapters.dingtalk.side import DingTalkSide
-from syncd.errors import EtagMismatch, SyncTokenInvalid
+from syncd.errors import EtagMismatch, RateLimited, SyncTokenInvalid
 from syncd.model import Attendee, Changes, Event, Recurrence, Remote
 from syncd.translate import Context, Directory
 from tests.fixtures.sandbox import USERS, SandboxHandle
@@ -294,3 +294,28 @@ async def test_untranslatable_event_is_reported_not_raised(bench: Bench) -> None
     assert bad.error
     assert "someday" in bad.error
     assert only(full, good.id).event is not None
+
+
+async def test_failed_series_create_is_rolled_back(
+    sandbox: SandboxHandle, redis_client: aredis.Redis
+) -> None:
+    """When writing a new series' exceptions fails, the master is deleted again (no duplicate)."""
+    async with aiohttp.ClientSession() as session:
+        tokens = TokenCache(redis_client)
+        client = DingTalkClient(session, sandbox.url, sandbox.app_key, sandbox.app_secret,
+                                tokens, max_retries=2, sleep=_no_sleep)  # fmt: skip
+        await client.list_calendars("u-alice")
+        side = DingTalkSide(client, "u-alice", CTX)
+        event = series()
+        second = dataclasses.replace(
+            event.overrides[0],
+            recurrence_id=event.overrides[0].recurrence_id + timedelta(days=1),  # type: ignore[operator]
+            summary="Standup (later)",
+        )
+        event = dataclasses.replace(event, overrides=(*event.overrides, second))
+        sandbox.sandbox.set_faults(qps_limit=1)  # the second PatchEvent within 1 s is throttled
+        with pytest.raises(RateLimited):
+            await side.create(event)
+        sandbox.sandbox.set_faults(qps_limit=None)
+        assert sandbox.sandbox.stats()["requests"]["DeleteEvent"] == 1
+        assert sandbox.sandbox.events_of("u-alice") == []

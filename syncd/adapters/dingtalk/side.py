@@ -36,10 +36,16 @@ from syncd.adapters.dingtalk import _series
 from syncd.adapters.dingtalk._exceptions import apply_exceptions
 from syncd.adapters.dingtalk._series import Grouped, Item
 from syncd.adapters.dingtalk.client import DingTalkClient
-from syncd.errors import BadResponse, EtagMismatch, NotFound, TranslationError
+from syncd.errors import BadResponse, EtagMismatch, NotFound, SourceError, TranslationError
 from syncd.model import Changes, Event, Remote, Side
 from syncd.sync.ports import Written
-from syncd.translate import Context, dingtalk_warnings, event_from_dingtalk, event_to_dingtalk
+from syncd.translate import (
+    Context,
+    as_dingtalk_keeps,
+    dingtalk_warnings,
+    event_from_dingtalk,
+    event_to_dingtalk,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -163,7 +169,21 @@ class DingTalkSide:
         event_id = created.get("id")
         if not isinstance(event_id, str) or not event_id:
             raise BadResponse("DingTalk CreateEvent answer lacks an id")
-        return await self._written(event_id, created, event, None)
+        try:
+            return await self._written(event_id, created, event, None)
+        except SourceError:
+            # Exceptions or the read-back failed: undo the create (best effort) so that the
+            # caller's retry cannot leave a duplicate series behind.
+            await self._rollback(event_id)
+            raise
+
+    async def _rollback(self, event_id: str) -> None:
+        try:
+            await self._client.delete_event(self._user, event_id)
+        except SourceError as exc:
+            log.error("dingtalk.create.rollback_failed", event_id=event_id, error=str(exc))
+        else:
+            log.warning("dingtalk.create.rolled_back", event_id=event_id)
 
     async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
         """Patch the event with every mapped field; ``etag`` is an ``updateTime`` to check."""
@@ -208,9 +228,11 @@ class DingTalkSide:
             remote = await self._remote(master, instances)
         else:
             remote = await self._remote(dict(answer), [])
-        if remote.event is None:
-            raise TranslationError(f"cannot read back what was written: {remote.error}")
-        held = _with_uid(remote.event, event.uid)
+        if remote.event is None:  # a translation bug: predict instead of failing the write
+            log.error("dingtalk.readback_untranslatable", event_id=event_id, error=remote.error)
+            held = as_dingtalk_keeps(event, self._ctx)
+        else:
+            held = _with_uid(remote.event, event.uid)
         return Written(event_id, remote.etag, held)
 
     def _translate_quietly(self, series: Series) -> Event | None:
