@@ -274,3 +274,23 @@ async def test_truncated_sync_is_followed_to_the_end(
     assert changes.deleted == (COLLECTION + "b.ics",)
     assert changes.token == "t2"
     assert len(server.seen) == 2
+
+
+async def test_truncation_without_a_new_token_is_bad_response(
+    server: ScriptedServer, client: CalDAVClient
+) -> None:
+    """A truncated listing that cannot be continued is an error, never a 'complete' listing."""
+    cut = (
+        f"<D:response><D:href>{COLLECTION}</D:href>"
+        "<D:status>HTTP/1.1 507 Insufficient Storage</D:status></D:response>"
+    )
+    page = multistatus(member(COLLECTION + "a.ics", '"ea"'), cut, token="t0")
+
+    async def handle(_request: web.Request, body: str) -> web.StreamResponse:
+        return web.Response(status=207, text=page, content_type="application/xml")
+
+    server.handler = handle
+    with pytest.raises(errors.BadResponse):
+        await client.sync("t0")
+    with pytest.raises(errors.BadResponse):
+        await client.sync(None)

@@ -42,7 +42,6 @@ _BY_STATUS: dict[int, type[errors.SourceError]] = {
     404: errors.NotFound,
     408: errors.SourceUnavailable,
     409: errors.InvalidRequest,
-    412: errors.PreconditionFailed,
     429: errors.RateLimited,
 }
 

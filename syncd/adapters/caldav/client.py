@@ -156,8 +156,12 @@ class CalDAVClient:
             deleted = (deleted | page.deleted) - page.changed.keys()
             for href in page.deleted:
                 changed.pop(href, None)
-            if not page.truncated or not page.token or page.token == token:
-                return _wire.SyncPage(changed, deleted, page.token, page.truncated)
+            if not page.truncated:
+                return _wire.SyncPage(changed, deleted, page.token, truncated=False)
+            if not page.token or page.token == token:
+                # Going on would repeat this page forever; stopping would pass a partial
+                # listing off as the whole calendar (and read absent items as deleted).
+                raise errors.BadResponse(f"CalDAV sync {self.url}: truncated without a new token")
             token = page.token
         raise errors.BadResponse(f"CalDAV sync {self.url}: still truncated after many pages")
 
