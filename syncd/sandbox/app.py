@@ -104,10 +104,22 @@ async def _api(request: web.Request, handler: Handler, sandbox: Sandbox, op: str
     return response
 
 
+async def _unknown_api(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown DingTalk paths and methods get a DingTalk-style JSON error, not plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed:
+        return ApiError(405, "InvalidAction.MethodNotAllowed", "method not allowed").response()
+    except web.HTTPNotFound:
+        return ApiError(404, "InvalidAction.NotFound", f"no API at {request.path}").response()
+
+
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count, authenticate, inject faults, replay idempotent calls, map errors."""
     op = request.match_info.route.name
+    if op is None and request.path.startswith("/v1.0/"):
+        return await _unknown_api(request, handler)
     if op is None or op.startswith("_sandbox"):
         return await handler(request)
     sandbox = sandbox_of(request)

@@ -20,6 +20,7 @@ from syncd.sandbox.times import now_ms
 from syncd.sandbox.writer import Change
 
 log = structlog.get_logger(__name__)
+SAVE_DELAY = 0.2  # seconds between a change and the state file write
 
 
 def _target_of(app: AppSeed) -> Target | None:
@@ -62,6 +63,7 @@ class Sandbox:
             if target is not None:
                 self.targets[app.app_key] = target
         self.requests: Counter[str] = Counter()
+        self._save_handle: asyncio.TimerHandle | None = None
         self.checks = {"ok": 0, "failed": 0}
 
     # --- tokens ------------------------------------------------------------------------
@@ -217,11 +219,24 @@ class Sandbox:
         return data
 
     def persist(self) -> None:
-        """Write the state file, if one was given."""
+        """Save the state file (if any) soon; bursts of changes are written once."""
+        if self.state_file is None or self._save_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._save()
+            return
+        self._save_handle = loop.call_later(SAVE_DELAY, self._save)
+
+    def _save(self) -> None:
+        self._save_handle = None
         if self.state_file is not None:
             self.state.save(self.state_file)
 
     async def close(self) -> None:
-        """Stop pending pushes and persist."""
+        """Stop pending pushes and write the state file now."""
         await self.pusher.close()
-        self.persist()
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+        self._save()

@@ -274,3 +274,18 @@ async def test_fault_rates_are_deterministic(api: Api, sandbox: SandboxHandle) -
     first, second = await run(), await run()
     assert first == second
     assert set(first) == {200, 500}
+
+
+async def test_unknown_api_path_is_json_404(api: Api) -> None:
+    """A path DingTalk does not have answers a JSON error body, not plain text."""
+    status, err = await api.call("GET", "/v1.0/calendar/users/u-alice/nothingHere")
+    assert_error(status, err, 404, "InvalidAction.NotFound")
+
+
+async def test_body_must_be_a_json_object(api: Api) -> None:
+    """A JSON array or broken JSON as the body → 400 invalidParameter.body."""
+    status, err = await api.call("POST", api.events("u-alice"), json=[1, 2])
+    assert_error(status, err, 400, "invalidParameter.body")
+    hdrs = {"x-acs-dingtalk-access-token": api.token, "content-type": "application/json"}
+    async with api.s.post(api.h.url + api.events("u-alice"), data=b"{nope", headers=hdrs) as r:
+        assert_error(r.status, await r.json(), 400, "invalidParameter.body")
