@@ -1,15 +1,46 @@
-"""Pure translation DingTalk JSON <-> canonical Event <-> iCalendar (no I/O).
-
-Public surface (implementations in the submodules):
+"""Pure translation DingTalk JSON <-> canonical Event <-> iCalendar (no I/O, no await).
 
 - ``Directory`` / ``Context``: what translation needs to know about the tenant.
 - ``event_from_dingtalk(master, instances, ctx) -> Event``
-- ``event_to_dingtalk(event, ctx) -> dict``  (create/patch body; no ``id``)
+- ``event_to_dingtalk(event, ctx) -> dict``  (create/patch body; no ``id``; no exceptions)
+- ``exception_bodies(event, ctx) -> [(recurrence_id, body | None)]``  (None = cancelled)
+- ``dingtalk_warnings(event, ctx) -> [str]``  (what the body cannot carry: truncation, ...)
+- ``as_dingtalk_keeps(event, ctx) -> Event``  (the event as DingTalk will hold it)
 - ``event_from_ical(text, ctx) -> Event``     (one calendar object resource)
 - ``event_to_ical(event, ctx) -> str``
 - ``uid_for_dingtalk_id(event_id) -> str``   (deterministic UID for DingTalk-born events)
+- ``canonical_rrule``, ``rrule_to_dingtalk``, ``dingtalk_to_rrule``: recurrence mapping.
 """
 
+from syncd.translate._dtrecur import dingtalk_to_rrule, rrule_to_dingtalk
+from syncd.translate._rrule import canonical_rrule
 from syncd.translate.context import Context, Directory
+from syncd.translate.dingtalk import (
+    DESCRIPTION_LIMIT,
+    SUMMARY_LIMIT,
+    as_dingtalk_keeps,
+    dingtalk_warnings,
+    event_from_dingtalk,
+    event_to_dingtalk,
+    exception_bodies,
+    uid_for_dingtalk_id,
+)
+from syncd.translate.ical import event_from_ical, event_to_ical
 
-__all__ = ["Context", "Directory"]
+__all__ = [
+    "DESCRIPTION_LIMIT",
+    "SUMMARY_LIMIT",
+    "Context",
+    "Directory",
+    "as_dingtalk_keeps",
+    "canonical_rrule",
+    "dingtalk_to_rrule",
+    "dingtalk_warnings",
+    "event_from_dingtalk",
+    "event_from_ical",
+    "event_to_dingtalk",
+    "event_to_ical",
+    "exception_bodies",
+    "rrule_to_dingtalk",
+    "uid_for_dingtalk_id",
+]

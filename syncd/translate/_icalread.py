@@ -1,0 +1,194 @@
+"""Reading one VEVENT's properties into model values (helpers of :mod:`.ical`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import structlog
+from icalendar import Component
+
+from syncd.errors import BrokenCalendarData, Unrepresentable
+from syncd.model import Attendee, PartStat, Privacy, Status, When
+from syncd.translate import _common, _people, _time
+from syncd.translate._rrule import canonical_rrule
+from syncd.translate.context import Context
+
+log = structlog.get_logger(__name__)
+
+_STATUS: dict[str, Status] = {
+    "CONFIRMED": "confirmed",
+    "TENTATIVE": "tentative",
+    "CANCELLED": "cancelled",
+}
+_CLASS: dict[str, Privacy] = {
+    "PUBLIC": "public",
+    "PRIVATE": "private",
+    "CONFIDENTIAL": "confidential",
+}
+_PARTSTAT: dict[str, PartStat] = {
+    "ACCEPTED": "accepted",
+    "DECLINED": "declined",
+    "TENTATIVE": "tentative",
+}
+
+
+def as_list(value: Any) -> list[Any]:
+    """A property that may occur once or several times, as a list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def when(prop: Any, ctx: Context, what: str) -> When:
+    """A DATE / DATE-TIME property value (``vDDDTypes``) as a model value."""
+    value = getattr(prop, "dt", None)
+    if isinstance(value, datetime):
+        tzid = (getattr(prop, "params", None) or {}).get("TZID")
+        if value.tzinfo is None and tzid:
+            found = _time.zone(str(tzid))
+            if found is None:
+                log.warning("unknown_tzid", tzid=str(tzid), used=ctx.timezone)
+            else:
+                value = value.replace(tzinfo=found)
+        return _time.in_zone(value, ctx.timezone)
+    if isinstance(value, date):
+        return value
+    raise BrokenCalendarData(f"{what} is not a date or date-time: {prop!r}", field=what.lower())
+
+
+def times(ev: Component, ctx: Context) -> tuple[When, When]:
+    """DTSTART and the (exclusive) end from DTEND or DURATION, made consistent."""
+    if ev.get("DTSTART") is None:
+        raise BrokenCalendarData("VEVENT without DTSTART", field="dtstart")
+    start = when(ev["DTSTART"], ctx, "DTSTART")
+    end: When | None = None
+    if ev.get("DTEND") is not None:
+        end = when(ev["DTEND"], ctx, "DTEND")
+    elif ev.get("DURATION") is not None:
+        length = getattr(ev["DURATION"], "dt", None)
+        if not isinstance(length, timedelta):
+            raise BrokenCalendarData(f"bad DURATION {ev['DURATION']!r}", field="duration")
+        if isinstance(start, datetime):
+            end = start + length
+        else:
+            end = start + timedelta(days=max(1, length.days))
+    return start, _time.fix_end(start, end)
+
+
+def status(ev: Component) -> Status:
+    """STATUS (absent: confirmed)."""
+    return _STATUS.get(str(ev.get("STATUS", "CONFIRMED")).upper(), "confirmed")
+
+
+def privacy(ev: Component) -> Privacy:
+    """CLASS (absent: public; unknown values: private, as RFC 5545 says)."""
+    value = ev.get("CLASS")
+    return "public" if value is None else _CLASS.get(str(value).upper(), "private")
+
+
+def organizer(ev: Component) -> str | None:
+    """The organizer's normalised e-mail, or None."""
+    value = ev.get("ORGANIZER")
+    return _people.normal_email(str(value)) if value else None
+
+
+def attendees(ev: Component, org: str | None) -> tuple[Attendee, ...]:
+    """ATTENDEE properties (the organizer and duplicates left out)."""
+    people = []
+    for prop in as_list(ev.get("ATTENDEE")):
+        params = getattr(prop, "params", {}) or {}
+        email = _people.normal_email(str(prop))
+        if not email:
+            continue
+        role = str(params.get("ROLE", "REQ-PARTICIPANT")).upper()
+        people.append(
+            Attendee(
+                email=email,
+                name=_common.clean_name(params.get("CN", "")),
+                partstat=_PARTSTAT.get(str(params.get("PARTSTAT", "")).upper(), "needs-action"),
+                optional=role in ("OPT-PARTICIPANT", "NON-PARTICIPANT"),
+            )
+        )
+    return _people.clean_people(org, people)
+
+
+def reminders(ev: Component, start: When, end: When, ctx: Context) -> tuple[int, ...]:
+    """VALARM triggers as whole minutes before the start (alarms after it are skipped)."""
+    found = []
+    for alarm in ev.walk("VALARM"):
+        minutes = _alarm_minutes(alarm.get("TRIGGER"), start, end, ctx)
+        if minutes is None:
+            log.info("alarm_skipped", trigger=str(alarm.get("TRIGGER")))
+        else:
+            found.append(minutes)
+    return _common.reminders(found)
+
+
+def _alarm_minutes(trigger: Any, start: When, end: When, ctx: Context) -> int | None:
+    value = getattr(trigger, "dt", None)
+    anchor = start
+    if str((getattr(trigger, "params", None) or {}).get("RELATED", "START")).upper() == "END":
+        anchor = end
+    if isinstance(value, timedelta):
+        before = -(value + (_time_of(anchor, ctx) - _time_of(start, ctx)))
+    elif isinstance(value, datetime):
+        before = _time_of(start, ctx) - _time.in_zone(value, ctx.timezone)
+    else:
+        return None
+    seconds = before.total_seconds()
+    return None if seconds < 0 else math.floor(seconds / 60)
+
+
+def _time_of(value: When, ctx: Context) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, datetime.min.time(), tzinfo=_time.tenant_zone(ctx.timezone))
+
+
+def meeting_url(ev: Component) -> str | None:
+    """CONFERENCE (RFC 7986) if present, else URL."""
+    for name in ("CONFERENCE", "URL"):
+        values = as_list(ev.get(name))
+        if values and str(values[0]).strip():
+            return str(values[0]).strip()
+    return None
+
+
+def rrule(ev: Component, start: When) -> str | None:
+    """The canonical RRULE; RDATE, EXRULE and several RRULEs cannot be held by the model."""
+    for name in ("RDATE", "EXRULE"):
+        if ev.get(name) is not None:
+            raise Unrepresentable(f"{name} is not supported", field=name.lower())
+    rules = as_list(ev.get("RRULE"))
+    if len(rules) > 1:
+        raise Unrepresentable("several RRULEs in one event", field="rrule")
+    if not rules:
+        return None
+    text = rules[0].to_ical().decode() if hasattr(rules[0], "to_ical") else str(rules[0])
+    return canonical_rrule(text, start)
+
+
+def exdates(ev: Component, ctx: Context) -> list[When]:
+    """Every EXDATE value."""
+    out: list[When] = []
+    for prop in as_list(ev.get("EXDATE")):
+        out.extend(when(item, ctx, "EXDATE") for item in getattr(prop, "dts", ()))
+    return out
+
+
+def updated(ev: Component, ctx: Context) -> datetime | None:
+    """LAST-MODIFIED, else DTSTAMP, in UTC."""
+    for name in ("LAST-MODIFIED", "DTSTAMP"):
+        prop = ev.get(name)
+        value = getattr(prop, "dt", None)
+        if isinstance(value, datetime):
+            return _time.in_zone(value, "UTC").astimezone(_time.UTC)
+    return None
+
+
+def names(components: Iterable[Component]) -> set[str]:
+    """The component names present."""
+    return {str(c.name) for c in components}

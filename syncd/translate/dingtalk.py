@@ -1,0 +1,252 @@
+"""DingTalk event JSON ⇄ canonical :class:`~syncd.model.Event` (pure; no I/O).
+
+Reading takes the response shape of GetEvent/ListEvents; writing produces a create/patch
+request body. What DingTalk cannot hold is listed by :func:`dingtalk_warnings`, and
+:func:`as_dingtalk_keeps` gives the event as DingTalk will hold it, so callers can log
+the loss and predict the fingerprint of their own write.
+
+A series' exceptions are not part of the master's body: :func:`exception_bodies` lists
+them as ``(recurrence_id, body)`` pairs, ``body`` None meaning "cancel that occurrence".
+The adapter finds the instance whose ``originStart`` equals the recurrence id (in UTC)
+and patches (or cancels/deletes) it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from syncd.errors import BrokenCalendarData
+from syncd.model import Event, Recurrence, When
+from syncd.translate import _common, _people, _time
+from syncd.translate._dtrecur import dingtalk_to_rrule, rrule_to_dingtalk
+from syncd.translate.context import Context
+
+log = structlog.get_logger(__name__)
+
+SUMMARY_LIMIT = 2048
+DESCRIPTION_LIMIT = 5000
+NO_NOTIFY = {"noPushNotification": "true", "noChatNotification": "true"}
+MEETING_PREFIX = "Online meeting: "
+_MEETING_TAIL = re.compile(r"(?:\A|\n\n)Online meeting: (\S+)\Z")
+
+
+def uid_for_dingtalk_id(event_id: str) -> str:
+    """The iCalendar UID of an event born in DingTalk; stable forever."""
+    return f"dingtalk-{hashlib.sha1(event_id.encode()).hexdigest()[:32]}@syncd"  # noqa: S324
+
+
+def is_dingtalk_meeting(url: str | None) -> bool:
+    """True for DingTalk's own video-meeting links (they come from ``onlineMeetingInfo``)."""
+    host = re.sub(r"^[a-z]+://", "", (url or "").lower()).split("/", 1)[0]
+    return host == "dingtalk.com" or host.endswith(".dingtalk.com")
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def event_from_dingtalk(
+    master: Mapping[str, Any], instances: Sequence[Mapping[str, Any]], ctx: Context
+) -> Event:
+    """One DingTalk event (and its exception instances) as a canonical Event."""
+    if not isinstance(master, Mapping) or not master.get("id"):
+        raise BrokenCalendarData("DingTalk event without an id", field="id")
+    event_id = str(master["id"])
+    series_id = str(master.get("seriesMasterId") or "")
+    uid = uid_for_dingtalk_id(series_id or event_id)
+    event = _single(master, uid, ctx)
+    if series_id and series_id != event_id:  # an instance whose master we do not have
+        return dataclasses.replace(event, recurrence_id=_origin(master, event.start, ctx))
+    if not isinstance(master.get("recurrence"), Mapping):
+        return event
+    rrule = dingtalk_to_rrule(master["recurrence"], event.start)
+    event = dataclasses.replace(event, recurrence=Recurrence(rrule))
+    exdates: list[When] = []
+    overrides: list[Event] = []
+    for item in instances:
+        if str(item.get("seriesMasterId") or "") != event_id or item.get("id") == event_id:
+            log.warning("dingtalk_instance_skipped", event_id=event_id, instance=item.get("id"))
+            continue
+        rid = _origin(item, event.start, ctx)
+        if str(item.get("status") or "") == "cancelled":
+            exdates.append(rid)
+        else:
+            overrides.append(dataclasses.replace(_single(item, uid, ctx), recurrence_id=rid))
+    return _common.finish_series(event, exdates, overrides)
+
+
+def _single(data: Mapping[str, Any], uid: str, ctx: Context) -> Event:
+    all_day = bool(data.get("isAllDay")) or bool((data.get("start") or {}).get("date"))
+    start = _time.from_dingtalk(data.get("start"), all_day, ctx.timezone)
+    end_raw = data.get("end")
+    end = _time.from_dingtalk(end_raw, all_day, ctx.timezone) if end_raw else None
+    organizer = _organizer(data, ctx)
+    description, url = _meeting(data)
+    location = data.get("location") or {}
+    return Event(
+        uid=uid,
+        summary=_common.clean_text(data.get("summary")),
+        start=start,
+        end=_time.fix_end(start, end),
+        description=description,
+        location=_common.clean_text(location.get("displayName") if location else ""),
+        status="cancelled" if data.get("status") == "cancelled" else "confirmed",
+        organizer=organizer,
+        attendees=_people.attendees_from_dingtalk(data.get("attendees") or (), organizer, ctx),
+        reminders=_common.reminders(_minutes(data.get("reminders") or ())),
+        online_meeting_url=url,
+        updated=_time.parse_iso(str(data["updateTime"])) if data.get("updateTime") else None,
+    )
+
+
+def _organizer(data: Mapping[str, Any], ctx: Context) -> str | None:
+    organizer = data.get("organizer")
+    if isinstance(organizer, Mapping) and organizer.get("id"):
+        return _people.email_for(str(organizer["id"]), ctx)
+    return None
+
+
+def _meeting(data: Mapping[str, Any]) -> tuple[str, str | None]:
+    description = _common.clean_text(data.get("description"))
+    info = data.get("onlineMeetingInfo")
+    if isinstance(info, Mapping) and info.get("url"):
+        return description, str(info["url"])
+    match = _MEETING_TAIL.search(description)
+    if match is None:
+        return description, None
+    return description[: match.start()], match.group(1)
+
+
+def _minutes(items: Sequence[Any]) -> list[int]:
+    out = []
+    for item in items:
+        try:
+            out.append(int(str(item.get("minutes")).strip()))
+        except (AttributeError, ValueError):
+            log.warning("dingtalk_reminder_skipped", reminder=item)
+    return out
+
+
+def _origin(item: Mapping[str, Any], series_start: When, ctx: Context) -> When:
+    origin = item.get("originStart")
+    if not isinstance(origin, Mapping) or not (origin.get("dateTime") or origin.get("date")):
+        raise BrokenCalendarData(
+            f"instance {item.get('id')} has no originStart", field="originStart"
+        )
+    if origin.get("date"):
+        return _time.like(_time.parse_date(str(origin["date"])), series_start)
+    instant = _time.parse_iso(str(origin["dateTime"]))
+    if isinstance(series_start, datetime):
+        return instant.astimezone(series_start.tzinfo)
+    # All-day: the nearest midnight, whichever zone DingTalk placed the day in (|offset| < 12 h).
+    return (instant.astimezone(_time.UTC) + timedelta(hours=12)).date()
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def event_to_dingtalk(event: Event, ctx: Context) -> dict[str, Any]:
+    """A create/patch request body (no ``id``); the series' exceptions are not included."""
+    body: dict[str, Any] = {
+        "summary": event.summary[:SUMMARY_LIMIT],
+        "description": _description(event),
+        "start": _time.to_dingtalk(event.start, event.start),
+        "end": _time.to_dingtalk(event.end, event.start),
+        "isAllDay": event.all_day,
+        "location": {"displayName": event.location},
+        "attendees": _people.attendees_to_dingtalk(event.attendees, ctx)[0],
+        "reminders": [{"method": "dingtalk", "minutes": m} for m in event.reminders],
+        "extra": dict(NO_NOTIFY),
+    }
+    if event.recurrence is not None:
+        body["recurrence"] = rrule_to_dingtalk(event.recurrence.rrule, event.start)
+    return body
+
+
+def _description(event: Event) -> str:
+    url = event.online_meeting_url
+    if not url or is_dingtalk_meeting(url):
+        return event.description[:DESCRIPTION_LIMIT]
+    tail = f"{MEETING_PREFIX}{url}"
+    room = DESCRIPTION_LIMIT - len(tail) - 2
+    head = event.description[: max(0, room)]
+    return f"{head}\n\n{tail}" if head else tail
+
+
+def exception_bodies(event: Event, ctx: Context) -> list[tuple[When, dict[str, Any] | None]]:
+    """The series' exceptions as ``(recurrence_id, body or None for cancelled)``, in order."""
+    if event.recurrence is None:
+        return []
+    out: list[tuple[When, dict[str, Any] | None]] = [(d, None) for d in event.recurrence.exdates]
+    for item in event.overrides:
+        assert item.recurrence_id is not None
+        out.append(
+            (item.recurrence_id, event_to_dingtalk(dataclasses.replace(item, recurrence=None), ctx))
+        )
+    return sorted(out, key=lambda pair: _time.utc_sort_key(pair[0]))
+
+
+def dingtalk_warnings(event: Event, ctx: Context) -> list[str]:
+    """What :func:`event_to_dingtalk` cannot carry for this event, one line each."""
+    notes: list[str] = []
+    for item in (event, *event.overrides):
+        notes += _lossy(item, ctx)
+    return list(dict.fromkeys(notes))
+
+
+def _lossy(event: Event, ctx: Context) -> list[str]:
+    notes = []
+    if len(event.summary) > SUMMARY_LIMIT:
+        notes.append(f"summary truncated to {SUMMARY_LIMIT} of {len(event.summary)} chars")
+    if len(_description_full(event)) > DESCRIPTION_LIMIT:
+        notes.append(f"description truncated to {DESCRIPTION_LIMIT} chars")
+    missing = _people.attendees_to_dingtalk(event.attendees, ctx)[1]
+    if missing:
+        notes.append(f"attendees not in the directory left out: {', '.join(sorted(missing))}")
+    if event.privacy != "public":
+        notes.append(f"DingTalk has no privacy; {event.privacy} becomes public")
+    if event.status != "confirmed":
+        notes.append(f"DingTalk bodies carry no status; {event.status} is written as confirmed")
+    me = _people.user_email(ctx)
+    if event.organizer and me and event.organizer != me:
+        notes.append(f"organizer {event.organizer} becomes the bound user in DingTalk")
+    return notes
+
+
+def _description_full(event: Event) -> str:
+    url = event.online_meeting_url
+    if not url or is_dingtalk_meeting(url):
+        return event.description
+    return f"{event.description}\n\n{MEETING_PREFIX}{url}"
+
+
+def as_dingtalk_keeps(event: Event, ctx: Context) -> Event:
+    """The event as DingTalk will hold it after :func:`event_to_dingtalk` is written.
+
+    Applies every documented loss: truncation, privacy → public, status → confirmed,
+    the bound user as organizer, attendees without a unionId left out.
+    """
+    me = _people.user_email(ctx)
+    description, url = _meeting({"description": _description(event)})
+    url = event.online_meeting_url if is_dingtalk_meeting(event.online_meeting_url) else url
+    organizer = me or event.organizer
+    kept = [
+        a for a in event.attendees if _people.union_id_for(a.email, ctx) not in (None, ctx.user)
+    ]
+    return dataclasses.replace(
+        event,
+        summary=event.summary[:SUMMARY_LIMIT],
+        description=description,
+        online_meeting_url=url,
+        privacy="public",
+        status="confirmed",
+        organizer=organizer,
+        attendees=_people.clean_people(organizer, kept),
+        overrides=tuple(as_dingtalk_keeps(o, ctx) for o in event.overrides),
+    )

@@ -1,0 +1,174 @@
+"""iCalendar calendar object resource ⇄ canonical :class:`~syncd.model.Event` (pure).
+
+Reading ignores what servers rewrite (DTSTAMP, PRODID, SEQUENCE, LAST-MODIFIED, CREATED,
+VTIMEZONE bodies, property order, line folding). Writing produces a full VCALENDAR with a
+VTIMEZONE for every zone used, SEQUENCE 0 and ``SCHEDULE-AGENT=CLIENT`` on the organizer
+and every attendee, so servers never send invitations for mirrored copies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from icalendar import Alarm, Calendar, Component, vCalAddress, vRecur, vUri
+from icalendar import Event as VEvent
+
+from syncd.errors import BrokenCalendarData, Unrepresentable
+from syncd.model import Event, Recurrence
+from syncd.translate import _common
+from syncd.translate import _icalread as read
+from syncd.translate.context import Context
+
+log = structlog.get_logger(__name__)
+
+PRODID = "-//syncd//EN"
+
+
+def parse_calendar(text: str) -> Calendar:
+    """Parse iCalendar text; BrokenCalendarData (with the parser's reason) if impossible."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            cal = Calendar.from_ical(text)
+        except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError, ...
+            raise BrokenCalendarData(f"unparseable iCalendar: {exc}") from exc
+    for item in caught:
+        log.info("icalendar_warning", message=str(item.message)[:200])
+    if not isinstance(cal, Calendar):
+        raise BrokenCalendarData("not a VCALENDAR")
+    return cal
+
+
+def event_from_ical(text: str, ctx: Context) -> Event:
+    """One calendar object resource (a master with overrides, or an orphan override)."""
+    cal = parse_calendar(text)
+    vevents = [c for c in cal.walk("VEVENT")]
+    if not vevents:
+        other = read.names(cal.subcomponents) - {"VTIMEZONE"}
+        if other:
+            raise Unrepresentable(f"no VEVENT, only {', '.join(sorted(other))}", field="component")
+        raise BrokenCalendarData("no VEVENT in the calendar", field="component")
+    if len({str(v.get("UID", "")) for v in vevents}) > 1:
+        raise BrokenCalendarData("several UIDs in one calendar object resource", field="uid")
+    try:
+        return _build(vevents, ctx)
+    except (BrokenCalendarData, Unrepresentable):
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        raise BrokenCalendarData(f"bad VEVENT: {exc}") from exc
+
+
+def _build(vevents: list[Component], ctx: Context) -> Event:
+    masters = [v for v in vevents if v.get("RECURRENCE-ID") is None]
+    others = [v for v in vevents if v.get("RECURRENCE-ID") is not None]
+    if len(masters) > 1:
+        raise BrokenCalendarData("several VEVENTs without RECURRENCE-ID", field="uid")
+    if not masters:
+        if len(others) > 1:
+            raise Unrepresentable("several overrides without their master", field="recurrence-id")
+        return _single(others[0], ctx)
+    master = _single(masters[0], ctx)
+    rule = read.rrule(masters[0], master.start)
+    if rule is None:
+        if others:
+            log.warning("overrides_without_rrule", uid=master.uid, count=len(others))
+        return master
+    master = dataclasses.replace(master, recurrence=Recurrence(rule))
+    overrides = [_single(v, ctx) for v in others]
+    return _common.finish_series(master, read.exdates(masters[0], ctx), overrides)
+
+
+def _single(ev: Component, ctx: Context) -> Event:
+    start, end = read.times(ev, ctx)
+    org = read.organizer(ev)
+    rid = ev.get("RECURRENCE-ID")
+    return Event(
+        uid=str(ev.get("UID", "")),
+        summary=_common.clean_text(ev.get("SUMMARY")),
+        start=start,
+        end=end,
+        description=_common.clean_text(ev.get("DESCRIPTION")),
+        location=_common.clean_text(ev.get("LOCATION")),
+        status=read.status(ev),
+        privacy=read.privacy(ev),
+        organizer=org,
+        attendees=read.attendees(ev, org),
+        reminders=read.reminders(ev, start, end, ctx),
+        online_meeting_url=read.meeting_url(ev),
+        recurrence_id=read.when(rid, ctx, "RECURRENCE-ID") if rid is not None else None,
+        updated=read.updated(ev, ctx),
+    )
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def event_to_ical(event: Event, ctx: Context) -> str:
+    """A full VCALENDAR for the event, its overrides and the VTIMEZONEs they use."""
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add_component(_vevent(event))
+    for item in event.overrides:
+        cal.add_component(_vevent(dataclasses.replace(item, uid=event.uid)))
+    cal.add_missing_timezones()
+    text: bytes = cal.to_ical()
+    return text.decode()
+
+
+def _vevent(event: Event) -> VEvent:
+    ev = VEvent()
+    ev.add("uid", event.uid)
+    stamp = event.updated or datetime.now(UTC).replace(microsecond=0)
+    ev.add("dtstamp", stamp.astimezone(UTC))
+    ev.add("sequence", 0)
+    ev.add("dtstart", event.start)
+    ev.add("dtend", event.end)
+    if event.recurrence_id is not None:
+        ev.add("recurrence-id", event.recurrence_id)
+    for name, value in (("summary", event.summary), ("description", event.description)):
+        if value:
+            ev.add(name, value)
+    if event.location:
+        ev.add("location", event.location)
+    ev.add("status", event.status.upper())
+    ev.add("class", event.privacy.upper())
+    _people(ev, event)
+    if event.online_meeting_url:
+        ev.add("url", vUri(event.online_meeting_url))
+        ev.add(
+            "conference",
+            vUri(event.online_meeting_url),
+            parameters={"VALUE": "URI", "FEATURE": "VIDEO"},
+        )
+    if event.recurrence is not None:
+        ev.add("rrule", vRecur.from_ical(event.recurrence.rrule))
+        if event.recurrence.exdates:
+            ev.add("exdate", list(event.recurrence.exdates))
+    if event.updated is not None:
+        ev.add("last-modified", event.updated.astimezone(UTC))
+    for minutes in event.reminders:
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", "Reminder")
+        alarm.add("trigger", timedelta(minutes=-minutes))
+        ev.add_component(alarm)
+    return ev
+
+
+def _people(ev: VEvent, event: Event) -> None:
+    if event.organizer:
+        org = vCalAddress(f"mailto:{event.organizer}")
+        org.params["SCHEDULE-AGENT"] = "CLIENT"
+        ev.add("organizer", org)
+    for person in event.attendees:
+        address = vCalAddress(f"mailto:{person.email}")
+        if person.name:
+            address.params["CN"] = person.name
+        address.params["PARTSTAT"] = person.partstat.upper()
+        address.params["ROLE"] = "OPT-PARTICIPANT" if person.optional else "REQ-PARTICIPANT"
+        address.params["SCHEDULE-AGENT"] = "CLIENT"
+        ev.add("attendee", address)
