@@ -1,7 +1,8 @@
 """Match a custom (non-IANA) time zone, e.g. one built from a VTIMEZONE, to an IANA zone.
 
 Two zones match when their UTC offsets agree at noon UTC on every day of the three years
-around the value (so DST rules and their transition days agree). Candidates are tried in
+around the value and at every hour around each change (so DST rules, transition days and
+transition hours agree). Candidates are tried in
 a fixed order: the CLDR primary zones of the Windows table first, then every IANA zone by
 name, so the answer is deterministic.
 """
@@ -52,12 +53,27 @@ def match_custom_zone(tz: tzinfo, value: datetime) -> ZoneInfo | None:
     wanted = _offsets(tz, _PROBES)
     if wanted is None:
         return None
-    first = datetime(value.year - 1, 1, 1, 12, tzinfo=_UTC)
-    days = tuple(first + timedelta(days=n) for n in range(3 * 366))
-    exact = _offsets(tz, days)
+    instants = _instants(tz, value)
+    exact = _offsets(tz, instants) if instants else None
     if exact is None:
         return None
     for candidate in _candidates():
-        if _probe_offsets(candidate.key) == wanted and _offsets(candidate, days) == exact:
+        if _probe_offsets(candidate.key) == wanted and _offsets(candidate, instants) == exact:
             return candidate
     return None
+
+
+def _instants(tz: tzinfo, value: datetime) -> tuple[datetime, ...]:
+    """Noon UTC of every day in three years, plus every hour around each offset change."""
+    first = datetime(value.year - 1, 1, 1, 12, tzinfo=_UTC)
+    days = [first + timedelta(days=n) for n in range(3 * 366)]
+    offsets = _offsets(tz, tuple(days))
+    if offsets is None:
+        return ()
+    hours = [
+        days[i] + timedelta(hours=h)
+        for i in range(1, len(days))
+        if offsets[i] != offsets[i - 1]
+        for h in range(-36, 1)
+    ]
+    return (*days, *hours)
