@@ -64,4 +64,10 @@ Callbacks
       items are removed, ``hasMore`` says whether more remain).
     * ``check_url`` is pushed when a URL is registered through ``POST /_sandbox/callbacks``
       (kept only if answered) or ``set_callback(..., check=True)``; seeded URLs are not checked.
+
+Admin (``/_sandbox/``, no token, never counted, never faulted)
+    ``GET stats`` · ``POST reset`` · ``GET state`` · ``GET|POST faults`` (``latency_ms``,
+    ``error_rate``, ``error_status``, ``throttle_rate``, ``callback_drop_rate``, ``qps_limit``,
+    ``seed``) · ``POST callbacks`` ``{app_key, url, token?, aes_key?, check?}`` ·
+    ``POST expire`` ``{what: sync_tokens|access_tokens}`` · ``POST drain`` (waits for pushes).
 """
