@@ -1,0 +1,270 @@
+"""Reconcile requests: arq jobs, coalescing, dirty marks, the per-binding lock, push dedupe.
+
+The only module that knows arq's enqueue API. The protocol, and why it loses nothing:
+
+* A **request** (webhook callback, cron poll, CLI) sets the binding's *dirty mark*, then
+  enqueues the reconcile job whose id carries the binding's current *generation*.
+  If that job is already queued, arq refuses the duplicate and the queued job will see
+  the mark: the request is coalesced.
+* Every reconcile **job** first bumps the generation (:func:`job_started`), so from that
+  moment requests go to a fresh job id instead of the one arq still considers running
+  (arq refuses an id while it is queued, running, or its result is kept).
+* The job then takes the binding's lock (never waiting). If another run holds it, the job
+  ends at once and leaves the mark: the holder re-checks the mark after releasing.
+* Holding the lock, the job clears the mark (:func:`take_dirty`). No mark: every request
+  so far was served by an earlier run, so the job does nothing (this is what keeps a
+  burst at two runs). Otherwise it reconciles; a request arriving during the run sets
+  the mark again. After releasing the lock, :func:`rerun_if_dirty` queues a follow-up
+  if the mark is set.
+* If the work fails, the mark is put back (the next request, cron poll or arq retry
+  redoes it) and no immediate follow-up is queued (no hot loop on a broken side).
+
+:func:`run_exclusive` does all of this around the worker's reconcile coroutine; the
+worker registers that coroutine with :func:`reconcile_function` (``keep_result=0``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
+from typing import Any, Generic, Literal, TypeVar
+
+import structlog
+from arq.connections import ArqRedis, RedisSettings
+from arq.constants import job_key_prefix
+from arq.worker import Function, func
+from redis.asyncio import Redis
+
+from syncd.errors import StoreError
+from syncd.model import BindingRef
+from syncd.store import keys
+from syncd.store.guard import awaited, redis_errors
+from syncd.store.lock import DEFAULT_LOCK_TTL_S, BindingLock, binding_lock
+
+__all__ = [
+    "DEFAULT_LOCK_TTL_S",
+    "RECONCILE_TASK",
+    "BindingLock",
+    "RunOutcome",
+    "binding_lock",
+    "first_delivery",
+    "job_id_for",
+    "job_started",
+    "reconcile_function",
+    "redis_settings",
+    "request_reconcile",
+    "rerun_if_dirty",
+    "run_exclusive",
+    "take_dirty",
+]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+RECONCILE_TASK = "reconcile_binding"
+"""The arq function name of a reconcile; its arguments are ``(tenant, binding, reason)``."""
+
+_MAX_GENERATION_HOPS = 5
+
+# Move the generation from ARGV[1] to ARGV[1] + 1, unless somebody already moved it.
+_BUMP_IF = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current == tonumber(ARGV[1]) then return redis.call('INCR', KEYS[1]) end
+return current
+"""
+
+
+def job_id_for(ref: BindingRef, generation: int = 0) -> str:
+    """The arq job id of the binding's reconcile job of ``generation``."""
+    return keys.reconcile_job_id(ref, generation)
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """arq connection settings for a ``redis://`` URL."""
+    return RedisSettings.from_dsn(url)
+
+
+def reconcile_function(
+    coroutine: Callable[..., Coroutine[Any, Any, Any]],
+    *,
+    timeout_s: float | None = None,
+    max_tries: int | None = None,
+) -> Function:
+    """The arq ``Function`` to register for ``coroutine(ctx, tenant, binding, reason)``.
+
+    Named :data:`RECONCILE_TASK`, with ``keep_result=0`` so a finished job's id is free
+    again at once (a kept result would make arq refuse that id).
+    """
+    return func(
+        coroutine, name=RECONCILE_TASK, keep_result=0, timeout=timeout_s, max_tries=max_tries
+    )
+
+
+async def request_reconcile(pool: ArqRedis, ref: BindingRef, reason: str) -> bool:
+    """Ask for a reconcile of ``ref``: mark it dirty, then queue its job.
+
+    True if a new job was queued; False if a queued job that has not started yet will
+    serve this request (coalesced). Either way a reconcile starts after this call.
+    Raises ``StoreUnavailable`` if Redis cannot be reached (the request was not taken).
+    """
+    with redis_errors("request_reconcile"):
+        await pool.set(keys.binding_key(ref, keys.DIRTY), "1")
+        return await _enqueue(pool, ref, reason)
+
+
+async def _enqueue(pool: ArqRedis, ref: BindingRef, reason: str) -> bool:
+    gen_key = keys.binding_key(ref, keys.GENERATION)
+    for _ in range(_MAX_GENERATION_HOPS):
+        generation = int(await pool.get(gen_key) or 0)
+        job_id = job_id_for(ref, generation)
+        job = await pool.enqueue_job(
+            RECONCILE_TASK, ref.tenant, ref.binding, reason, _job_id=job_id
+        )
+        if job is not None:
+            log.info("reconcile_queued", binding=str(ref), job_id=job_id, reason=reason)
+            return True
+        if await pool.exists(job_key_prefix + job_id):
+            log.debug("reconcile_coalesced", binding=str(ref), job_id=job_id, reason=reason)
+            return False
+        # Only a kept result blocks the id: a job of this generation ended without
+        # reaching job_started (expired, or unknown to the worker). Retire the generation.
+        log.warning("reconcile_generation_retired", binding=str(ref), job_id=job_id)
+        await awaited(pool.eval(_BUMP_IF, 1, gen_key, str(generation)))
+    raise StoreError(f"{ref}: could not queue a reconcile job after {_MAX_GENERATION_HOPS} tries")
+
+
+async def job_started(redis: Redis, ref: BindingRef) -> int:
+    """Call first in every reconcile job: later requests then queue a new job id.
+
+    Returns the new generation.
+    """
+    with redis_errors("job_started"):
+        return int(await redis.incr(keys.binding_key(ref, keys.GENERATION)))
+
+
+async def take_dirty(redis: Redis, ref: BindingRef) -> bool:
+    """Atomically read and clear the binding's dirty mark (call while holding the lock)."""
+    with redis_errors("take_dirty"):
+        return bool(await redis.delete(keys.binding_key(ref, keys.DIRTY)))
+
+
+async def rerun_if_dirty(pool: ArqRedis, ref: BindingRef) -> bool:
+    """After releasing the lock: queue a follow-up if a request came in during the run.
+
+    True if a new job was queued (False: not dirty, or a queued job will serve it).
+    """
+    with redis_errors("rerun_if_dirty"):
+        if not await pool.exists(keys.binding_key(ref, keys.DIRTY)):
+            return False
+        return await _enqueue(pool, ref, "rerun")
+
+
+async def _restore_dirty(redis: Redis, ref: BindingRef) -> None:
+    try:
+        with redis_errors("restore_dirty"):
+            await redis.set(keys.binding_key(ref, keys.DIRTY), "1")
+    except StoreError as exc:
+        log.warning("dirty_restore_failed", binding=str(ref), error=str(exc))
+
+
+async def first_delivery(redis: Redis, tenant: str, push_id: str, ttl_s: int = 86400) -> bool:
+    """True the first time ``push_id`` is seen for ``tenant`` within ``ttl_s`` (webhook dedupe)."""
+    with redis_errors("first_delivery"):
+        return bool(await redis.set(keys.push_key(tenant, push_id), "1", nx=True, ex=ttl_s))
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome(Generic[T]):
+    """What :func:`run_exclusive` did.
+
+    ``ran`` says whether the work ran. If not, ``skipped`` says why: ``"locked"`` (another
+    run holds the binding and re-runs if needed) or ``"clean"`` (no request is pending:
+    runs since the last request have served it). ``result`` is what the work returned,
+    ``rerun_queued`` whether a follow-up job was queued for requests made meanwhile.
+    """
+
+    ran: bool
+    skipped: Literal["locked", "clean"] | None = None
+    result: T | None = None
+    rerun_queued: bool = False
+
+
+async def run_exclusive(
+    pool: ArqRedis,
+    ref: BindingRef,
+    work: Callable[[], Coroutine[Any, Any, T]],
+    *,
+    lock_ttl_s: float = DEFAULT_LOCK_TTL_S,
+    force: bool = False,
+) -> RunOutcome[T]:
+    """Run ``work`` as the binding's one reconcile, following the module's protocol.
+
+    ``force`` runs the work even when no request is pending (``syncd sync``). The lock
+    is refreshed every ``lock_ttl_s / 3`` while ``work`` runs; if it is lost anyway
+    (Redis unreachable for longer than the ttl), ``work`` is cancelled and
+    ``StoreError`` raised. Errors of ``work`` propagate after the mark is put back.
+    """
+    await job_started(pool, ref)
+    async with binding_lock(pool, ref, lock_ttl_s) as lock:
+        if not lock.held:
+            log.info("reconcile_skipped", binding=str(ref), why="locked")
+            return RunOutcome(ran=False, skipped="locked")
+        outcome = await _run_locked(pool, ref, lock, work, force)
+    return replace(outcome, rerun_queued=await _rerun_quietly(pool, ref))
+
+
+async def _rerun_quietly(pool: ArqRedis, ref: BindingRef) -> bool:
+    """A failed follow-up enqueue leaves the mark set: the next request or poll serves it."""
+    try:
+        return await rerun_if_dirty(pool, ref)
+    except StoreError as exc:
+        log.warning("rerun_enqueue_failed", binding=str(ref), error=str(exc))
+        return False
+
+
+async def _run_locked(
+    pool: ArqRedis,
+    ref: BindingRef,
+    lock: BindingLock,
+    work: Callable[[], Coroutine[Any, Any, T]],
+    force: bool,
+) -> RunOutcome[T]:
+    if not await take_dirty(pool, ref) and not force:
+        log.info("reconcile_skipped", binding=str(ref), why="clean")
+        return RunOutcome(ran=False, skipped="clean")
+    try:
+        result = await _with_refresh(lock, work)
+    except BaseException:
+        await _restore_dirty(pool, ref)
+        raise
+    return RunOutcome(ran=True, result=result)
+
+
+async def _with_refresh(lock: BindingLock, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    task = asyncio.create_task(work())
+    lost = asyncio.Event()
+    keeper = asyncio.create_task(_keep_alive(lock, task, lost))
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if lost.is_set():
+            raise StoreError(f"{lock.ref}: reconcile lock lost during the run") from None
+        raise
+    finally:
+        keeper.cancel()
+
+
+async def _keep_alive(lock: BindingLock, task: asyncio.Task[Any], lost: asyncio.Event) -> None:
+    while True:
+        await asyncio.sleep(lock.ttl_s / 3)
+        try:
+            if await lock.refresh():
+                continue
+        except StoreError as exc:
+            log.warning("lock_refresh_failed", binding=str(lock.ref), error=str(exc))
+            continue
+        log.error("lock_lost", binding=str(lock.ref))
+        lost.set()
+        task.cancel()
+        return

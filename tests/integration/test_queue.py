@@ -1,0 +1,358 @@
+"""The reconcile queue with real arq workers on Redis: coalescing, none lost, one run at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis, create_pool
+from arq.constants import default_queue_name, result_key_prefix
+from arq.worker import Worker
+
+from syncd import queue
+from syncd.errors import StoreError, StoreUnavailable
+from syncd.model import BindingRef
+from syncd.store import keys
+from tests.fixtures.ports import free_port
+
+REF = BindingRef("acme", "alice-work")
+
+
+@dataclass
+class Recorder:
+    """What the reconcile jobs did, as seen from inside the work."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    work_s: float = 0.0
+    active: int = 0
+    max_active: int = 0
+    runs: list[tuple[str, float]] = field(default_factory=list)  # job id, start time
+    outcomes: list[queue.RunOutcome[str]] = field(default_factory=list)
+
+    async def work(self, job_id: str) -> str:
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        self.runs.append((job_id, time.monotonic()))
+        self.started.set()
+        try:
+            await self.gate.wait()
+            await asyncio.sleep(self.work_s)
+        finally:
+            self.active -= 1
+        return job_id
+
+
+async def reconcile(ctx: dict[str, Any], tenant: str, binding: str, reason: str) -> None:
+    """The worker's task as the worker module is expected to write it."""
+    rec: Recorder = ctx["rec"]
+    outcome = await queue.run_exclusive(
+        ctx["redis"], BindingRef(tenant, binding), lambda: rec.work(ctx["job_id"])
+    )
+    rec.outcomes.append(outcome)
+
+
+@pytest.fixture
+async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
+    """An arq pool on the flushed test Redis."""
+    arq_pool = await create_pool(queue.redis_settings(redis_url))
+    yield arq_pool
+    await arq_pool.aclose()
+
+
+def make_worker(redis_url: str, rec: Recorder, **kw: Any) -> Worker:
+    """A real arq worker running the reconcile task, polling fast."""
+    options: dict[str, Any] = {"poll_delay": 0.005, "handle_signals": False, "burst": True}
+    options.update(kw)
+    functions = options.pop("functions", [queue.reconcile_function(reconcile)])
+    return Worker(
+        functions, redis_settings=queue.redis_settings(redis_url), ctx={"rec": rec}, **options
+    )
+
+
+async def until(check: Callable[[], Awaitable[bool] | bool], within: float = 10.0) -> None:
+    """Wait until ``check()`` holds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def running(workers: list[Worker], pool: ArqRedis) -> AsyncIterator[None]:
+    """Run long-lived workers; on exit wait until the queue is drained, then stop them."""
+    tasks = [asyncio.create_task(w.async_run()) for w in workers]
+    try:
+        yield
+        for _ in range(3):  # drained and idle three polls in a row
+            await until(lambda: _idle(workers, pool))
+            await asyncio.sleep(0.05)
+    finally:
+        for w in workers:
+            await w.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _gone(pool: ArqRedis, key: str) -> bool:
+    return not await pool.exists(key)
+
+
+async def _idle(workers: list[Worker], pool: ArqRedis) -> bool:
+    busy = any(not t.done() for w in workers for t in w.tasks.values())
+    return not busy and await pool.zcard(default_queue_name) == 0
+
+
+async def test_requests_before_a_run_coalesce_into_one(redis_url: str, pool: ArqRedis) -> None:
+    """100 requests queued at once give one job and one run; only the first queues a job."""
+    rec = Recorder()
+    rec.gate.set()
+    answers = await asyncio.gather(
+        *(queue.request_reconcile(pool, REF, f"r{i}") for i in range(100))
+    )
+    assert answers.count(True) == 1
+    await make_worker(redis_url, rec).main()
+    assert [o.ran for o in rec.outcomes] == [True]
+    assert len(rec.runs) == 1
+    assert not await pool.exists(keys.binding_key(REF, keys.DIRTY))
+
+
+async def test_burst_while_worker_polls_is_at_most_two_runs(redis_url: str, pool: ArqRedis) -> None:
+    """100 requests within a moment, against a polling worker, make one or two runs, no more."""
+    rec = Recorder(work_s=0.3)  # longer than the burst takes to send
+    rec.gate.set()
+    async with running([make_worker(redis_url, rec, burst=False)], pool):
+        await asyncio.gather(*(queue.request_reconcile(pool, REF, f"r{i}") for i in range(100)))
+    assert 1 <= len(rec.runs) <= 2
+    assert rec.max_active == 1
+
+
+async def test_request_during_a_run_gets_exactly_one_follow_up(
+    redis_url: str, pool: ArqRedis
+) -> None:
+    """Requests while a run works are not dropped: exactly one follow-up run, which sees them."""
+    rec = Recorder()
+    assert await queue.request_reconcile(pool, REF, "first")
+    worker = make_worker(redis_url, rec, max_jobs=1)
+    main = asyncio.create_task(worker.main())
+    await asyncio.wait_for(rec.started.wait(), 10)
+    answers = [await queue.request_reconcile(pool, REF, f"during-{i}") for i in range(5)]
+    assert answers == [True, False, False, False, False]  # a new job id, then coalesced
+    asked_last = time.monotonic()
+    rec.gate.set()
+    await asyncio.wait_for(main, 10)
+    await worker.close()
+    assert [o.ran for o in rec.outcomes] == [True, True]
+    assert not rec.outcomes[0].rerun_queued  # the queued job already covers it
+    assert rec.runs[1][1] > asked_last
+    assert len({job for job, _ in rec.runs}) == 2
+
+
+async def test_two_workers_never_run_one_binding_at_once(redis_url: str, pool: ArqRedis) -> None:
+    """A second worker picking the binding's job while the first runs it skips it; one follow-up."""
+    rec = Recorder()
+    first = make_worker(redis_url, rec, max_jobs=1)
+    second = make_worker(redis_url, rec, max_jobs=1)
+    assert await queue.request_reconcile(pool, REF, "first")
+    main_first = asyncio.create_task(first.main())
+    await asyncio.wait_for(rec.started.wait(), 10)
+    main_second = asyncio.create_task(second.main())
+    assert await queue.request_reconcile(pool, REF, "during")
+    await until(lambda: second.jobs_complete == 1)  # the second worker finished the new job ...
+    assert [o.skipped for o in rec.outcomes] == ["locked"]  # ... without running it
+    rec.gate.set()
+    await asyncio.wait_for(asyncio.gather(main_first, main_second), 10)
+    await first.close()
+    await second.close()
+    assert rec.max_active == 1
+    assert len(rec.runs) == 2
+
+
+async def test_racing_workers_under_random_requests(redis_url: str, pool: ArqRedis) -> None:
+    """Two workers, requests at random moments: never concurrent, no job id twice, none lost."""
+    rec = Recorder(work_s=0.04)
+    rec.gate.set()
+    last_request = 0.0
+
+    async def client(seed: int) -> None:
+        nonlocal last_request
+        rnd = random.Random(seed)
+        for i in range(20):
+            await asyncio.sleep(rnd.uniform(0, 0.05))
+            last_request = max(last_request, time.monotonic())
+            await queue.request_reconcile(pool, REF, f"c{seed}-{i}")
+
+    workers = [make_worker(redis_url, rec, burst=False) for _ in range(2)]
+    async with running(workers, pool):
+        await asyncio.gather(*(client(s) for s in range(3)))
+    assert rec.max_active == 1
+    jobs = [job for job, _ in rec.runs]
+    assert len(jobs) == len(set(jobs))
+    assert any(o.skipped == "locked" for o in rec.outcomes), "the workers never contended"
+    assert max(start for _, start in rec.runs) > last_request
+    assert not await pool.exists(keys.binding_key(REF, keys.DIRTY))
+    assert len(rec.runs) < 60
+
+
+async def test_stale_generation_job_does_no_work(redis_url: str, pool: ArqRedis) -> None:
+    """A job queued under an old generation after its requests were served runs no work."""
+    rec = Recorder()
+    rec.gate.set()
+    assert await queue.request_reconcile(pool, REF, "one")
+    await make_worker(redis_url, rec).main()
+    # A requester that read generation 0 before the run started enqueues only now.
+    stale = queue.job_id_for(REF, 0)
+    assert await pool.enqueue_job(queue.RECONCILE_TASK, REF.tenant, REF.binding, "x", _job_id=stale)
+    await make_worker(redis_url, rec).main()
+    assert [o.skipped for o in rec.outcomes] == [None, "clean"]
+    assert len(rec.runs) == 1
+
+
+async def test_forced_run_works_without_a_request(pool: ArqRedis) -> None:
+    """force=True (syncd sync) runs the work with no pending request; without it, nothing runs."""
+
+    async def work() -> str:
+        return "synced"
+
+    assert (await queue.run_exclusive(pool, REF, work)).skipped == "clean"
+    forced = await queue.run_exclusive(pool, REF, work, force=True)
+    assert (forced.ran, forced.result) == (True, "synced")
+
+
+async def test_kept_result_does_not_swallow_requests(redis_url: str, pool: ArqRedis) -> None:
+    """A job that failed in arq before our code ran (its result kept an hour) blocks nothing."""
+    rec = Recorder()
+    rec.gate.set()
+    assert await queue.request_reconcile(pool, REF, "to a worker that lacks the task")
+
+    async def unrelated(ctx: dict[str, Any]) -> None:
+        """Some other task: this worker does not know reconcile_binding."""
+
+    await make_worker(redis_url, rec, functions=[unrelated]).main()
+    assert await pool.exists(result_key_prefix + queue.job_id_for(REF, 0))
+    assert await queue.request_reconcile(pool, REF, "again")
+    await make_worker(redis_url, rec).main()
+    assert [o.ran for o in rec.outcomes] == [True]
+
+
+async def test_failed_work_puts_the_mark_back(pool: ArqRedis) -> None:
+    """When the work raises, the error propagates, the mark is restored and no rerun is queued."""
+
+    async def broken() -> None:
+        raise ValueError("dingtalk exploded")
+
+    await pool.set(keys.binding_key(REF, keys.DIRTY), "1")
+    with pytest.raises(ValueError, match="exploded"):
+        await queue.run_exclusive(pool, REF, broken)
+    assert await pool.exists(keys.binding_key(REF, keys.DIRTY))
+    assert await pool.zcard(default_queue_name) == 0
+    assert not await pool.exists(keys.binding_key(REF, keys.LOCK))
+
+
+async def test_lock_is_refreshed_during_a_long_run(pool: ArqRedis) -> None:
+    """A run longer than the lock ttl keeps the lock (refreshed); nobody else can take it."""
+    contender_got_it: list[bool] = []
+
+    async def long_work() -> str:
+        for _ in range(4):
+            await asyncio.sleep(0.4)
+            contender_got_it.append(await queue.BindingLock(pool, REF, 1).acquire())
+        return "done"
+
+    await pool.set(keys.binding_key(REF, keys.DIRTY), "1")
+    outcome = await queue.run_exclusive(pool, REF, long_work, lock_ttl_s=1.0)
+    assert outcome.ran
+    assert outcome.result == "done"
+    assert contender_got_it == [False, False, False, False]
+
+
+async def test_lost_lock_cancels_the_work(pool: ArqRedis) -> None:
+    """If another owner takes the lock mid-run, the work is cancelled and StoreError raised."""
+    cancelled = asyncio.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def steal() -> None:
+        await asyncio.sleep(0.05)
+        await pool.set(keys.binding_key(REF, keys.LOCK), "someone-else")
+
+    await pool.set(keys.binding_key(REF, keys.DIRTY), "1")
+    thief = asyncio.create_task(steal())
+    with pytest.raises(StoreError, match="lock lost"):
+        await queue.run_exclusive(pool, REF, slow, lock_ttl_s=0.3)
+    await thief
+    assert cancelled.is_set()
+    assert await pool.exists(keys.binding_key(REF, keys.DIRTY))
+    assert await pool.get(keys.binding_key(REF, keys.LOCK)) == b"someone-else"
+
+
+async def test_crashed_owner_lock_expires_and_work_resumes(redis_url: str, pool: ArqRedis) -> None:
+    """A dead worker's lock blocks runs only until it expires; then a request runs normally."""
+    rec = Recorder()
+    rec.gate.set()
+    await pool.set(keys.binding_key(REF, keys.LOCK), "crashed-worker", px=1000)
+    assert await queue.request_reconcile(pool, REF, "while locked")
+    await make_worker(redis_url, rec).main()
+    assert [o.skipped for o in rec.outcomes] == ["locked"]
+    await until(lambda: _gone(pool, keys.binding_key(REF, keys.LOCK)))
+    assert await queue.request_reconcile(pool, REF, "after expiry")
+    await make_worker(redis_url, rec).main()
+    assert [o.skipped for o in rec.outcomes] == ["locked", None]
+    assert len(rec.runs) == 1
+
+
+async def test_push_dedupe(pool: ArqRedis) -> None:
+    """A push id is first only once per tenant, for the ttl; another tenant has its own ids."""
+    assert await queue.first_delivery(pool, "acme", "push-1")
+    assert not await queue.first_delivery(pool, "acme", "push-1")
+    assert await queue.first_delivery(pool, "globex", "push-1")
+    assert 86000 < await pool.ttl(keys.push_key("acme", "push-1")) <= 86400
+    assert await queue.first_delivery(pool, "acme", "push-2", ttl_s=1)
+    await asyncio.sleep(1.1)
+    assert await queue.first_delivery(pool, "acme", "push-2")
+
+
+async def test_reconcile_function_keeps_no_result() -> None:
+    """The worker's Function is named reconcile_binding and keeps no result."""
+    fn = queue.reconcile_function(reconcile, timeout_s=60)
+    assert fn.name == queue.RECONCILE_TASK == "reconcile_binding"
+    assert fn.keep_result_s == 0
+    assert fn.timeout_s == 60
+
+
+async def test_job_ids_differ_per_binding_and_generation() -> None:
+    """Job ids never collide across tenants, bindings or generations."""
+    ids = {
+        queue.job_id_for(BindingRef("a:b", "c")),
+        queue.job_id_for(BindingRef("a", "b:c")),
+        queue.job_id_for(BindingRef("a", "b:c"), 1),
+        queue.job_id_for(BindingRef("b", "b:c"), 1),
+    }
+    assert len(ids) == 4
+
+
+async def test_unreachable_redis_is_store_unavailable() -> None:
+    """request_reconcile against a Redis that is down raises StoreUnavailable, nothing else."""
+    down = ArqRedis(port=free_port(), socket_connect_timeout=1)
+    try:
+        with pytest.raises(StoreUnavailable, match="request_reconcile"):
+            await queue.request_reconcile(down, REF, "x")
+        with pytest.raises(StoreUnavailable):
+            await queue.first_delivery(down, "acme", "p")
+    finally:
+        await down.aclose()
