@@ -401,3 +401,17 @@ def test_load_logs_one_line(tmp_path: Path) -> None:
         ("config.loaded", 1, None),
         ("config.invalid", None, 4),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("id: &x [1, *x]\n", "1: id.1: a recursive YAML alias"),
+        ("id: !!python/object:os.system x\n", "1: id: YAML: could not determine a constructor"),
+        ("id: acme\n? [a, b]\n: c\n", "2: (file): keys must be plain strings"),
+    ],
+)
+def test_hostile_yaml_is_a_problem_not_a_crash(tmp_path: Path, text: str, expected: str) -> None:
+    """Recursive aliases, Python tags and complex keys are reported at their line."""
+    root = write(tmp_path, {"acme.yaml": text})
+    assert any(p.startswith(f"{root}/tenants/acme.yaml:{expected}") for p in problems(root))
