@@ -3,6 +3,8 @@
 Each subcommand lives in its own module and registers itself on :data:`main`.
 """
 
-from syncd.cli._root import main
+from syncd.cli._root import main, register_subcommands
+
+register_subcommands()
 
 __all__ = ["main"]

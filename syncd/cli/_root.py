@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from syncd.config import Config, load_config
 from syncd.errors import ConfigError, SyncdError
+from syncd.observability import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,9 +58,28 @@ def main() -> None:
     """syncd: keeps DingTalk Calendar and CalDAV calendars in agreement."""
 
 
-for _name in SUBCOMMAND_MODULES:
+def load(config_dir: str, debug: bool, *, skip_invalid_tenants: bool = False) -> Config:
+    """Load configuration for a command, or exit 2 with every problem on its own line."""
     try:
-        importlib.import_module(f"syncd.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a subcommand module not written yet
-        if exc.name != f"syncd.cli.{_name}":
-            raise
+        return load_config(
+            Path(config_dir), os.environ, skip_invalid_tenants=skip_invalid_tenants
+        )
+    except ConfigError as exc:
+        fail(exc, debug)
+        raise  # unreachable: fail() exits
+
+
+def setup_logging(config: Config, debug: bool) -> None:
+    """Logging as configured (debug level with --debug)."""
+    log = config.settings.log
+    configure_logging(log.format, "debug" if debug else log.level)
+
+
+def register_subcommands() -> None:
+    """Import every subcommand module so it registers itself on :data:`main`."""
+    for _name in SUBCOMMAND_MODULES:
+        try:
+            importlib.import_module(f"syncd.cli.{_name}")
+        except ModuleNotFoundError as exc:  # a subcommand module not written yet
+            if exc.name != f"syncd.cli.{_name}":
+                raise

@@ -1,0 +1,152 @@
+"""Route handlers: verify → decrypt → dedupe → mark dirty + enqueue → encrypted ack.
+
+The callback handler answers ``success`` only after every affected binding is safely
+marked dirty in Redis; when Redis is unreachable it answers 503 so DingTalk retries.
+It never talks to DingTalk or CalDAV and never imports the sync engine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import structlog
+from aiohttp import web
+
+from syncd import crypto
+from syncd.errors import BadEnvelope, BadPayload, BadSignature, StaleTimestamp, StoreUnavailable
+from syncd.model import BindingRef
+from syncd.observability import CALLBACKS, metrics_text
+from syncd.queue import first_delivery, request_reconcile, seen_delivery
+from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY
+from syncd.webhook.payload import CALENDAR_CHANGE, CHECK_URL, CallbackEvent, parse_event
+
+log = structlog.get_logger(__name__)
+
+
+def _reject(tenant: str, status: int, outcome: str, reason: str) -> web.Response:
+    CALLBACKS.labels(tenant, f"rejected_{outcome}").inc()
+    log.warning("callback_rejected", tenant=tenant, status=status, reason=reason)
+    return web.json_response({"error": outcome, "reason": reason}, status=status)
+
+
+async def callback(request: web.Request) -> web.Response:
+    """``POST /callbacks/{tenant}``: DingTalk's event subscription URL."""
+    config = request.app[CONFIG_KEY]
+    tenant_id = request.match_info["tenant"]
+    tenant = config.tenants.get(tenant_id)
+    if tenant is None:
+        return _reject("_unknown", 404, "unknown_tenant", f"no tenant {tenant_id!r}")
+    limit = config.settings.callback_max_body
+    if request.content_length is not None and request.content_length > limit:
+        return _reject(tenant_id, 413, "too_large", f"body over {limit} bytes")
+    query = request.query
+    signature = query.get("msg_signature") or query.get("signature")
+    timestamp = query.get("timeStamp") or query.get("timestamp")
+    nonce = query.get("nonce")
+    if not (signature and timestamp and nonce):
+        return _reject(tenant_id, 400, "malformed", "signature, timestamp and nonce required")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        return _reject(tenant_id, 413, "too_large", f"body over {limit} bytes")
+    try:
+        _check_timestamp(timestamp, config.settings.callback_max_skew)
+        encrypted = _encrypted_field(body)
+        cb = tenant.dingtalk.callback
+        plaintext = crypto.open_callback(
+            cb.token.get_secret_value(),
+            cb.aes_key.get_secret_value(),
+            tenant.owner_key,
+            signature=signature,
+            timestamp=timestamp,
+            nonce=nonce,
+            encrypt=encrypted,
+        )
+        event = parse_event(plaintext)
+    except (BadSignature, StaleTimestamp) as exc:
+        return _reject(tenant_id, 403, type(exc).__name__.lower(), str(exc))
+    except (BadEnvelope, BadPayload) as exc:
+        return _reject(tenant_id, 400, type(exc).__name__.lower(), str(exc))
+    try:
+        outcome = await _handle(request, tenant_id, event)
+    except StoreUnavailable as exc:
+        CALLBACKS.labels(tenant_id, "store_unavailable").inc()
+        log.error("callback_not_stored", tenant=tenant_id, push_id=event.push_id, error=str(exc))
+        return web.json_response({"error": "store_unavailable"}, status=503)
+    CALLBACKS.labels(tenant_id, outcome).inc()
+    cb = tenant.dingtalk.callback
+    reply = crypto.reply_success(
+        cb.token.get_secret_value(), cb.aes_key.get_secret_value(), tenant.owner_key
+    )
+    return web.json_response(reply)
+
+
+async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) -> str:
+    """Queue what the push asks for; returns the outcome label for metrics."""
+    if event.event_type == CHECK_URL:
+        log.info("callback_check_url", tenant=tenant_id)
+        return "check_url"
+    if event.event_type != CALENDAR_CHANGE:
+        log.info("callback_ignored", tenant=tenant_id, event_type=event.event_type)
+        return "ignored"
+    pool = request.app[ARQ_KEY]
+    if await seen_delivery(pool, tenant_id, event.push_id):
+        log.info("callback_duplicate", tenant=tenant_id, push_id=event.push_id)
+        return "duplicate"
+    tenant = request.app[CONFIG_KEY].tenants[tenant_id]
+    affected = set(event.union_ids)
+    refs = [BindingRef(tenant_id, b.id) for b in tenant.bindings if b.dingtalk_user in affected]
+    for ref in refs:
+        await request_reconcile(pool, ref, f"callback:{event.change_type or 'change'}")
+    # Remember the push only after its work is stored: a retry after a failure re-queues.
+    await first_delivery(pool, tenant_id, event.push_id)
+    log.info(
+        "callback_queued",
+        tenant=tenant_id,
+        push_id=event.push_id,
+        change=event.change_type,
+        event_id=event.calendar_event_id,
+        bindings=[r.binding for r in refs],
+    )
+    return "queued" if refs else "no_binding"
+
+
+def _check_timestamp(timestamp: str, max_skew_s: float) -> None:
+    """Reject pushes whose timestamp (ms since the epoch) is too far from now."""
+    try:
+        sent = int(timestamp) / 1000
+    except ValueError as exc:
+        raise StaleTimestamp(f"timestamp {timestamp!r} is not a number") from exc
+    skew = abs(time.time() - sent)
+    if skew > max_skew_s:
+        raise StaleTimestamp(f"timestamp is {skew:.0f}s away from now (max {max_skew_s:.0f}s)")
+
+
+def _encrypted_field(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadPayload("body is not JSON") from exc
+    value = data.get("encrypt") if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise BadPayload('body has no "encrypt" string')
+    return value
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """``GET /healthz``: the process is alive."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """``GET /readyz``: configuration loaded and Redis reachable."""
+    try:
+        await request.app[ARQ_KEY].ping()
+    except Exception as exc:  # noqa: BLE001 - readiness reports any failure as not ready
+        return web.json_response({"status": "unavailable", "redis": str(exc)}, status=503)
+    return web.json_response({"status": "ready", "tenants": len(request.app[CONFIG_KEY].tenants)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text format."""
+    return web.Response(body=metrics_text(), content_type="text/plain", charset="utf-8")

@@ -1,0 +1,72 @@
+"""arq ``WorkerSettings`` built from configuration, and the worker's shared resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from arq import cron
+from arq.worker import Worker
+
+from syncd import queue
+from syncd.adapters.dingtalk.tokens import TokenCache
+from syncd.config import Config
+from syncd.store.redis import RedisStore
+from syncd.worker import tasks
+
+# How often the poll cron looks for bindings whose poll interval has passed.
+POLL_TICK_SECONDS = 5
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Open what every job shares: one HTTP session, the token cache and the store."""
+    ctx["session"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+    ctx["tokens"] = TokenCache(ctx["redis"])
+    ctx["store"] = RedisStore(ctx["redis"])
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """Close what :func:`startup` opened."""
+    session = ctx.get("session")
+    if session is not None:
+        await session.close()
+
+
+def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -> dict[str, Any]:
+    """Keyword arguments for :class:`arq.worker.Worker` (also usable as WorkerSettings)."""
+    at = config.settings.full_reconcile_at
+    crons = [
+        cron(
+            tasks.full_reconcile_all,
+            hour={at.hour},
+            minute={at.minute},
+            second={0},
+            run_at_startup=False,
+            unique=True,
+        )
+    ]
+    if poll:
+        crons.append(
+            cron(tasks.poll_due, second=set(range(0, 60, POLL_TICK_SECONDS)), unique=True)
+        )
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx["config"] = config
+        await startup(ctx)
+
+    return {
+        "functions": [queue.reconcile_function(tasks.reconcile_binding)],
+        "cron_jobs": crons,
+        "redis_settings": queue.redis_settings(config.settings.redis_url),
+        "on_startup": on_startup,
+        "on_shutdown": shutdown,
+        "burst": burst,
+        "max_tries": tasks.MAX_TRIES,
+        "handle_signals": False,
+        "job_timeout": 600,
+        "max_jobs": 10,
+    }
+
+
+def create_worker(config: Config, *, burst: bool = False, poll: bool = True, **overrides: Any) -> Worker:
+    """An arq worker for ``config`` (callers run ``await worker.async_run()`` or ``main()``)."""
+    return Worker(**{**worker_settings(config, burst=burst, poll=poll), **overrides})

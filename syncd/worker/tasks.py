@@ -1,0 +1,140 @@
+"""arq task functions: thin, each looks things up in ``ctx`` and calls the reconciler.
+
+``ctx`` is arq's per-worker dict, filled by :func:`syncd.worker.settings.startup`:
+``config``, ``session`` (aiohttp), ``tokens`` (shared token cache), ``store`` (Redis
+mapping store) and arq's own ``redis`` pool.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from arq import Retry
+
+from syncd import queue
+from syncd.errors import Retryable, SyncdError
+from syncd.model import BindingRef
+from syncd.observability import (
+    ACTIONS,
+    CONFLICTS,
+    LAST_SUCCESS,
+    RECONCILE_SECONDS,
+    RECONCILES,
+)
+from syncd.reconcile import Progress, Report, reconcile
+from syncd.worker.wiring import wire
+
+log = structlog.get_logger(__name__)
+
+MAX_TRIES = 5
+
+
+async def run_once(
+    ctx: dict[str, Any],
+    ref: BindingRef,
+    *,
+    full: bool = False,
+    dry_run: bool = False,
+    force_delete: bool = False,
+    on_progress: Progress | None = None,
+) -> Report:
+    """One reconcile of ``ref`` with the worker's shared resources (no locking)."""
+    config, session, tokens = ctx["config"], ctx["session"], ctx["tokens"]
+    async with wire(config, ref, session, tokens, force_delete=force_delete) as w:
+        return await reconcile(
+            ref, w.dingtalk, w.other, ctx["store"], w.policy,
+            full=full, dry_run=dry_run, on_progress=on_progress,
+        )
+
+
+async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reason: str) -> str:
+    """The reconcile job of one binding, run under :func:`syncd.queue.run_exclusive`."""
+    ref = BindingRef(tenant, binding)
+    pool = ctx["redis"]
+    started = time.monotonic()
+    full = reason == "full" or await queue.take_full(pool, ref)
+    try:
+        outcome = await queue.run_exclusive(pool, ref, lambda: run_once(ctx, ref, full=full))
+    except Retryable as exc:
+        if full:
+            await queue.mark_full(pool, ref)
+        return await _retry_or_dead_letter(ctx, ref, reason, exc)
+    except SyncdError as exc:
+        await _dead_letter(ctx, ref, reason, exc)
+        RECONCILES.labels(tenant, "failed").inc()
+        return f"failed: {type(exc).__name__}: {exc}"
+    if outcome.result is None:
+        RECONCILES.labels(tenant, outcome.skipped or "skipped").inc()
+        if full:
+            await queue.mark_full(pool, ref)  # the run that holds the lock did not do it
+        return f"skipped: {outcome.skipped}"
+    _record(ref, outcome.result, time.monotonic() - started)
+    return outcome.result.summary_line()
+
+
+def _record(ref: BindingRef, report: Report, seconds: float) -> None:
+    """Metrics of a finished run (the runner itself logs the canonical line)."""
+    RECONCILES.labels(ref.tenant, "ok" if report.ok else "partial").inc()
+    RECONCILE_SECONDS.labels(ref.tenant).observe(seconds)
+    for side, counts in report.per_side.items():
+        for kind in ("created", "updated", "deleted"):
+            if n := getattr(counts, kind):
+                ACTIONS.labels(ref.tenant, str(side), kind).inc(n)
+    if report.counts.conflicts:
+        CONFLICTS.labels(ref.tenant).inc(report.counts.conflicts)
+    if report.ok:
+        LAST_SUCCESS.labels(ref.tenant, ref.binding).set(time.time())
+
+
+async def _retry_or_dead_letter(
+    ctx: dict[str, Any], ref: BindingRef, reason: str, exc: Retryable
+) -> str:
+    tries = int(ctx.get("job_try") or 1)
+    if tries >= MAX_TRIES:
+        await _dead_letter(ctx, ref, reason, exc)
+        RECONCILES.labels(ref.tenant, "failed").inc()
+        return f"failed after {tries} tries: {exc}"
+    RECONCILES.labels(ref.tenant, "retried").inc()
+    delay = getattr(exc, "retry_after", None) or min(2**tries, 60)
+    log.warning("reconcile_retry", binding=str(ref), error=str(exc), defer=delay, job_try=tries)
+    raise Retry(defer=delay) from exc
+
+
+async def _dead_letter(ctx: dict[str, Any], ref: BindingRef, reason: str, exc: Exception) -> None:
+    log.error("reconcile_failed", binding=str(ref), error=f"{type(exc).__name__}: {exc}")
+    await ctx["store"].add_dead_letter(
+        ref,
+        {
+            "reason": reason,
+            "error": f"{type(exc).__name__}: {exc}",
+            "at": datetime.now(UTC).isoformat(),
+            "tries": int(ctx.get("job_try") or 1),
+        },
+    )
+
+
+async def poll_due(ctx: dict[str, Any]) -> int:
+    """Cron: request a reconcile of every CalDAV binding whose poll interval has passed."""
+    redis, requested = ctx["redis"], 0
+    for tenant, binding in ctx["config"].bindings():
+        if binding.caldav is None:
+            continue
+        ref = BindingRef(tenant.id, binding.id)
+        if await queue.poll_due(redis, ref, binding.poll_interval):
+            await queue.request_reconcile(redis, ref, "poll")
+            requested += 1
+    return requested
+
+
+async def full_reconcile_all(ctx: dict[str, Any]) -> int:
+    """Cron (daily): a full reconcile of every binding, the safety net for missed changes."""
+    count = 0
+    for tenant, binding in ctx["config"].bindings():
+        if binding.caldav is not None:
+            ref = BindingRef(tenant.id, binding.id)
+            await queue.request_reconcile(ctx["redis"], ref, "full", full=True)
+            count += 1
+    return count

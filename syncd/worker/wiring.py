@@ -1,0 +1,91 @@
+"""Build the two sides and the policy of one binding from configuration.
+
+Shared by the arq worker and ``syncd sync``: the only place that turns a configured
+binding into adapters. Long-lived resources (the aiohttp session, Redis, the token cache)
+are passed in, so one worker process shares them across all bindings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from syncd.adapters.caldav.client import CalDAVClient
+from syncd.adapters.caldav.side import CalDAVSide
+from syncd.adapters.dingtalk.client import DingTalkClient
+from syncd.adapters.dingtalk.side import DingTalkSide
+from syncd.adapters.dingtalk.tokens import TokenCache
+from syncd.config import Binding, Config, Tenant
+from syncd.errors import ConfigError
+from syncd.model import BindingRef
+from syncd.sync.ports import CalendarSide
+from syncd.sync.policy import Policy
+from syncd.translate import Context, Directory
+
+
+@dataclass(frozen=True)
+class Wired:
+    """Everything a reconcile of one binding needs."""
+
+    ref: BindingRef
+    dingtalk: CalendarSide
+    other: CalendarSide
+    policy: Policy
+
+
+def translation_context(tenant: Tenant, binding: Binding) -> Context:
+    """The translation settings of a binding: its tenant's directory and zone, its user."""
+    return Context(
+        directory=Directory(tenant.directory_map()),
+        user=binding.dingtalk_user,
+        timezone=tenant.timezone,
+    )
+
+
+def policy_for(config: Config, binding: Binding, *, force_delete: bool = False) -> Policy:
+    """The planner's policy for a binding (deletion threshold: binding, else process)."""
+    threshold = config.deletion_threshold(binding)
+    return Policy(
+        direction=binding.direction,
+        conflict=binding.conflict,
+        max_deletions=threshold.max_count,
+        max_deletion_ratio=threshold.max_ratio,
+        force_delete=force_delete,
+    )
+
+
+def dingtalk_client(
+    tenant: Tenant, session: aiohttp.ClientSession, tokens: TokenCache
+) -> DingTalkClient:
+    """A client for the tenant's DingTalk app."""
+    app = tenant.dingtalk
+    return DingTalkClient(
+        session, app.api_base, app.app_key, app.app_secret.get_secret_value(), tokens
+    )
+
+
+@asynccontextmanager
+async def wire(
+    config: Config,
+    ref: BindingRef,
+    session: aiohttp.ClientSession,
+    tokens: TokenCache,
+    *,
+    force_delete: bool = False,
+) -> AsyncIterator[Wired]:
+    """Open the sides of ``ref`` for one reconcile and close them afterwards."""
+    tenant = config.tenant(ref.tenant)
+    binding = tenant.binding(ref.binding)
+    ctx = translation_context(tenant, binding)
+    dingtalk = DingTalkSide(dingtalk_client(tenant, session, tokens), binding.dingtalk_user, ctx)
+    policy = policy_for(config, binding, force_delete=force_delete)
+    if binding.caldav is not None:
+        dav = binding.caldav
+        password = dav.password.get_secret_value() if dav.password else None
+        async with CalDAVClient(dav.url, dav.username, password) as client:
+            yield Wired(ref, dingtalk, CalDAVSide(client, ctx), policy)
+        return
+    raise ConfigError(f"binding {ref}: ICS feed bindings are not supported by this version yet")
