@@ -6,11 +6,11 @@ The only module that knows arq's enqueue API. The protocol, and why it loses not
   enqueues the reconcile job whose id carries the binding's current *generation*.
   If that job is already queued, arq refuses the duplicate and the queued job will see
   the mark: the request is coalesced.
-* Every reconcile **job** first bumps the generation (:func:`job_started`), so from that
-  moment requests go to a fresh job id instead of the one arq still considers running
-  (arq refuses an id while it is queued, running, or its result is kept).
-* The job then takes the binding's lock (never waiting). If another run holds it, the job
-  ends at once and leaves the mark: the holder re-checks the mark after releasing.
+* A reconcile **job** tries the binding's lock once (:func:`binding_lock`), which first
+  bumps the generation: from that moment requests go to a fresh job id instead of the
+  one arq still considers running (arq refuses an id while it is queued, running, or
+  its result is kept). If another run holds the lock, the job ends at once and leaves
+  the mark: the holder re-checks the mark after releasing.
 * Holding the lock, the job clears the mark (:func:`take_dirty`). No mark: every request
   so far was served by an earlier run, so the job does nothing (this is what keeps a
   burst at two runs). Otherwise it reconciles; a request arriving during the run sets
@@ -25,8 +25,8 @@ worker registers that coroutine with :func:`reconcile_function` (``keep_result=0
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Literal, TypeVar
 
@@ -39,8 +39,9 @@ from redis.asyncio import Redis
 from syncd.errors import StoreError
 from syncd.model import BindingRef
 from syncd.store import keys
+from syncd.store import lock as _lock
 from syncd.store.guard import awaited, redis_errors
-from syncd.store.lock import DEFAULT_LOCK_TTL_S, BindingLock, binding_lock
+from syncd.store.lock import DEFAULT_LOCK_TTL_S, BindingLock, run_holding
 
 __all__ = [
     "DEFAULT_LOCK_TTL_S",
@@ -51,11 +52,14 @@ __all__ = [
     "first_delivery",
     "job_id_for",
     "job_started",
+    "mark_dirty",
+    "poll_due",
     "reconcile_function",
     "redis_settings",
     "request_reconcile",
     "rerun_if_dirty",
     "run_exclusive",
+    "seen_delivery",
     "take_dirty",
 ]
 
@@ -160,12 +164,44 @@ async def rerun_if_dirty(pool: ArqRedis, ref: BindingRef) -> bool:
         return await _enqueue(pool, ref, "rerun")
 
 
+async def mark_dirty(redis: Redis, ref: BindingRef) -> None:
+    """Set the binding's dirty mark without queueing (a run holding the lock re-runs)."""
+    with redis_errors("mark_dirty"):
+        await redis.set(keys.binding_key(ref, keys.DIRTY), "1")
+
+
 async def _restore_dirty(redis: Redis, ref: BindingRef) -> None:
     try:
-        with redis_errors("restore_dirty"):
-            await redis.set(keys.binding_key(ref, keys.DIRTY), "1")
+        await mark_dirty(redis, ref)
     except StoreError as exc:
         log.warning("dirty_restore_failed", binding=str(ref), error=str(exc))
+
+
+async def poll_due(redis: Redis, ref: BindingRef, interval_s: float) -> bool:
+    """True at most once per ``interval_s`` per binding, across all workers (cron polls)."""
+    with redis_errors("poll_due"):
+        key = keys.binding_key(ref, keys.POLL)
+        return bool(await redis.set(key, "1", nx=True, px=max(1, int(interval_s * 1000))))
+
+
+@asynccontextmanager
+async def binding_lock(
+    redis: Redis, ref: BindingRef, ttl_s: float = DEFAULT_LOCK_TTL_S
+) -> AsyncIterator[BindingLock]:
+    """The reconcile lock of ``ref``, tried once (the yielded lock is true if taken).
+
+    Starts a new generation first (:func:`job_started`), taken or not, so requests
+    from now on queue a new job rather than coalescing into this ending one.
+    """
+    await job_started(redis, ref)
+    async with _lock.binding_lock(redis, ref, ttl_s) as lock:
+        yield lock
+
+
+async def seen_delivery(redis: Redis, tenant: str, push_id: str) -> bool:
+    """True if :func:`first_delivery` already accepted ``push_id`` for ``tenant``."""
+    with redis_errors("seen_delivery"):
+        return bool(await redis.exists(keys.push_key(tenant, push_id)))
 
 
 async def first_delivery(redis: Redis, tenant: str, push_id: str, ttl_s: int = 86400) -> bool:
@@ -205,7 +241,6 @@ async def run_exclusive(
     (Redis unreachable for longer than the ttl), ``work`` is cancelled and
     ``StoreError`` raised. Errors of ``work`` propagate after the mark is put back.
     """
-    await job_started(pool, ref)
     async with binding_lock(pool, ref, lock_ttl_s) as lock:
         if not lock.held:
             log.info("reconcile_skipped", binding=str(ref), why="locked")
@@ -234,37 +269,8 @@ async def _run_locked(
         log.info("reconcile_skipped", binding=str(ref), why="clean")
         return RunOutcome(ran=False, skipped="clean")
     try:
-        result = await _with_refresh(lock, work)
+        result = await run_holding(lock, work)
     except BaseException:
         await _restore_dirty(pool, ref)
         raise
     return RunOutcome(ran=True, result=result)
-
-
-async def _with_refresh(lock: BindingLock, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    task = asyncio.create_task(work())
-    lost = asyncio.Event()
-    keeper = asyncio.create_task(_keep_alive(lock, task, lost))
-    try:
-        return await task
-    except asyncio.CancelledError:
-        if lost.is_set():
-            raise StoreError(f"{lock.ref}: reconcile lock lost during the run") from None
-        raise
-    finally:
-        keeper.cancel()
-
-
-async def _keep_alive(lock: BindingLock, task: asyncio.Task[Any], lost: asyncio.Event) -> None:
-    while True:
-        await asyncio.sleep(lock.ttl_s / 3)
-        try:
-            if await lock.refresh():
-                continue
-        except StoreError as exc:
-            log.warning("lock_refresh_failed", binding=str(lock.ref), error=str(exc))
-            continue
-        log.error("lock_lost", binding=str(lock.ref))
-        lost.set()
-        task.cancel()
-        return

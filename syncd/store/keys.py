@@ -13,6 +13,7 @@ percent-encoded, so no id can reach into another's namespace::
     syncd:<tenant>:binding:<binding>:dirty      string "1" while a reconcile request is untaken
     syncd:<tenant>:binding:<binding>:gen        int    generation of the binding's reconcile job id
     syncd:<tenant>:binding:<binding>:lock       string owner token of the running reconcile (PX)
+    syncd:<tenant>:binding:<binding>:poll       string "1" until the next poll is due (PX)
     syncd:<tenant>:push:<push id>               string "1" once a DingTalk push was accepted (EX)
 
 arq's own keys (``arq:queue``, ``arq:job:<id>``, ...) are arq's business; reconcile job ids
@@ -41,6 +42,7 @@ STORE_KEYS = (PAIRS, BY_DINGTALK, BY_HREF, CURSORS, CONFLICTS, DEAD_LETTERS, STA
 DIRTY = "dirty"
 GENERATION = "gen"
 LOCK = "lock"
+POLL = "poll"
 RECONCILE_JOB = "reconcile"
 
 # Per tenant.

@@ -7,9 +7,11 @@ never extend or delete the lock a successor has taken since.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 import structlog
 from redis.asyncio import Redis
@@ -20,6 +22,7 @@ from syncd.store import keys
 from syncd.store.guard import redis_errors
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 DEFAULT_LOCK_TTL_S = 300.0
 
@@ -45,8 +48,8 @@ def _ms(seconds: float) -> int:
 class BindingLock:
     """The reconcile lock of one binding, owned by this object's random token.
 
-    ``held`` says whether this owner believes it holds the lock (it may have expired
-    meanwhile: :meth:`refresh` tells for sure).
+    ``held`` (also the lock's truth value) says whether this owner believes it holds
+    the lock (it may have expired meanwhile: :meth:`refresh` tells for sure).
     """
 
     def __init__(self, redis: Redis, ref: BindingRef, ttl_s: float = DEFAULT_LOCK_TTL_S) -> None:
@@ -58,6 +61,9 @@ class BindingLock:
         self._token = secrets.token_hex(16)
         self._refresh = redis.register_script(_REFRESH)
         self._release = redis.register_script(_RELEASE)
+
+    def __bool__(self) -> bool:
+        return self.held
 
     async def acquire(self) -> bool:
         """Take the lock if nobody holds it; never waits. True when taken."""
@@ -85,7 +91,7 @@ class BindingLock:
 async def binding_lock(
     redis: Redis, ref: BindingRef, ttl_s: float = DEFAULT_LOCK_TTL_S
 ) -> AsyncIterator[BindingLock]:
-    """Try the binding's lock once; yield it (check ``lock.held``) and release it on exit.
+    """Try the binding's lock once; yield it (true if taken) and release it on exit.
 
     Releasing is best effort: if Redis is unreachable at that moment the failure is
     logged and the lock simply expires after ``ttl_s``.
@@ -100,3 +106,38 @@ async def binding_lock(
                 await lock.release()
             except StoreError as exc:
                 log.warning("lock_release_failed", binding=str(ref), error=str(exc))
+
+
+async def run_holding(lock: BindingLock, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work`` while refreshing ``lock`` every ``ttl_s / 3``.
+
+    If the lock turns out to be lost (it expired, e.g. Redis was unreachable longer than
+    the ttl, and maybe another owner took it), ``work`` is cancelled and ``StoreError``
+    raised: two runs must not write one binding at once.
+    """
+    task = asyncio.create_task(work())
+    lost = asyncio.Event()
+    keeper = asyncio.create_task(_keep_alive(lock, task, lost))
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if lost.is_set():
+            raise StoreError(f"{lock.ref}: reconcile lock lost during the run") from None
+        raise
+    finally:
+        keeper.cancel()
+
+
+async def _keep_alive(lock: BindingLock, task: asyncio.Task[Any], lost: asyncio.Event) -> None:
+    while True:
+        await asyncio.sleep(lock.ttl_s / 3)
+        try:
+            if await lock.refresh():
+                continue
+        except StoreError as exc:
+            log.warning("lock_refresh_failed", binding=str(lock.ref), error=str(exc))
+            continue
+        log.error("lock_lost", binding=str(lock.ref))
+        lost.set()
+        task.cancel()
+        return

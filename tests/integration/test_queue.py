@@ -16,10 +16,9 @@ from arq.constants import default_queue_name, result_key_prefix
 from arq.worker import Worker
 
 from syncd import queue
-from syncd.errors import StoreError, StoreUnavailable
+from syncd.errors import StoreError
 from syncd.model import BindingRef
 from syncd.store import keys
-from tests.fixtures.ports import free_port
 
 REF = BindingRef("acme", "alice-work")
 
@@ -56,6 +55,20 @@ async def reconcile(ctx: dict[str, Any], tenant: str, binding: str, reason: str)
         ctx["redis"], BindingRef(tenant, binding), lambda: rec.work(ctx["job_id"])
     )
     rec.outcomes.append(outcome)
+
+
+async def reconcile_by_hand(ctx: dict[str, Any], tenant: str, binding: str, reason: str) -> None:
+    """The same task written with the primitives (lock, take_dirty, rerun_if_dirty)."""
+    rec: Recorder = ctx["rec"]
+    ref = BindingRef(tenant, binding)
+    async with queue.binding_lock(ctx["redis"], ref) as lock:
+        if not lock:
+            rec.outcomes.append(queue.RunOutcome(ran=False, skipped="locked"))
+            return
+        await queue.take_dirty(ctx["redis"], ref)
+        await rec.work(ctx["job_id"])
+    rec.outcomes.append(queue.RunOutcome(ran=True))
+    await queue.rerun_if_dirty(ctx["redis"], ref)
 
 
 @pytest.fixture
@@ -158,24 +171,31 @@ async def test_request_during_a_run_gets_exactly_one_follow_up(
     assert len({job for job, _ in rec.runs}) == 2
 
 
-async def test_two_workers_never_run_one_binding_at_once(redis_url: str, pool: ArqRedis) -> None:
-    """A second worker picking the binding's job while the first runs it skips it; one follow-up."""
+@pytest.mark.parametrize(
+    "task", [reconcile, reconcile_by_hand], ids=["run_exclusive", "primitives"]
+)
+async def test_two_workers_contend_and_the_holder_follows_up(
+    redis_url: str, pool: ArqRedis, task: Callable[..., Awaitable[None]]
+) -> None:
+    """Both ways of writing the task: a request during a run is served by exactly one more run."""
     rec = Recorder()
-    first = make_worker(redis_url, rec, max_jobs=1)
-    second = make_worker(redis_url, rec, max_jobs=1)
+    fn = [queue.reconcile_function(task)]
+    first = make_worker(redis_url, rec, max_jobs=1, functions=fn)
+    second = make_worker(redis_url, rec, max_jobs=1, functions=fn)
     assert await queue.request_reconcile(pool, REF, "first")
     main_first = asyncio.create_task(first.main())
     await asyncio.wait_for(rec.started.wait(), 10)
     main_second = asyncio.create_task(second.main())
+    asked = time.monotonic()
     assert await queue.request_reconcile(pool, REF, "during")
-    await until(lambda: second.jobs_complete == 1)  # the second worker finished the new job ...
-    assert [o.skipped for o in rec.outcomes] == ["locked"]  # ... without running it
+    await until(lambda: second.jobs_complete == 1)
     rec.gate.set()
     await asyncio.wait_for(asyncio.gather(main_first, main_second), 10)
     await first.close()
     await second.close()
+    assert [o.skipped for o in rec.outcomes] == ["locked", None, None]
     assert rec.max_active == 1
-    assert len(rec.runs) == 2
+    assert rec.runs[1][1] > asked
 
 
 async def test_racing_workers_under_random_requests(redis_url: str, pool: ArqRedis) -> None:
@@ -314,45 +334,3 @@ async def test_crashed_owner_lock_expires_and_work_resumes(redis_url: str, pool:
     await make_worker(redis_url, rec).main()
     assert [o.skipped for o in rec.outcomes] == ["locked", None]
     assert len(rec.runs) == 1
-
-
-async def test_push_dedupe(pool: ArqRedis) -> None:
-    """A push id is first only once per tenant, for the ttl; another tenant has its own ids."""
-    assert await queue.first_delivery(pool, "acme", "push-1")
-    assert not await queue.first_delivery(pool, "acme", "push-1")
-    assert await queue.first_delivery(pool, "globex", "push-1")
-    assert 86000 < await pool.ttl(keys.push_key("acme", "push-1")) <= 86400
-    assert await queue.first_delivery(pool, "acme", "push-2", ttl_s=1)
-    await asyncio.sleep(1.1)
-    assert await queue.first_delivery(pool, "acme", "push-2")
-
-
-async def test_reconcile_function_keeps_no_result() -> None:
-    """The worker's Function is named reconcile_binding and keeps no result."""
-    fn = queue.reconcile_function(reconcile, timeout_s=60)
-    assert fn.name == queue.RECONCILE_TASK == "reconcile_binding"
-    assert fn.keep_result_s == 0
-    assert fn.timeout_s == 60
-
-
-async def test_job_ids_differ_per_binding_and_generation() -> None:
-    """Job ids never collide across tenants, bindings or generations."""
-    ids = {
-        queue.job_id_for(BindingRef("a:b", "c")),
-        queue.job_id_for(BindingRef("a", "b:c")),
-        queue.job_id_for(BindingRef("a", "b:c"), 1),
-        queue.job_id_for(BindingRef("b", "b:c"), 1),
-    }
-    assert len(ids) == 4
-
-
-async def test_unreachable_redis_is_store_unavailable() -> None:
-    """request_reconcile against a Redis that is down raises StoreUnavailable, nothing else."""
-    down = ArqRedis(port=free_port(), socket_connect_timeout=1)
-    try:
-        with pytest.raises(StoreUnavailable, match="request_reconcile"):
-            await queue.request_reconcile(down, REF, "x")
-        with pytest.raises(StoreUnavailable):
-            await queue.first_delivery(down, "acme", "p")
-    finally:
-        await down.aclose()
