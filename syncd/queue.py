@@ -132,16 +132,16 @@ async def _enqueue(pool: ArqRedis, ref: BindingRef, reason: str) -> bool:
             log.debug("reconcile_coalesced", binding=str(ref), job_id=job_id, reason=reason)
             return False
         # Only a kept result blocks the id: a job of this generation ended without
-        # reaching job_started (expired, or unknown to the worker). Retire the generation.
+        # reaching the lock (expired, or unknown to the worker). Retire the generation.
         log.warning("reconcile_generation_retired", binding=str(ref), job_id=job_id)
         await awaited(pool.eval(_BUMP_IF, 1, gen_key, str(generation)))
     raise StoreError(f"{ref}: could not queue a reconcile job after {_MAX_GENERATION_HOPS} tries")
 
 
 async def job_started(redis: Redis, ref: BindingRef) -> int:
-    """Call first in every reconcile job: later requests then queue a new job id.
+    """Start a new generation: later requests queue a new job id. Returns it.
 
-    Returns the new generation.
+    :func:`binding_lock` calls this; a job must never try the lock without it.
     """
     with redis_errors("job_started"):
         return int(await redis.incr(keys.binding_key(ref, keys.GENERATION)))
