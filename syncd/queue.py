@@ -53,6 +53,7 @@ __all__ = [
     "job_id_for",
     "job_started",
     "mark_dirty",
+    "mark_full",
     "poll_due",
     "reconcile_function",
     "redis_settings",
@@ -61,6 +62,7 @@ __all__ = [
     "run_exclusive",
     "seen_delivery",
     "take_dirty",
+    "take_full",
 ]
 
 log = structlog.get_logger(__name__)
@@ -105,13 +107,18 @@ def reconcile_function(
     )
 
 
-async def request_reconcile(pool: ArqRedis, ref: BindingRef, reason: str) -> bool:
+async def request_reconcile(
+    pool: ArqRedis, ref: BindingRef, reason: str, *, full: bool = False
+) -> bool:
     """Ask for a reconcile of ``ref``: mark it dirty, then queue its job.
 
     True if a new job was queued; False if a queued job that has not started yet will
     serve this request (coalesced). Either way a reconcile starts after this call.
-    Raises ``StoreUnavailable`` if Redis cannot be reached (the request was not taken).
+    ``full`` makes the run re-list both sides (:func:`mark_full`). Raises
+    ``StoreUnavailable`` if Redis cannot be reached (the request was not taken).
     """
+    if full:
+        await mark_full(pool, ref)
     with redis_errors("request_reconcile"):
         await pool.set(keys.binding_key(ref, keys.DIRTY), "1")
         return await _enqueue(pool, ref, reason)
@@ -168,6 +175,22 @@ async def mark_dirty(redis: Redis, ref: BindingRef) -> None:
     """Set the binding's dirty mark without queueing (a run holding the lock re-runs)."""
     with redis_errors("mark_dirty"):
         await redis.set(keys.binding_key(ref, keys.DIRTY), "1")
+
+
+async def mark_full(redis: Redis, ref: BindingRef) -> None:
+    """Ask that the binding's next run re-lists both sides instead of using cursors.
+
+    A separate mark, because a full request coalesced into a queued job would otherwise
+    lose its reason. The run that takes it calls :func:`take_full`.
+    """
+    with redis_errors("mark_full"):
+        await redis.set(keys.binding_key(ref, keys.FULL), "1")
+
+
+async def take_full(redis: Redis, ref: BindingRef) -> bool:
+    """Atomically read and clear the binding's full-reconcile mark."""
+    with redis_errors("take_full"):
+        return bool(await redis.delete(keys.binding_key(ref, keys.FULL)))
 
 
 async def _restore_dirty(redis: Redis, ref: BindingRef) -> None:

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.caldav_servers",
     "tests.fixtures.sandbox",
+    "tests.fixtures.spine",
 ]

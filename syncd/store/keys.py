@@ -40,6 +40,7 @@ STORE_KEYS = (PAIRS, BY_DINGTALK, BY_HREF, CURSORS, CONFLICTS, DEAD_LETTERS, STA
 
 # ... and the queue's (never wiped: a run may be holding them).
 DIRTY = "dirty"
+FULL = "full"  # the next run re-lists both sides (daily safety net, replays)
 GENERATION = "gen"
 LOCK = "lock"
 POLL = "poll"

@@ -53,14 +53,10 @@ async def run_once(
 async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reason: str) -> str:
     """The reconcile job of one binding, run under :func:`syncd.queue.run_exclusive`."""
     ref = BindingRef(tenant, binding)
-    pool = ctx["redis"]
     started = time.monotonic()
-    full = reason == "full" or await queue.take_full(pool, ref)
     try:
-        outcome = await queue.run_exclusive(pool, ref, lambda: run_once(ctx, ref, full=full))
+        outcome = await queue.run_exclusive(ctx["redis"], ref, lambda: _locked_run(ctx, ref))
     except Retryable as exc:
-        if full:
-            await queue.mark_full(pool, ref)
         return await _retry_or_dead_letter(ctx, ref, reason, exc)
     except SyncdError as exc:
         await _dead_letter(ctx, ref, reason, exc)
@@ -68,11 +64,20 @@ async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reas
         return f"failed: {type(exc).__name__}: {exc}"
     if outcome.result is None:
         RECONCILES.labels(tenant, outcome.skipped or "skipped").inc()
-        if full:
-            await queue.mark_full(pool, ref)  # the run that holds the lock did not do it
         return f"skipped: {outcome.skipped}"
     _record(ref, outcome.result, time.monotonic() - started)
     return outcome.result.summary_line()
+
+
+async def _locked_run(ctx: dict[str, Any], ref: BindingRef) -> Report:
+    """Under the lock: a full run if one was asked for (the mark survives failures)."""
+    full = await queue.take_full(ctx["redis"], ref)
+    try:
+        return await run_once(ctx, ref, full=full)
+    except BaseException:
+        if full:
+            await queue.mark_full(ctx["redis"], ref)
+        raise
 
 
 def _record(ref: BindingRef, report: Report, seconds: float) -> None:

@@ -1,0 +1,118 @@
+"""End to end through the real webhook, Redis, arq workers, sandbox and CalDAV servers.
+
+Each test runs against both Radicale and Xandikos (the ``caldav_calendar`` fixture is
+parametrised). After every change, a further reconcile must write nothing on either side.
+"""
+
+from __future__ import annotations
+
+import icalendar
+
+from syncd.adapters.caldav.client import RawItem
+from syncd.model import BindingRef
+from tests.fixtures.spine import Spine
+
+
+
+def timed_event(summary: str, day: int) -> dict[str, object]:
+    """A one-hour meeting at 10:00 Asia/Shanghai on 2027-01-<day> (inside every sync window)."""
+    def at(hour: int) -> dict[str, str]:
+        return {"dateTime": f"2027-01-{day:02d}T{hour}:00:00+08:00", "timeZone": "Asia/Shanghai"}
+
+    return {"summary": summary, "start": at(10), "end": at(11)}
+
+
+def _summaries(items: tuple[RawItem, ...]) -> list[str]:
+    out = []
+    for item in items:
+        cal = icalendar.Calendar.from_ical(item.text)
+        out += [str(ev["SUMMARY"]) for ev in cal.walk("VEVENT")]
+    return sorted(out)
+
+
+async def _assert_quiet(spine: Spine) -> None:
+    """A poll-triggered reconcile right after a sync writes nothing anywhere."""
+    before = spine.writes()
+    await spine.settle(poll=True)
+    assert spine.writes() == before
+
+
+async def test_dingtalk_changes_reach_caldav(spine: Spine) -> None:
+    """Create, update and delete in DingTalk flow to CalDAV via callbacks; then quiet."""
+    created = await spine.api.create("u-alice", timed_event("Design review", day=22))
+    await spine.settle()
+    items = (await spine.caldav_items()).items
+    assert _summaries(items) == ["Design review"]
+    text = items[0].text
+    assert "DTSTART;TZID=Asia/Shanghai:20270122T100000" in text.replace("\r\n ", "")
+    await _assert_quiet(spine)
+
+    status, _ = await spine.api.call(
+        "PUT",
+        spine.api.events("u-alice", f"/{created['id']}"),
+        json={"id": created["id"], "summary": "Design review (moved)"},
+    )
+    assert status == 200
+    await spine.settle()
+    assert _summaries((await spine.caldav_items()).items) == ["Design review (moved)"]
+    await _assert_quiet(spine)
+
+    status, _ = await spine.api.call("DELETE", spine.api.events("u-alice", f"/{created['id']}"))
+    assert status == 200
+    await spine.settle()
+    assert (await spine.caldav_items()).items == ()
+    await _assert_quiet(spine)
+
+
+ICS = """BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//test//EN\r
+BEGIN:VEVENT\r
+UID:standup-1@client.example\r
+DTSTAMP:20250101T000000Z\r
+DTSTART;TZID=Europe/Berlin:20270123T091500\r
+DTEND;TZID=Europe/Berlin:20270123T093000\r
+SUMMARY:{summary}\r
+LOCATION:Room 4\r
+END:VEVENT\r
+END:VCALENDAR\r
+"""
+
+
+async def test_caldav_changes_reach_dingtalk(spine: Spine) -> None:
+    """Create, update and delete in a CalDAV client flow to DingTalk on the poll; then quiet."""
+    status, _ = spine.calendar.put_raw("standup.ics", ICS.format(summary="Standup"))
+    assert status in (201, 204)
+    await spine.settle(poll=True)
+    [event] = spine.dingtalk_events()
+    assert event["summary"] == "Standup"
+    assert event["location"]["displayName"] == "Room 4"
+    assert event["start"]["timeZone"] == "Europe/Berlin"
+    assert event["start"]["dateTime"].startswith("2027-01-23T09:15:00")
+    await _assert_quiet(spine)
+
+    status, _ = spine.calendar.put_raw("standup.ics", ICS.format(summary="Standup (new room)"))
+    assert status in (201, 204)
+    await spine.settle(poll=True)
+    assert [e["summary"] for e in spine.dingtalk_events()] == ["Standup (new room)"]
+    await _assert_quiet(spine)
+
+    async with spine.api.s.delete(spine.calendar.url + "standup.ics") as resp:
+        assert resp.status in (200, 204)
+    await spine.settle(poll=True)
+    assert spine.dingtalk_events() == []
+    await _assert_quiet(spine)
+
+
+async def test_status_after_sync(spine: Spine) -> None:
+    """After a reconcile the store reports the pair and a successful run."""
+    await spine.api.create("u-alice", timed_event("Retro", day=24))
+    await spine.settle()
+    from syncd.store.redis import RedisStore
+
+    store = RedisStore(spine.pool)
+    ref = BindingRef("acme", "alice-work")
+    pairs = await store.load_pairs(ref)
+    assert len(pairs) == 1
+    status = await store.get_status(ref)
+    assert status["state"] == "ok"
