@@ -117,7 +117,10 @@ def zone_name(value: datetime) -> str:
 
 
 def encode_when(value: When) -> str:
-    """Canonical text of a date or aware datetime: ``2025-03-01`` or ``2025-03-01T10:00:00[Asia/Shanghai]``."""
+    """Canonical text of a date or aware datetime.
+
+    ``2025-03-01`` for a date, ``2025-03-01T10:00:00[Asia/Shanghai]`` for a date-time.
+    """
     if isinstance(value, datetime):
         return f"{value.replace(tzinfo=None).isoformat()}[{zone_name(value)}]"
     return value.isoformat()
@@ -244,6 +247,11 @@ class PairState:
     ``base`` is the canonical event both sides agreed on; the fingerprints are those of
     what each side held (or what we wrote to it) at that time, which is how our own
     writes are recognised when they come back (echo suppression).
+
+    ``dingtalk_held`` / ``caldav_held`` are what each side held at that time when it
+    differs from ``base`` (a side that cannot store every field, or rewrites some); None
+    means "the side held ``base``". The merge compares each side against what it held, so
+    a field a side could not keep never reads as that side's edit.
     """
 
     uid: str
@@ -254,6 +262,8 @@ class PairState:
     caldav_etag: str | None
     base: Event | None
     origin: Side = Side.DINGTALK
+    dingtalk_held: Event | None = None
+    caldav_held: Event | None = None
 
     def ids(self) -> dict[Side, str | None]:
         return {Side.DINGTALK: self.dingtalk_id, Side.CALDAV: self.caldav_href}

@@ -54,6 +54,7 @@ __all__ = [
     "job_started",
     "mark_dirty",
     "mark_full",
+    "ping",
     "poll_due",
     "reconcile_function",
     "redis_settings",
@@ -219,6 +220,12 @@ async def binding_lock(
     await job_started(redis, ref)
     async with _lock.binding_lock(redis, ref, ttl_s) as lock:
         yield lock
+
+
+async def ping(redis: Redis) -> None:
+    """Raise ``StoreUnavailable`` unless Redis answers (readiness checks)."""
+    with redis_errors("ping"):
+        await redis.ping()
 
 
 async def seen_delivery(redis: Redis, tenant: str, push_id: str) -> bool:

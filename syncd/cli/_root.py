@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -47,8 +47,9 @@ def fail(exc: BaseException, debug: bool) -> None:
             click.echo(line, err=True)
     else:
         name = type(exc).__name__
-        click.echo(f"syncd: {name}: {exc}" if isinstance(exc, SyncdError) else f"syncd: {exc}",
-                   err=True)
+        click.echo(
+            f"syncd: {name}: {exc}" if isinstance(exc, SyncdError) else f"syncd: {exc}", err=True
+        )
     sys.exit(code)
 
 
@@ -61,9 +62,7 @@ def main() -> None:
 def load(config_dir: str, debug: bool, *, skip_invalid_tenants: bool = False) -> Config:
     """Load configuration for a command, or exit 2 with every problem on its own line."""
     try:
-        return load_config(
-            Path(config_dir), os.environ, skip_invalid_tenants=skip_invalid_tenants
-        )
+        return load_config(Path(config_dir), os.environ, skip_invalid_tenants=skip_invalid_tenants)
     except ConfigError as exc:
         fail(exc, debug)
         raise  # unreachable: fail() exits

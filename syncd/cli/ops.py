@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -59,7 +60,12 @@ async def _resources(config: Config) -> AsyncIterator[dict[str, Any]]:
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 @click.option("--force-delete", is_flag=True, help="Execute deletions held by the safety limits.")
 def sync_command(
-    config_dir: str, debug: bool, tenant: str, binding: str | None, full: bool, dry_run: bool,
+    config_dir: str,
+    debug: bool,
+    tenant: str,
+    binding: str | None,
+    full: bool,
+    dry_run: bool,
     force_delete: bool,
 ) -> None:
     """One reconcile now, in the foreground, with progress."""
@@ -91,13 +97,20 @@ async def _sync(
     async with _resources(config) as ctx:
         for ref in refs:
             with click.progressbar(length=1, label=f"{ref}", file=None) as bar:
+
                 def progress(done: int, total: int, bar: Any = bar) -> None:
                     bar.length = max(total, 1)
                     bar.update(done - bar.pos)
 
                 reports.append(
-                    await run_once(ctx, ref, full=full, dry_run=dry_run,
-                                   force_delete=force_delete, on_progress=progress)
+                    await run_once(
+                        ctx,
+                        ref,
+                        full=full,
+                        dry_run=dry_run,
+                        force_delete=force_delete,
+                        on_progress=progress,
+                    )
                 )
     return reports
 
@@ -146,8 +159,6 @@ async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]
 
 def queue_lag(status: dict[str, Any]) -> str:
     """Seconds since the last successful run, as text ('-' when never)."""
-    from datetime import UTC, datetime  # noqa: PLC0415
-
     last = status.get("last_success")
     if not last:
         return "-"
@@ -210,7 +221,8 @@ def replay_command(config_dir: str, debug: bool, tenant: str | None) -> None:
         return
     for ref, count in replayed:
         click.echo(f"{ref}: replayed {count} dead letter(s)")
-    click.echo(f"replayed {sum(n for _, n in replayed)} dead letter(s) in {len(replayed)} binding(s)")
+    total = sum(n for _, n in replayed)
+    click.echo(f"replayed {total} dead letter(s) in {len(replayed)} binding(s)")
 
 
 async def _replay(config: Config, refs: list[BindingRef]) -> list[tuple[BindingRef, int]]:

@@ -14,7 +14,7 @@ from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY
 
 
 def create_app(config: Config, pool: ArqRedis | None = None) -> web.Application:
-    """Build the webhook app; opens its own arq pool on ``config.settings.redis_url`` unless given."""
+    """Build the webhook app; opens its own arq pool on the configured Redis unless given."""
     app = web.Application(client_max_size=config.settings.callback_max_body + 1024)
     app[CONFIG_KEY] = config
     if pool is not None:

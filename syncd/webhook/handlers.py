@@ -17,7 +17,7 @@ from syncd import crypto
 from syncd.errors import BadEnvelope, BadPayload, BadSignature, StaleTimestamp, StoreUnavailable
 from syncd.model import BindingRef
 from syncd.observability import CALLBACKS, metrics_text
-from syncd.queue import first_delivery, request_reconcile, seen_delivery
+from syncd.queue import first_delivery, ping, request_reconcile, seen_delivery
 from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY
 from syncd.webhook.payload import CALENDAR_CHANGE, CHECK_URL, CallbackEvent, parse_event
 
@@ -141,8 +141,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """``GET /readyz``: configuration loaded and Redis reachable."""
     try:
-        await request.app[ARQ_KEY].ping()
-    except Exception as exc:  # noqa: BLE001 - readiness reports any failure as not ready
+        await ping(request.app[ARQ_KEY])
+    except StoreUnavailable as exc:
         return web.json_response({"status": "unavailable", "redis": str(exc)}, status=503)
     return web.json_response({"status": "ready", "tenants": len(request.app[CONFIG_KEY].tenants)})
 

@@ -46,9 +46,8 @@ def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -
         )
     ]
     if poll:
-        crons.append(
-            cron(tasks.poll_due, second=set(range(0, 60, POLL_TICK_SECONDS)), unique=True)
-        )
+        crons.append(cron(tasks.poll_due, second=set(range(0, 60, POLL_TICK_SECONDS)), unique=True))
+
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["config"] = config
         await startup(ctx)
@@ -67,6 +66,8 @@ def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -
     }
 
 
-def create_worker(config: Config, *, burst: bool = False, poll: bool = True, **overrides: Any) -> Worker:
+def create_worker(
+    config: Config, *, burst: bool = False, poll: bool = True, **overrides: Any
+) -> Worker:
     """An arq worker for ``config`` (callers run ``await worker.async_run()`` or ``main()``)."""
     return Worker(**{**worker_settings(config, burst=burst, poll=poll), **overrides})

@@ -45,8 +45,14 @@ async def run_once(
     config, session, tokens = ctx["config"], ctx["session"], ctx["tokens"]
     async with wire(config, ref, session, tokens, force_delete=force_delete) as w:
         return await reconcile(
-            ref, w.dingtalk, w.other, ctx["store"], w.policy,
-            full=full, dry_run=dry_run, on_progress=on_progress,
+            ref,
+            w.dingtalk,
+            w.other,
+            ctx["store"],
+            w.policy,
+            full=full,
+            dry_run=dry_run,
+            on_progress=on_progress,
         )
 
 

@@ -21,8 +21,8 @@ from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Binding, Config, Tenant
 from syncd.errors import ConfigError
 from syncd.model import BindingRef
-from syncd.sync.ports import CalendarSide
 from syncd.sync.policy import Policy
+from syncd.sync.ports import CalendarSide
 from syncd.translate import Context, Directory
 
 

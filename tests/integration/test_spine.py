@@ -13,9 +13,9 @@ from syncd.model import BindingRef
 from tests.fixtures.spine import Spine
 
 
-
 def timed_event(summary: str, day: int) -> dict[str, object]:
     """A one-hour meeting at 10:00 Asia/Shanghai on 2027-01-<day> (inside every sync window)."""
+
     def at(hour: int) -> dict[str, str]:
         return {"dateTime": f"2027-01-{day:02d}T{hour}:00:00+08:00", "timeZone": "Asia/Shanghai"}
 
