@@ -8,7 +8,8 @@
 - Exceptions: EXDATEs and RECURRENCE-IDs are expressed like the master's start (dates for
   all-day series, the master's zone for timed ones); an override that says nothing the
   master does not already say for that occurrence is dropped; a cancelled override is an
-  EXDATE.
+  EXDATE; EXDATEs and overrides of instants that are not occurrences of the rule are
+  dropped (with a warning): no side could show them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ import dataclasses
 import re
 from collections.abc import Iterable
 
+import structlog
+
 from syncd.model import Event, Recurrence, When, encode_when
 from syncd.translate import _time
+from syncd.translate._rrule import is_occurrence
+
+log = structlog.get_logger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -67,9 +73,22 @@ def finish_series(master: Event, exdates: Iterable[When], overrides: Iterable[Ev
         item = dataclasses.replace(item, uid=master.uid, recurrence_id=rid)
         if item.fingerprint() != _occurrence_of(master, rid).fingerprint():
             kept[encode_when(rid)] = item
-    days = {encode_when(d): d for d in (_time.like(x, ref) for x in [*exdates, *cancelled])}
+    for key in [k for k, item in kept.items() if not is_real(master, item.recurrence_id)]:
+        log.warning("override_of_no_occurrence", uid=master.uid, recurrence_id=key)
+        del kept[key]
+    days = {
+        encode_when(d): d
+        for d in (_time.like(x, ref) for x in [*exdates, *cancelled])
+        if is_real(master, d)
+    }
     for key in days:
         kept.pop(key, None)
     recurrence = Recurrence(master.recurrence.rrule, tuple(days[k] for k in sorted(days)))
     ordered = tuple(kept[k] for k in sorted(kept))
     return dataclasses.replace(master, recurrence=recurrence, overrides=ordered)
+
+
+def is_real(master: Event, moment: When | None) -> bool:
+    """True if ``moment`` is an occurrence of the master's rule."""
+    assert master.recurrence is not None
+    return moment is not None and is_occurrence(master.recurrence.rrule, master.start, moment)

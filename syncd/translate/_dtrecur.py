@@ -38,6 +38,8 @@ def rrule_to_dingtalk(rrule: str, start: When) -> dict[str, Any]:
     extra = sorted(set(parts) - _SUPPORTED)
     if extra:
         raise Unrepresentable(f"DingTalk has no RRULE {', '.join(extra)}", field="rrule")
+    if "COUNT" in parts and "UNTIL" in parts:
+        raise Unrepresentable("DingTalk cannot end a series by both COUNT and UNTIL", field="rrule")
     pattern = _pattern(parts, start)
     pattern["interval"] = int(parts.get("INTERVAL", "1"))
     if parts.get("WKST"):

@@ -75,6 +75,8 @@ def times(ev: Component, ctx: Context) -> tuple[When, When]:
             end = start + length
         else:
             end = start + timedelta(days=max(1, length.days))
+    if end is not None and type(end) is type(start) and end < start:
+        start, end = end, start  # swapped by the producer: take the earlier one as start
     return start, _time.fix_end(start, end)
 
 
@@ -168,6 +170,9 @@ def rrule(ev: Component, start: When) -> str | None:
     if not rules:
         return None
     text = rules[0].to_ical().decode() if hasattr(rules[0], "to_ical") else str(rules[0])
+    if not text.strip():
+        log.info("empty_rrule_ignored", uid=str(ev.get("UID", "")))
+        return None
     return canonical_rrule(text, start)
 
 
@@ -192,3 +197,23 @@ def updated(ev: Component, ctx: Context) -> datetime | None:
 def names(components: Iterable[Component]) -> set[str]:
     """The component names present."""
     return {str(c.name) for c in components}
+
+
+def newest(masters: list[Component]) -> Component:
+    """Of several VEVENTs with one UID and no RECURRENCE-ID, the highest SEQUENCE.
+
+    Only an edit history (every SEQUENCE different) is resolved this way; otherwise the
+    resource is ambiguous and BrokenCalendarData is raised.
+    """
+    sequences = [_sequence(m) for m in masters]
+    if len(set(sequences)) != len(sequences):
+        raise BrokenCalendarData("several VEVENTs with one UID and no RECURRENCE-ID", field="uid")
+    log.warning("older_copies_ignored", uid=str(masters[0].get("UID", "")), count=len(masters) - 1)
+    return masters[sequences.index(max(sequences))]
+
+
+def _sequence(ev: Component) -> int:
+    try:
+        return int(str(ev.get("SEQUENCE", 0)))
+    except ValueError:
+        return 0

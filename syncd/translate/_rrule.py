@@ -13,7 +13,9 @@ as ``BYDAY=2TU``, and UNTIL given as a date for all-day starts or in UTC for tim
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
+
+from dateutil.rrule import rrulestr
 
 from syncd.errors import BrokenCalendarData
 from syncd.model import When
@@ -87,6 +89,8 @@ def canonical_rrule(text: str, start: When | None = None) -> str:
         parts["BYDAY"] = join_byday(split_byday(parts["BYDAY"]))
     _number(parts, "INTERVAL")
     _number(parts, "COUNT")
+    if int(parts.get("COUNT", "1")) < 1:  # COUNT=0 or negative: no count at all
+        del parts["COUNT"]
     if parts.get("INTERVAL") == "1":
         del parts["INTERVAL"]
     if start is not None:
@@ -187,3 +191,30 @@ def until_value(parts: dict[str, str]) -> When | None:
     if "T" in value:
         return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     return datetime.strptime(value, "%Y%m%d").date()
+
+
+_SLOW = ("SECONDLY", "MINUTELY", "HOURLY")
+
+
+def is_occurrence(rule: str, start: When, moment: When) -> bool:
+    """True if ``moment`` is an occurrence of the canonical ``rule`` from ``start``.
+
+    DTSTART always counts (RFC 5545). Sub-daily rules and rules dateutil cannot read are
+    given the benefit of the doubt.
+    """
+    if moment == start or parse_parts(rule)["FREQ"] in _SLOW:
+        return True
+    if isinstance(start, datetime) != isinstance(moment, datetime):
+        return False
+    anchor = _naive_or_aware(start)
+    target = _naive_or_aware(moment)
+    try:
+        expanded = rrulestr(rule, dtstart=anchor)
+        found = expanded.after(target - timedelta(seconds=1), inc=True)
+    except (ValueError, TypeError, OverflowError):
+        return True
+    return bool(found == target)
+
+
+def _naive_or_aware(value: When) -> datetime:
+    return value if isinstance(value, datetime) else datetime.combine(value, time())

@@ -65,7 +65,7 @@ def _build(vevents: list[Component], ctx: Context) -> Event:
     masters = [v for v in vevents if v.get("RECURRENCE-ID") is None]
     others = [v for v in vevents if v.get("RECURRENCE-ID") is not None]
     if len(masters) > 1:
-        raise BrokenCalendarData("several VEVENTs without RECURRENCE-ID", field="uid")
+        masters = [read.newest(masters)]
     if not masters:
         if len(others) > 1:
             raise Unrepresentable("several overrides without their master", field="recurrence-id")
@@ -78,6 +78,9 @@ def _build(vevents: list[Component], ctx: Context) -> Event:
         return master
     master = dataclasses.replace(master, recurrence=Recurrence(rule))
     overrides = [_single(v, ctx) for v in others]
+    for item, raw in zip(overrides, others, strict=True):
+        if raw.get("RRULE") is not None and _common.is_real(master, item.recurrence_id):
+            raise Unrepresentable("an override with its own RRULE (this-and-future)", field="rrule")
     return _common.finish_series(master, read.exdates(masters[0], ctx), overrides)
 
 
