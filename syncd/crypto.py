@@ -52,7 +52,10 @@ _RANDOM_ALPHABET = string.ascii_letters + string.digits
 
 def _sha1(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
     joined = "".join(sorted([token, timestamp, nonce, encrypted]))
-    return hashlib.sha1(joined.encode("utf-8"), usedforsecurity=False).hexdigest()
+    # surrogatepass: a JSON body may carry lone surrogates ("\ud800"); they must fail the
+    # comparison like any other forgery, not crash the encoder.
+    data = joined.encode("utf-8", errors="surrogatepass")
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
 
 def signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
@@ -63,7 +66,7 @@ def signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
 def verify_signature(token: str, timestamp: str, nonce: str, encrypt: str, signature: str) -> None:
     """Raise :class:`BadSignature` unless ``signature`` matches (constant-time compare)."""
     expected = _sha1(token, timestamp, nonce, encrypt)
-    if not hmac.compare_digest(expected.encode("ascii"), signature.lower().encode("utf-8")):
+    if not hmac.compare_digest(expected.encode("ascii"), signature.lower().encode("utf-8", errors="surrogatepass")):
         raise BadSignature("callback signature does not match")
 
 
