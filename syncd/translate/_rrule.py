@@ -121,14 +121,12 @@ def _explicit(parts: dict[str, str], start: When) -> None:
     """Spell out what the rule takes from DTSTART, so equal rules have equal text."""
     freq = parts["FREQ"]
     has_day = any(k in parts for k in _DAY_PARTS)
-    if freq == "WEEKLY" and "BYDAY" not in parts:
+    if freq == "WEEKLY" and not has_day:
         parts["BYDAY"] = WEEKDAYS[start.weekday()]
     elif freq in ("MONTHLY", "YEARLY") and not has_day:
         parts["BYMONTHDAY"] = str(start.day)
         if freq == "YEARLY" and "BYMONTH" not in parts:
             parts["BYMONTH"] = str(start.month)
-    elif freq == "YEARLY" and "BYMONTHDAY" in parts and not ({"BYMONTH", "BYYEARDAY"} & set(parts)):
-        parts["BYMONTH"] = str(start.month)
     plain_days = "BYDAY" in parts and all(n == 0 for n, _ in split_byday(parts["BYDAY"]))
     others = set(parts) - {"FREQ", "COUNT", "UNTIL", "BYDAY", "WKST"}
     if freq == "DAILY" and plain_days and not others:
@@ -157,10 +155,8 @@ def _drop_idle_wkst(parts: dict[str, str]) -> None:
     wkst = parts.get("WKST")
     if wkst is None:
         return
-    weekly_multi = (
-        parts["FREQ"] == "WEEKLY" and "INTERVAL" in parts and "," in parts.get("BYDAY", "")
-    )
-    if wkst == "MO" or not (weekly_multi or "BYWEEKNO" in parts):
+    weekly_sets = parts["FREQ"] == "WEEKLY" and ("INTERVAL" in parts or "BYSETPOS" in parts)
+    if wkst == "MO" or not (weekly_sets or "BYWEEKNO" in parts):
         del parts["WKST"]
 
 
