@@ -10,12 +10,20 @@
 - ``event_to_ical(event, ctx) -> str``
 - ``uid_for_dingtalk_id(event_id) -> str``   (deterministic UID for DingTalk-born events)
 - ``canonical_rrule``, ``rrule_to_dingtalk``, ``dingtalk_to_rrule``: recurrence mapping.
+- ``user_response(event, ctx) -> str | None``: the bound attendee's answer for RespondEvent.
+- ``editable_in_dingtalk(event, ctx) -> bool``: the bound user organizes it (may write it).
+- ``busy_only(event) -> Event``: time-only copy for privacy-preserving mirrors.
+
+Policies (what cannot be mapped, truncation, people, time zones) are in docs/what-syncs.md.
 """
 
+from syncd.translate._common import busy_only
 from syncd.translate._dtrecur import dingtalk_to_rrule, rrule_to_dingtalk
+from syncd.translate._people import editable_in_dingtalk, user_response
 from syncd.translate._rrule import canonical_rrule
 from syncd.translate.context import Context, Directory
 from syncd.translate.dingtalk import (
+    ATTENDEE_LIMIT,
     DESCRIPTION_LIMIT,
     SUMMARY_LIMIT,
     as_dingtalk_keeps,
@@ -28,14 +36,17 @@ from syncd.translate.dingtalk import (
 from syncd.translate.ical import event_from_ical, event_to_ical
 
 __all__ = [
+    "ATTENDEE_LIMIT",
     "DESCRIPTION_LIMIT",
     "SUMMARY_LIMIT",
     "Context",
     "Directory",
     "as_dingtalk_keeps",
+    "busy_only",
     "canonical_rrule",
     "dingtalk_to_rrule",
     "dingtalk_warnings",
+    "editable_in_dingtalk",
     "event_from_dingtalk",
     "event_from_ical",
     "event_to_dingtalk",
@@ -43,4 +54,5 @@ __all__ = [
     "exception_bodies",
     "rrule_to_dingtalk",
     "uid_for_dingtalk_id",
+    "user_response",
 ]

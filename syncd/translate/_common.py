@@ -92,3 +92,20 @@ def is_real(master: Event, moment: When | None) -> bool:
     """True if ``moment`` is an occurrence of the master's rule."""
     assert master.recurrence is not None
     return moment is not None and is_occurrence(master.recurrence.rrule, master.start, moment)
+
+
+def busy_only(event: Event) -> Event:
+    """The event stripped to its time: titled "Busy", no text, people or links.
+
+    For privacy-preserving mirrors (scenario 33); exceptions are stripped alike.
+    """
+    return dataclasses.replace(
+        event,
+        summary="Busy",
+        description="",
+        location="",
+        organizer=None,
+        attendees=(),
+        online_meeting_url=None,
+        overrides=tuple(busy_only(o) for o in event.overrides),
+    )

@@ -14,7 +14,7 @@ import binascii
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from syncd.model import Attendee, PartStat
+from syncd.model import Attendee, Event, PartStat
 from syncd.translate import _common
 from syncd.translate.context import Context
 
@@ -117,3 +117,23 @@ def clean_people(organizer: str | None, attendees: Iterable[Attendee]) -> tuple[
         if person.email != organizer and person.email not in out:
             out[person.email] = person
     return tuple(sorted(out.values(), key=lambda a: a.email))
+
+
+def user_response(event: Event, ctx: Context) -> str | None:
+    """The bound user's answer as a DingTalk ``responseStatus``, when they only attend.
+
+    DingTalk takes a participant's answer through its respond operation, not through the
+    event body; None when the bound user organizes the event or is not invited.
+    """
+    me = user_email(ctx)
+    if me is None or event.organizer in (None, me):
+        return None
+    for person in event.attendees:
+        if person.email == me:
+            return TO_RESPONSE[person.partstat]
+    return None
+
+
+def editable_in_dingtalk(event: Event, ctx: Context) -> bool:
+    """True when the bound user may write the event body in DingTalk (they organize it)."""
+    return event.organizer is None or event.organizer == user_email(ctx)

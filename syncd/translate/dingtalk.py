@@ -32,6 +32,7 @@ log = structlog.get_logger(__name__)
 
 SUMMARY_LIMIT = 2048
 DESCRIPTION_LIMIT = 5000
+ATTENDEE_LIMIT = 5000  # per event; the adapter sends at most 500 per call (create, then add)
 NO_NOTIFY = {"noPushNotification": "true", "noChatNotification": "true"}
 MEETING_PREFIX = "Online meeting: "
 _MEETING_TAIL = re.compile(r"(?:\A|\n\n)Online meeting: (\S+)\Z")
@@ -88,14 +89,14 @@ def _single(data: Mapping[str, Any], uid: str, ctx: Context) -> Event:
     end = _time.from_dingtalk(end_raw, all_day, ctx.timezone) if end_raw else None
     organizer = _organizer(data, ctx)
     description, url = _meeting(data)
-    location = data.get("location") or {}
+    location = _location(data)
     return Event(
         uid=uid,
         summary=_common.clean_text(data.get("summary")),
         start=start,
         end=_time.fix_end(start, end),
         description=description,
-        location=_common.clean_text(location.get("displayName") if location else ""),
+        location=location,
         status="cancelled" if data.get("status") == "cancelled" else "confirmed",
         organizer=organizer,
         attendees=_people.attendees_from_dingtalk(data.get("attendees") or (), organizer, ctx),
@@ -103,6 +104,16 @@ def _single(data: Mapping[str, Any], uid: str, ctx: Context) -> Event:
         online_meeting_url=url,
         updated=_time.parse_iso(str(data["updateTime"])) if data.get("updateTime") else None,
     )
+
+
+def _location(data: Mapping[str, Any]) -> str:
+    """location.displayName, with booked rooms' names appended when not already in it."""
+    place = data.get("location")
+    text = _common.clean_text(place.get("displayName")) if isinstance(place, Mapping) else ""
+    rooms = [r for r in data.get("meetingRooms") or () if isinstance(r, Mapping)]
+    names = [_common.clean_text(r.get("displayName")) for r in rooms]
+    extra = [n for n in names if n and n not in text]
+    return "; ".join([text, *extra] if text else extra)
 
 
 def _organizer(data: Mapping[str, Any], ctx: Context) -> str | None:
@@ -160,7 +171,7 @@ def event_to_dingtalk(event: Event, ctx: Context) -> dict[str, Any]:
         "end": _time.to_dingtalk(event.end, event.start),
         "isAllDay": event.all_day,
         "location": {"displayName": event.location},
-        "attendees": _people.attendees_to_dingtalk(event.attendees, ctx)[0],
+        "attendees": _people.attendees_to_dingtalk(event.attendees, ctx)[0][:ATTENDEE_LIMIT],
         "reminders": [{"method": "dingtalk", "minutes": m} for m in event.reminders],
         "extra": dict(NO_NOTIFY),
     }
@@ -206,7 +217,9 @@ def _lossy(event: Event, ctx: Context) -> list[str]:
         notes.append(f"summary truncated to {SUMMARY_LIMIT} of {len(event.summary)} chars")
     if len(_description_full(event)) > DESCRIPTION_LIMIT:
         notes.append(f"description truncated to {DESCRIPTION_LIMIT} chars")
-    missing = _people.attendees_to_dingtalk(event.attendees, ctx)[1]
+    found, missing = _people.attendees_to_dingtalk(event.attendees, ctx)
+    if len(found) > ATTENDEE_LIMIT:
+        notes.append(f"attendees cut to DingTalk's {ATTENDEE_LIMIT} of {len(found)}")
     if missing:
         notes.append(f"attendees not in the directory left out: {', '.join(sorted(missing))}")
     if event.privacy != "public":

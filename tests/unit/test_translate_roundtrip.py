@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
@@ -21,6 +22,7 @@ from syncd.translate import (
     exception_bodies,
 )
 from syncd.translate._common import clean_name
+from syncd.translate._people import clean_people
 from tests.unit.test_translate_shapes import CTX, NAMES, dingtalk_response, instance_response
 
 ZONES = ["Asia/Shanghai", "UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata"]
@@ -85,6 +87,7 @@ def events(draw: st.DrawFn, dingtalk: bool) -> Event:
         )
         for e in people
     )
+    organizer = "alice@acme.example" if dingtalk else draw(st.none() | emails)
     event = Event(
         uid="uid-1",
         summary=draw(text),
@@ -98,8 +101,8 @@ def events(draw: st.DrawFn, dingtalk: bool) -> Event:
         privacy="public"
         if dingtalk
         else draw(st.sampled_from(["public", "private", "confidential"])),
-        organizer="alice@acme.example" if dingtalk else draw(st.none() | emails),
-        attendees=tuple(sorted(attendees, key=lambda a: a.email)),
+        organizer=organizer,
+        attendees=clean_people(organizer, attendees),  # the organizer is never an attendee
         reminders=tuple(sorted(draw(st.sets(st.integers(0, 20000), max_size=3)))),
         online_meeting_url=draw(
             st.none() | st.from_regex(r"https://zoom\.us/j/[0-9]{3,9}", fullmatch=True)
@@ -185,3 +188,36 @@ def test_as_dingtalk_keeps_predicts_the_read_back(event: Event) -> None:
         )
 
     assert plain(back).fingerprint() == plain(expected).fingerprint(), (back, expected)
+
+
+@st.composite
+def dingtalk_events(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Random DingTalk GetEvent answers (+ exception instances) in the response shape."""
+    event = draw(events(dingtalk=True))
+    master = dingtalk_response(event_to_dingtalk(event, CTX), CTX, event_id="evt-r")
+    statuses = ["needsAction", "accepted", "declined", "tentative"]
+    for person in master["attendees"]:
+        person["responseStatus"] = draw(st.sampled_from(statuses))
+    if draw(st.booleans()):
+        master["attendees"].append({"id": "u-zed", "displayName": "Zed", "isOptional": True})
+    if draw(st.booleans()):
+        master["onlineMeetingInfo"] = {
+            "type": "dingtalk",
+            "url": "https://meeting.dingtalk.com/j/x1",
+        }
+    if draw(st.booleans()):
+        master["meetingRooms"] = [{"roomId": "r1", "displayName": "Room 7"}]
+    pairs = exception_bodies(event, CTX)
+    return master, [instance_response(master, rid, body, CTX, NAMES) for rid, body in pairs]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dingtalk_events())
+def test_dingtalk_to_ical_to_dingtalk_is_identity(case: tuple[dict[str, Any], list[Any]]) -> None:
+    """Random DingTalk event → Event → iCalendar → Event: same event, same DingTalk body."""
+    master, instances = case
+    event = event_from_dingtalk(master, instances, CTX)
+    again = event_from_ical(event_to_ical(event, CTX), CTX)
+    assert again == event
+    assert event_to_dingtalk(again, CTX) == event_to_dingtalk(event, CTX)
+    assert exception_bodies(again, CTX) == exception_bodies(event, CTX)
