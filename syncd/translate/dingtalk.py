@@ -63,7 +63,7 @@ def event_from_dingtalk(
     uid = uid_for_dingtalk_id(series_id or event_id)
     event = _single(master, uid, ctx)
     if series_id and series_id != event_id:  # an instance whose master we do not have
-        return dataclasses.replace(event, recurrence_id=_origin(master, event.start, ctx))
+        return dataclasses.replace(event, recurrence_id=_origin(master, event.start))
     if not isinstance(master.get("recurrence"), Mapping):
         return event
     rrule = dingtalk_to_rrule(master["recurrence"], event.start)
@@ -74,7 +74,7 @@ def event_from_dingtalk(
         if str(item.get("seriesMasterId") or "") != event_id or item.get("id") == event_id:
             log.warning("dingtalk_instance_skipped", event_id=event_id, instance=item.get("id"))
             continue
-        rid = _origin(item, event.start, ctx)
+        rid = _origin(item, event.start)
         if str(item.get("status") or "") == "cancelled":
             exdates.append(rid)
         else:
@@ -144,7 +144,7 @@ def _minutes(items: Sequence[Any]) -> list[int]:
     return out
 
 
-def _origin(item: Mapping[str, Any], series_start: When, ctx: Context) -> When:
+def _origin(item: Mapping[str, Any], series_start: When) -> When:
     origin = item.get("originStart")
     if not isinstance(origin, Mapping) or not (origin.get("dateTime") or origin.get("date")):
         raise BrokenCalendarData(

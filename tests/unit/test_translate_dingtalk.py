@@ -7,6 +7,9 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from syncd.errors import BrokenCalendarData
 from syncd.model import Attendee, Event
 from syncd.translate import (
     DESCRIPTION_LIMIT,
@@ -157,3 +160,31 @@ def test_uid_for_dingtalk_id_is_stable() -> None:
     assert uid_for_dingtalk_id("abc") == uid_for_dingtalk_id("abc")
     assert uid_for_dingtalk_id("abc") != uid_for_dingtalk_id("abd")
     assert uid_for_dingtalk_id("abc") == "dingtalk-a9993e364706816aba3e25717850c26c@syncd"
+
+
+def test_windows_zone_name_and_meeting_rooms_from_dingtalk() -> None:
+    """A non-IANA timeZone is resolved; booked rooms' names join the location text."""
+    resp = {
+        "id": "r",
+        "summary": "s",
+        "start": {"dateTime": "2025-03-10T09:00:00+08:00", "timeZone": "China Standard Time"},
+        "end": {"dateTime": "2025-03-10T10:00:00+08:00", "timeZone": "China Standard Time"},
+        "location": {"displayName": "HQ", "meetingRooms": ["r1"]},
+        "meetingRooms": [{"roomId": "r1", "displayName": "Room 7", "responseStatus": "accepted"}],
+    }
+    event = event_from_dingtalk(resp, [], CTX)
+    assert event.timezone == "Asia/Shanghai"
+    assert event.location == "HQ; Room 7"
+    again = event_from_dingtalk({**resp, "location": {"displayName": event.location}}, [], CTX)
+    assert again.location == "HQ; Room 7"  # written back, it does not grow
+
+
+def test_broken_dingtalk_json_raises_typed_errors() -> None:
+    """No id, no start, or a bad dateTime are BrokenCalendarData with a reason."""
+    for bad in (
+        {"summary": "no id"},
+        {"id": "x", "summary": "no start"},
+        {"id": "x", "start": {"dateTime": "yesterday"}, "end": {"date": "2025-01-01"}},
+    ):
+        with pytest.raises(BrokenCalendarData):
+            event_from_dingtalk(bad, [], CTX)
