@@ -14,7 +14,14 @@ import structlog
 from aiohttp import web
 
 from syncd import crypto
-from syncd.errors import BadEnvelope, BadPayload, BadSignature, StaleTimestamp, StoreUnavailable
+from syncd.errors import (
+    BadEnvelope,
+    BadPayload,
+    BadSignature,
+    StaleTimestamp,
+    StoreError,
+    StoreUnavailable,
+)
 from syncd.model import BindingRef
 from syncd.observability import CALLBACKS, metrics_text
 from syncd.queue import first_delivery, ping, request_reconcile, seen_delivery
@@ -46,8 +53,8 @@ async def callback(request: web.Request) -> web.Response:
     nonce = query.get("nonce")
     if not (signature and timestamp and nonce):
         return _reject(tenant_id, 400, "malformed", "signature, timestamp and nonce required")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
+    body = await _read_body(request, limit)
+    if body is None:
         return _reject(tenant_id, 413, "too_large", f"body over {limit} bytes")
     try:
         _check_timestamp(timestamp, config.settings.callback_max_skew)
@@ -69,10 +76,11 @@ async def callback(request: web.Request) -> web.Response:
         return _reject(tenant_id, 400, type(exc).__name__.lower(), str(exc))
     try:
         outcome = await _handle(request, tenant_id, event)
-    except StoreUnavailable as exc:
-        CALLBACKS.labels(tenant_id, "store_unavailable").inc()
+    except StoreError as exc:  # unreachable (StoreUnavailable) or refusing: DingTalk retries
+        outcome = "store_unavailable" if isinstance(exc, StoreUnavailable) else "store_error"
+        CALLBACKS.labels(tenant_id, outcome).inc()
         log.error("callback_not_stored", tenant=tenant_id, push_id=event.push_id, error=str(exc))
-        return web.json_response({"error": "store_unavailable"}, status=503)
+        return web.json_response({"error": outcome}, status=503)
     CALLBACKS.labels(tenant_id, outcome).inc()
     cb = tenant.dingtalk.callback
     reply = crypto.reply_success(
@@ -111,11 +119,27 @@ async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) ->
     return "queued" if refs else "no_binding"
 
 
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it exceeds ``limit`` bytes.
+
+    ``StreamReader.read(n)`` returns whatever has arrived, which for a chunked or slow
+    body is only a part of it; read to the end instead.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _check_timestamp(timestamp: str, max_skew_s: float) -> None:
     """Reject pushes whose timestamp (ms since the epoch) is too far from now."""
     try:
         sent = int(timestamp) / 1000
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: more digits than a float holds
         raise StaleTimestamp(f"timestamp {timestamp!r} is not a number") from exc
     skew = abs(time.time() - sent)
     if skew > max_skew_s:
