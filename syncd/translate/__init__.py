@@ -19,6 +19,7 @@ Policies (what cannot be mapped, truncation, people, time zones) are in docs/wha
 
 from syncd.translate._common import busy_only
 from syncd.translate._dtrecur import dingtalk_to_rrule, rrule_to_dingtalk
+from syncd.translate._lossy import as_dingtalk_keeps, dingtalk_warnings
 from syncd.translate._people import editable_in_dingtalk, user_response
 from syncd.translate._rrule import canonical_rrule
 from syncd.translate.context import Context, Directory
@@ -26,8 +27,6 @@ from syncd.translate.dingtalk import (
     ATTENDEE_LIMIT,
     DESCRIPTION_LIMIT,
     SUMMARY_LIMIT,
-    as_dingtalk_keeps,
-    dingtalk_warnings,
     event_from_dingtalk,
     event_to_dingtalk,
     exception_bodies,

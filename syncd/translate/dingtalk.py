@@ -1,9 +1,9 @@
 """DingTalk event JSON ⇄ canonical :class:`~syncd.model.Event` (pure; no I/O).
 
 Reading takes the response shape of GetEvent/ListEvents; writing produces a create/patch
-request body. What DingTalk cannot hold is listed by :func:`dingtalk_warnings`, and
-:func:`as_dingtalk_keeps` gives the event as DingTalk will hold it, so callers can log
-the loss and predict the fingerprint of their own write.
+request body. What DingTalk cannot hold is listed by ``dingtalk_warnings`` and applied by
+``as_dingtalk_keeps`` (both in :mod:`._lossy`), so callers can log the loss and predict
+the fingerprint of their own write.
 
 A series' exceptions are not part of the master's body: :func:`exception_bodies` lists
 them as ``(recurrence_id, body)`` pairs, ``body`` None meaning "cancel that occurrence".
@@ -32,6 +32,8 @@ log = structlog.get_logger(__name__)
 
 SUMMARY_LIMIT = 2048
 DESCRIPTION_LIMIT = 5000
+MIN_LENGTH = timedelta(minutes=1)
+NO_TITLE = "(no title)"
 ATTENDEE_LIMIT = 5000  # per event; the adapter sends at most 500 per call (create, then add)
 NO_NOTIFY = {"noPushNotification": "true", "noChatNotification": "true"}
 MEETING_PREFIX = "Online meeting: "
@@ -165,10 +167,10 @@ def _origin(item: Mapping[str, Any], series_start: When) -> When:
 def event_to_dingtalk(event: Event, ctx: Context) -> dict[str, Any]:
     """A create/patch request body (no ``id``); the series' exceptions are not included."""
     body: dict[str, Any] = {
-        "summary": event.summary[:SUMMARY_LIMIT],
+        "summary": _summary(event),
         "description": _description(event),
         "start": _time.to_dingtalk(event.start, event.start),
-        "end": _time.to_dingtalk(event.end, event.start),
+        "end": _time.to_dingtalk(_end(event), event.start),
         "isAllDay": event.all_day,
         "location": {"displayName": event.location},
         "attendees": _people.attendees_to_dingtalk(event.attendees, ctx)[0][:ATTENDEE_LIMIT],
@@ -178,6 +180,18 @@ def event_to_dingtalk(event: Event, ctx: Context) -> dict[str, Any]:
     if event.recurrence is not None:
         body["recurrence"] = rrule_to_dingtalk(event.recurrence.rrule, event.start)
     return body
+
+
+def _summary(event: Event) -> str:
+    """DingTalk requires a title: an empty one is written as NO_TITLE."""
+    return event.summary[:SUMMARY_LIMIT] or NO_TITLE
+
+
+def _end(event: Event) -> When:
+    """DingTalk needs end after start: a zero-length timed event gets one minute."""
+    if isinstance(event.start, datetime) and event.end <= event.start:
+        return event.start + MIN_LENGTH
+    return event.end
 
 
 def _description(event: Event) -> str:
@@ -201,65 +215,3 @@ def exception_bodies(event: Event, ctx: Context) -> list[tuple[When, dict[str, A
             (item.recurrence_id, event_to_dingtalk(dataclasses.replace(item, recurrence=None), ctx))
         )
     return sorted(out, key=lambda pair: _time.utc_sort_key(pair[0]))
-
-
-def dingtalk_warnings(event: Event, ctx: Context) -> list[str]:
-    """What :func:`event_to_dingtalk` cannot carry for this event, one line each."""
-    notes: list[str] = []
-    for item in (event, *event.overrides):
-        notes += _lossy(item, ctx)
-    return list(dict.fromkeys(notes))
-
-
-def _lossy(event: Event, ctx: Context) -> list[str]:
-    notes = []
-    if len(event.summary) > SUMMARY_LIMIT:
-        notes.append(f"summary truncated to {SUMMARY_LIMIT} of {len(event.summary)} chars")
-    if len(_description_full(event)) > DESCRIPTION_LIMIT:
-        notes.append(f"description truncated to {DESCRIPTION_LIMIT} chars")
-    found, missing = _people.attendees_to_dingtalk(event.attendees, ctx)
-    if len(found) > ATTENDEE_LIMIT:
-        notes.append(f"attendees cut to DingTalk's {ATTENDEE_LIMIT} of {len(found)}")
-    if missing:
-        notes.append(f"attendees not in the directory left out: {', '.join(sorted(missing))}")
-    if event.privacy != "public":
-        notes.append(f"DingTalk has no privacy; {event.privacy} becomes public")
-    if event.status != "confirmed":
-        notes.append(f"DingTalk bodies carry no status; {event.status} is written as confirmed")
-    me = _people.user_email(ctx)
-    if event.organizer and me and event.organizer != me:
-        notes.append(f"organizer {event.organizer} becomes the bound user in DingTalk")
-    return notes
-
-
-def _description_full(event: Event) -> str:
-    url = event.online_meeting_url
-    if not url or is_dingtalk_meeting(url):
-        return event.description
-    return f"{event.description}\n\n{MEETING_PREFIX}{url}"
-
-
-def as_dingtalk_keeps(event: Event, ctx: Context) -> Event:
-    """The event as DingTalk will hold it after :func:`event_to_dingtalk` is written.
-
-    Applies every documented loss: truncation, privacy → public, status → confirmed,
-    the bound user as organizer, attendees without a unionId left out.
-    """
-    me = _people.user_email(ctx)
-    description, url = _meeting({"description": _description(event)})
-    url = event.online_meeting_url if is_dingtalk_meeting(event.online_meeting_url) else url
-    organizer = me or event.organizer
-    kept = [
-        a for a in event.attendees if _people.union_id_for(a.email, ctx) not in (None, ctx.user)
-    ]
-    return dataclasses.replace(
-        event,
-        summary=event.summary[:SUMMARY_LIMIT],
-        description=description,
-        online_meeting_url=url,
-        privacy="public",
-        status="confirmed",
-        organizer=organizer,
-        attendees=_people.clean_people(organizer, kept),
-        overrides=tuple(as_dingtalk_keeps(o, ctx) for o in event.overrides),
-    )

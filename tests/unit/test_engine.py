@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from syncd.model import Side
-from syncd.sync import Conflict, Create, Delete, Forget, Policy, Record, Skip, Update
+from syncd.sync import Conflict, Create, Delete, Forget, Policy, Record, Skip, Update, settle
+from syncd.sync.ports import Written
 from tests.fakes import at, ev, full, inc, kinds, paired, pairs, r, run, sides
 
 
@@ -250,3 +251,13 @@ def test_second_item_claiming_a_paired_uid_is_skipped() -> None:
     (action,) = the_plan
     assert isinstance(action, Skip)
     assert action.ref == "z.ics"
+
+
+def test_settle_remembers_what_a_side_holds_only_when_it_differs_from_the_base() -> None:
+    """Echo suppression: the written event's fingerprint is stored; its content only if lossy."""
+    template = paired(ev())
+    exact = settle(template, Side.CALDAV, Written("new.ics", '"9"', ev()))
+    assert (exact.caldav_href, exact.caldav_etag, exact.caldav_held) == ("new.ics", '"9"', None)
+    folded = ev(summary="STANDUP")
+    lossy = settle(template, Side.CALDAV, Written("new.ics", None, folded))
+    assert (lossy.caldav_fp, lossy.caldav_held) == (folded.fingerprint(), folded)

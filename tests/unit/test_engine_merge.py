@@ -94,3 +94,23 @@ def test_merged_event_keeps_the_newest_update_time() -> None:
         ev(), ev(summary="x", updated=at(8)), ev(location="y", updated=at(9)), "newest", uid="u1"
     )
     assert result.event.updated == at(9)
+
+
+def test_merge_compares_each_side_with_what_it_held() -> None:
+    """A side holding a folded title has not edited it; the other side's edit is taken."""
+    base = ev(summary="a  b")
+    held = {Side.DINGTALK: base, Side.CALDAV: ev(summary="a b")}
+    result = merge(base, ev(summary="new"), ev(summary="a b", location="L"), "caldav", uid="u1",
+                   held=held)  # fmt: skip
+    assert result.conflicts == ()
+    assert (result.event.summary, result.event.location) == ("new", "L")
+    assert result.writes == {Side.DINGTALK: ("location",), Side.CALDAV: ("summary",)}
+
+
+def test_fields_neither_side_changed_keep_the_base_and_are_not_written() -> None:
+    """A field a side cannot hold keeps the agreed value and causes no write to that side."""
+    base = ev(description="notes")
+    held = {Side.DINGTALK: ev(description=""), Side.CALDAV: base}
+    result = merge(base, ev(description="", summary="x"), base, "newest", uid="u1", held=held)
+    assert (result.event.summary, result.event.description) == ("x", "notes")
+    assert result.writes == {Side.DINGTALK: (), Side.CALDAV: ("summary",)}

@@ -173,3 +173,36 @@ async def test_two_bindings_sharing_uids_stay_isolated(world: World) -> None:
     assert p1.uid == p2.uid == "shared-invite"
     assert p1.dingtalk_id in world.dingtalk.items
     assert p2.dingtalk_id in d2.items
+
+
+async def test_a_field_a_side_rewrites_is_not_mistaken_for_its_edit(world: World) -> None:
+    """A title CalDAV folded on write is not a CalDAV edit: DingTalk's later title edit wins."""
+    world.caldav.normalize = lambda e: dataclasses.replace(e, summary=" ".join(e.summary.split()))
+    dt = world.dingtalk.user_create(ev(summary="a  b"))
+    await world.sync()
+    (href,) = world.caldav.items
+    world.dingtalk.user_update(dt, summary="renamed")
+    world.caldav.user_update(href, location="Room 5")  # later, so CalDAV would win a conflict
+    report = await world.sync()
+    assert report.counts.conflicts == 0
+    for side in (world.dingtalk, world.caldav):
+        (event,) = side.events().values()
+        assert (event.summary, event.location) == ("renamed", "Room 5")
+
+
+async def test_a_field_the_source_cannot_hold_survives_its_edit(world: World) -> None:
+    """DingTalk cannot keep the description: its title edit must not wipe CalDAV's notes."""
+    world.dingtalk.normalize = lambda e: dataclasses.replace(e, description="")
+    world.caldav.user_create(ev("cal-1", summary="Review", description="agenda: 1, 2, 3"))
+    await world.sync()
+    (dt,) = world.dingtalk.items
+    assert world.dingtalk.events()[dt].description == ""
+    world.dingtalk.user_update(dt, summary="Review (moved)")
+    world.reset_counts()
+    await world.sync()
+    (event,) = world.caldav.events().values()
+    assert (event.summary, event.description) == ("Review (moved)", "agenda: 1, 2, 3")
+    assert world.writes() == 1
+    world.reset_counts()
+    await world.sync()
+    assert world.writes() == 0

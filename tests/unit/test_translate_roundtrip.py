@@ -15,6 +15,7 @@ from syncd.model import Attendee, Event, Recurrence, When
 from syncd.translate import (
     as_dingtalk_keeps,
     canonical_rrule,
+    dingtalk_warnings,
     event_from_dingtalk,
     event_from_ical,
     event_to_dingtalk,
@@ -166,10 +167,11 @@ def _through_dingtalk(event: Event) -> Event:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events(dingtalk=True))
 def test_dingtalk_round_trip_keeps_fingerprint(event: Event) -> None:
-    """A body stored by DingTalk and read back has the fingerprint of the event written."""
+    """A body stored by DingTalk reads back as predicted; unchanged when nothing is lossy."""
     back = _through_dingtalk(event)
-    assert back.fingerprint() == event.fingerprint(), (back, event)
-    assert back.fingerprint() == as_dingtalk_keeps(event, CTX).fingerprint()
+    assert back.fingerprint() == as_dingtalk_keeps(event, CTX).fingerprint(), (back, event)
+    if not dingtalk_warnings(event, CTX):
+        assert back.fingerprint() == event.fingerprint()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -94,7 +94,7 @@ def _cases() -> list[Event]:
     return [weekly, monthly, daily, trip, late]
 
 
-async def _write(api: SandboxApi, event: Event) -> str:
+async def write(api: SandboxApi, event: Event) -> str:
     created = await api.create("u-alice", event_to_dingtalk(event, CTX))
     for rid, body in exception_bodies(event, CTX):
         key = origin_start(rid).replace("-", "").replace(":", "")
@@ -109,7 +109,7 @@ async def _write(api: SandboxApi, event: Event) -> str:
     return str(created["id"])
 
 
-async def _read(api: SandboxApi, event_id: str) -> Event:
+async def read(api: SandboxApi, event_id: str) -> Event:
     status, master = await api.call("GET", api.events("u-alice", f"/{event_id}"))
     assert status == 200, master
     listed, _ = await api.list_all("u-alice", showDeleted="true")
@@ -121,7 +121,7 @@ async def _read(api: SandboxApi, event_id: str) -> Event:
 async def test_sandbox_round_trip_keeps_fingerprint(sandbox_api: SandboxApi, index: int) -> None:
     """What we write to the sandbox reads back with the fingerprint as_dingtalk_keeps predicts."""
     event = _cases()[index]
-    back = await _read(sandbox_api, await _write(sandbox_api, event))
+    back = await read(sandbox_api, await write(sandbox_api, event))
     expected = as_dingtalk_keeps(event, CTX)
     assert back.fingerprint() == expected.fingerprint(), (back, expected)
     assert back.fingerprint() == event.fingerprint()  # nothing in these cases is lossy
