@@ -1,21 +1,27 @@
-"""Operator commands: ``sync``, ``status``, ``conflicts``, ``replay``."""
+"""Operator commands: ``sync``, ``status``, ``conflicts``, ``replay``.
+
+Output is for people and scripts: results on stdout, logs and progress on stderr, so
+``--json`` output and the summary lines of ``sync`` can be piped.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+import sys
+import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import click
-from arq.connections import create_pool
+import structlog
+from arq.connections import ArqRedis
 
 from syncd import queue
-from syncd.adapters.dingtalk.tokens import TokenCache
-from syncd.cli._root import common_options, fail, load, main, setup_logging
+from syncd.cli._ops_setup import binding_refs, load_quietly, resources
+from syncd.cli._root import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, common_options, fail, main
 from syncd.config import Config
 from syncd.errors import ConfigError, SyncdError
 from syncd.model import BindingRef
@@ -24,32 +30,11 @@ from syncd.reconcile import Report
 from syncd.store.redis import RedisStore
 from syncd.worker.tasks import run_once
 
+log = structlog.get_logger(__name__)
 
-def _refs(config: Config, tenant: str | None, binding: str | None) -> Iterator[BindingRef]:
-    if tenant is not None and tenant not in config.tenants:
-        raise ConfigError(f"no tenant {tenant!r} in the configuration")
-    for t, b in config.bindings():
-        if (tenant is None or t.id == tenant) and (binding is None or b.id == binding):
-            yield BindingRef(t.id, b.id)
-    if binding is not None and tenant is not None:
-        config.tenant(tenant).binding(binding)  # raises ConfigError when unknown
-
-
-@asynccontextmanager
-async def _resources(config: Config) -> AsyncIterator[dict[str, Any]]:
-    """What a foreground reconcile shares with the workers: Redis, tokens, the store."""
-    redis = await create_pool(queue.redis_settings(config.settings.redis_url))
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        try:
-            yield {
-                "config": config,
-                "redis": redis,
-                "session": session,
-                "tokens": TokenCache(redis),
-                "store": RedisStore(redis),
-            }
-        finally:
-            await redis.aclose()
+LOCK_WAIT_S = 60.0
+"""How long ``syncd sync`` waits for a worker's running reconcile of the binding to end."""
+_LOCK_POLL_S = 0.25
 
 
 @main.command("sync")
@@ -69,50 +54,93 @@ def sync_command(
     force_delete: bool,
 ) -> None:
     """One reconcile now, in the foreground, with progress."""
-    config = load(config_dir, debug)
-    setup_logging(config, debug)
+    config = load_quietly(config_dir, debug, progress=True)
     try:
-        refs = list(_refs(config, tenant, binding))
-        reports = asyncio.run(_sync(config, refs, full, dry_run, force_delete))
+        refs = list(binding_refs(config, tenant, binding))
+        results = asyncio.run(_sync(config, refs, full, dry_run, force_delete, debug))
     except SyncdError as exc:
         fail(exc, debug)
         return
-    for report in reports:
-        if dry_run:
-            for action in report.plan.actions:
-                click.echo(f"  plan: {action.describe()}")
-        for warning in report.warnings:
-            click.echo(f"  warning: {warning}")
-        for error in report.errors:
-            click.echo(f"  error: {error.uid}: {error.error}: {error.message}", err=True)
-        click.echo(report.summary_line())
-    if any(r.errors for r in reports):
-        raise SystemExit(1)
+    codes = [_print_result(result, dry_run) for result in results]
+    if max(codes, default=EXIT_OK) != EXIT_OK:
+        raise SystemExit(max(codes))
+
+
+def _print_result(result: Report | tuple[BindingRef, SyncdError], dry_run: bool) -> int:
+    """Print one binding's outcome; returns its exit code."""
+    if not isinstance(result, Report):
+        ref, exc = result
+        click.echo(f"syncd: {ref}: {type(exc).__name__}: {exc}", err=True)
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_RUNTIME
+    if dry_run:
+        for action in result.plan.actions:
+            click.echo(f"  plan: {action.describe()}")
+    for warning in result.warnings:
+        click.echo(f"  warning: {warning}")
+    for error in result.errors:
+        click.echo(f"  error: {error.uid}: {error.error}: {error.message}", err=True)
+    click.echo(result.summary_line())
+    return EXIT_RUNTIME if result.errors else EXIT_OK
 
 
 async def _sync(
-    config: Config, refs: list[BindingRef], full: bool, dry_run: bool, force_delete: bool
-) -> list[Report]:
-    reports = []
-    async with _resources(config) as ctx:
+    config: Config,
+    refs: list[BindingRef],
+    full: bool,
+    dry_run: bool,
+    force_delete: bool,
+    debug: bool,
+) -> list[Report | tuple[BindingRef, SyncdError]]:
+    """Each binding in turn; one that fails is reported and the others still run."""
+    results: list[Report | tuple[BindingRef, SyncdError]] = []
+    async with resources(config) as ctx:
         for ref in refs:
-            with click.progressbar(length=1, label=f"{ref}", file=None) as bar:
+            work = functools.partial(
+                run_once, ctx, ref, full=full, dry_run=dry_run, force_delete=force_delete
+            )
+            try:
+                results.append(await _sync_one(ctx["redis"], ref, work, dry_run))
+            except SyncdError as exc:
+                if debug:
+                    raise
+                log.error("sync_failed", binding=str(ref), error=f"{type(exc).__name__}: {exc}")
+                results.append((ref, exc))
+    return results
 
-                def progress(done: int, total: int, bar: Any = bar) -> None:
-                    bar.length = max(total, 1)
-                    bar.update(done - bar.pos)
 
-                reports.append(
-                    await run_once(
-                        ctx,
-                        ref,
-                        full=full,
-                        dry_run=dry_run,
-                        force_delete=force_delete,
-                        on_progress=progress,
-                    )
-                )
-    return reports
+async def _sync_one(
+    pool: ArqRedis, ref: BindingRef, work: Callable[..., Coroutine[Any, Any, Report]], dry_run: bool
+) -> Report:
+    """``work(on_progress=...)`` with a progress bar on stderr (stdout is for the results).
+
+    A real run holds the binding's lock, so it never races a worker; a dry run writes
+    nothing, takes no lock and never delays one.
+    """
+    with click.progressbar(length=1, label=str(ref), file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        run = functools.partial(work, on_progress=progress)
+        return await (run() if dry_run else _exclusive(pool, ref, run))
+
+
+async def _exclusive(
+    pool: ArqRedis, ref: BindingRef, work: Callable[[], Coroutine[Any, Any, Report]]
+) -> Report:
+    """Run ``work`` under the binding's lock, waiting up to LOCK_WAIT_S for a running job."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    for attempt in range(sys.maxsize):
+        outcome = await queue.run_exclusive(pool, ref, work, force=True)
+        if outcome.ran and outcome.result is not None:
+            return outcome.result
+        if time.monotonic() > deadline:
+            break
+        if attempt == 0:
+            log.warning("sync_waiting_for_lock", binding=str(ref), max_wait_s=LOCK_WAIT_S)
+        await asyncio.sleep(_LOCK_POLL_S)
+    raise SyncdError(f"{ref}: a worker is still reconciling it after {LOCK_WAIT_S:.0f}s; try again")
 
 
 @main.command("status")
@@ -121,9 +149,9 @@ async def _sync(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status_command(config_dir: str, debug: bool, tenant: str | None, as_json: bool) -> None:
     """Per binding: state, last success, lag, mapped pairs, open conflicts, dead letters."""
-    config = load(config_dir, debug)
+    config = load_quietly(config_dir, debug)
     try:
-        rows = asyncio.run(_status(config, list(_refs(config, tenant, None))))
+        rows = asyncio.run(_status(config, list(binding_refs(config, tenant, None))))
     except SyncdError as exc:
         fail(exc, debug)
         return
@@ -139,7 +167,7 @@ def status_command(config_dir: str, debug: bool, tenant: str | None, as_json: bo
 
 
 async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]]:
-    async with _resources(config) as ctx:
+    async with resources(config) as ctx:
         store: RedisStore = ctx["store"]
         rows = []
         for ref in refs:
@@ -171,9 +199,9 @@ def queue_lag(status: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def conflicts_command(config_dir: str, debug: bool, tenant: str | None, as_json: bool) -> None:
     """Recorded conflicts with both versions and how they were decided."""
-    config = load(config_dir, debug)
+    config = load_quietly(config_dir, debug)
     try:
-        rows = asyncio.run(_conflicts(config, list(_refs(config, tenant, None))))
+        rows = asyncio.run(_conflicts(config, list(binding_refs(config, tenant, None))))
     except SyncdError as exc:
         fail(exc, debug)
         return
@@ -190,7 +218,7 @@ def conflicts_command(config_dir: str, debug: bool, tenant: str | None, as_json:
 
 async def _conflicts(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]]:
     rows = []
-    async with _resources(config) as ctx:
+    async with resources(config) as ctx:
         for ref in refs:
             for rec in await ctx["store"].list_conflicts(ref):
                 rows.append(
@@ -213,9 +241,9 @@ async def _conflicts(config: Config, refs: list[BindingRef]) -> list[dict[str, A
 @click.argument("tenant", required=False)
 def replay_command(config_dir: str, debug: bool, tenant: str | None) -> None:
     """Re-run dead-lettered jobs: queue a full reconcile of each binding that has any."""
-    config = load(config_dir, debug)
+    config = load_quietly(config_dir, debug)
     try:
-        replayed = asyncio.run(_replay(config, list(_refs(config, tenant, None))))
+        replayed = asyncio.run(_replay(config, list(binding_refs(config, tenant, None))))
     except SyncdError as exc:
         fail(exc, debug)
         return
@@ -227,13 +255,13 @@ def replay_command(config_dir: str, debug: bool, tenant: str | None) -> None:
 
 async def _replay(config: Config, refs: list[BindingRef]) -> list[tuple[BindingRef, int]]:
     out = []
-    async with _resources(config) as ctx:
+    async with resources(config) as ctx:
         store: RedisStore = ctx["store"]
         for ref in refs:
             letters = await store.list_dead_letters(ref)
             if not letters:
                 continue
-            await queue.request_reconcile(ctx["redis"], ref, "full")
+            await queue.request_reconcile(ctx["redis"], ref, "replay", full=True)
             await store.clear_dead_letters(ref)
             out.append((ref, len(letters)))
     return out

@@ -10,8 +10,11 @@ import click
 import structlog
 from aiohttp import web
 
-from syncd.cli._root import common_options, load, main, setup_logging
+from syncd.cli._root import common_options, fail, load, main, setup_logging
 from syncd.config import Config
+from syncd.errors import SyncdError
+from syncd.observability import configure_logging
+from syncd.store.guard import redis_errors
 from syncd.webhook.app import create_app
 from syncd.worker.settings import create_worker
 
@@ -35,18 +38,14 @@ def _host_port(config: Config, listen: str | None) -> tuple[str, int]:
 @listen_option
 def web_command(config_dir: str, debug: bool, listen: str | None) -> None:
     """Serve the DingTalk callback webhook, health and metrics."""
-    config = load(config_dir, debug)
-    setup_logging(config, debug)
-    asyncio.run(_serve(config, listen, web=True, worker=False))
+    _run(config_dir, debug, listen, web=True, worker=False)
 
 
 @main.command("worker")
 @common_options
 def worker_command(config_dir: str, debug: bool) -> None:
     """Run an arq worker: reconciles bindings, polls CalDAV, runs the daily full reconcile."""
-    config = load(config_dir, debug)
-    setup_logging(config, debug)
-    asyncio.run(_serve(config, None, web=False, worker=True))
+    _run(config_dir, debug, None, web=False, worker=True)
 
 
 @main.command("run")
@@ -54,9 +53,18 @@ def worker_command(config_dir: str, debug: bool) -> None:
 @listen_option
 def run_command(config_dir: str, debug: bool, listen: str | None) -> None:
     """Web and worker in one process (small installations and the demo)."""
+    _run(config_dir, debug, listen, web=True, worker=True)
+
+
+def _run(config_dir: str, debug: bool, listen: str | None, *, web: bool, worker: bool) -> None:
+    """Load, log to stderr, serve until a signal; a start-up failure is one line, exit 1."""
+    configure_logging("console", "debug" if debug else "warning")  # until the config says
     config = load(config_dir, debug)
     setup_logging(config, debug)
-    asyncio.run(_serve(config, listen, web=True, worker=True))
+    try:
+        asyncio.run(_serve(config, listen, web=web, worker=worker))
+    except SyncdError as exc:
+        fail(exc, debug)
 
 
 async def _serve(config: Config, listen: str | None, *, web: bool, worker: bool) -> None:
@@ -66,28 +74,46 @@ async def _serve(config: Config, listen: str | None, *, web: bool, worker: bool)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runner = await start_web(config, listen) if web else None
-    arq_worker = create_worker(config) if worker else None
-    worker_task = asyncio.create_task(arq_worker.async_run()) if arq_worker else None
+    try:
+        if worker:
+            await _work_until(config, stop)
+        else:
+            await stop.wait()
+            log.info("shutting_down")
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def _work_until(config: Config, stop: asyncio.Event) -> None:
+    """Run an arq worker until ``stop`` is set or the worker ends (Redis lost at start)."""
+    arq_worker = create_worker(config)
+    worker_task = asyncio.create_task(arq_worker.async_run())
     waiter = asyncio.create_task(stop.wait())
-    await asyncio.wait(
-        [t for t in (waiter, worker_task) if t is not None], return_when=asyncio.FIRST_COMPLETED
-    )
-    log.info("shutting_down")
-    if arq_worker is not None and worker_task is not None:
+    try:
+        await asyncio.wait([waiter, worker_task], return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting_down")
         worker_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with redis_errors("worker"), contextlib.suppress(asyncio.CancelledError):
             await worker_task
+    finally:
+        waiter.cancel()
         await arq_worker.close()
-    if runner is not None:
-        await runner.cleanup()
-    waiter.cancel()
 
 
 async def start_web(config: Config, listen: str | None) -> web.AppRunner:
-    """Start the webhook app on HOST:PORT; returns the runner to clean up."""
+    """Start the webhook app on HOST:PORT; returns the runner to clean up.
+
+    Raises ``StoreUnavailable`` if Redis stays unreachable, ``SyncdError`` if the address
+    cannot be bound.
+    """
     host, port = _host_port(config, listen)
     runner = web.AppRunner(create_app(config), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await runner.setup()  # opens the arq pool: StoreUnavailable if Redis stays unreachable
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise SyncdError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     log.info("webhook_listening", url=f"http://{host}:{port}", tenants=len(config.tenants))
     return runner

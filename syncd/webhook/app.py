@@ -9,6 +9,7 @@ from arq.connections import ArqRedis, create_pool
 
 from syncd.config import Config
 from syncd.queue import redis_settings
+from syncd.store.guard import redis_errors
 from syncd.webhook import handlers
 from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY
 
@@ -29,7 +30,8 @@ def create_app(config: Config, pool: ArqRedis | None = None) -> web.Application:
 
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    pool = await create_pool(redis_settings(app[CONFIG_KEY].settings.redis_url))
+    with redis_errors("connect"):  # arq retries a few seconds first
+        pool = await create_pool(redis_settings(app[CONFIG_KEY].settings.redis_url))
     app[ARQ_KEY] = pool
     yield
     await pool.aclose()
