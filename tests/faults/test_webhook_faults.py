@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import shutil
 import struct
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from structlog.testing import capture_logs
 
 from syncd import crypto, queue
 from syncd.model import BindingRef
+from tests.fixtures.ports import free_port
 from tests.fixtures.redis_server import RedisServer, start_redis
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, CALLBACK_TOKEN
 from tests.integration.test_webhook import (
@@ -396,3 +399,32 @@ async def test_unqueueable_job_is_503_and_not_remembered(hook: Hook) -> None:
     assert "encrypt" not in answer
     assert counted_since(before, "acme") == {"store_error": 1}
     assert await hook.accepted_pushes() == []  # DingTalk's retry will be processed again
+
+
+@pytest.mark.parametrize("command", ["web", "worker"])
+async def test_syncd_web_without_redis_exits_1_with_one_line(tmp_path: Path, command: str) -> None:
+    """``syncd web``/``worker`` with Redis unreachable at start: exit 1, one line, no traceback."""
+    root = tmp_path / "config"
+    (root / "tenants").mkdir(parents=True)
+    (root / "syncd.yaml").write_text(
+        f"redis_url: redis://127.0.0.1:{free_port()}/0\nlog: {{format: console}}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SYNCD_REDIS_URL", "SYNCD_CONFIG")}
+    listen = ["--listen", f"127.0.0.1:{free_port()}"] if command == "web" else []
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "syncd"),
+        command,
+        "--config",
+        str(root),
+        *listen,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1, err.decode()
+    lines = [ln for ln in err.decode().splitlines() if ln.startswith("syncd: ")]
+    assert len(lines) == 1
+    assert lines[0].startswith("syncd: StoreUnavailable: redis unavailable")
+    assert b"Traceback" not in err
+    assert out == b""

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import textwrap
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -471,3 +475,59 @@ async def test_burst_of_pushes_costs_at_most_two_reconciles(spine: Spine) -> Non
     runs = [e for e in logs if e["event"] == "reconciled"]
     assert 1 <= len(runs) <= 2, runs
     assert await spine.pool.zcard(ARQ_QUEUE) == 0
+
+
+# --- the long-running commands ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["web", "run"])
+async def test_syncd_web_serves_and_stops_on_sigterm(
+    tmp_path: Path, redis_url: str, command: str
+) -> None:
+    """``syncd web``/``run`` answer readiness and a check_url push, then exit 0 on SIGTERM."""
+    root = write_webhook_config(tmp_path / "config", redis_url)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("SYNCD_REDIS_URL", "SYNCD_CONFIG")}
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "syncd"),
+        command,
+        "--config",
+        str(root),
+        "--listen",
+        f"127.0.0.1:{port}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            await _until_ready(session, f"http://127.0.0.1:{port}/readyz")
+            query, body = sealed_push('{"EventType":"check_url"}')
+            async with session.post(
+                f"http://127.0.0.1:{port}/callbacks/acme", params=query, data=body
+            ) as resp:
+                assert resp.status == 200
+                reply = await resp.json()
+        assert crypto.decrypt(reply["encrypt"], AES_KEY, APP_KEY) == "success"
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert out == b""  # logs go to stderr
+    assert b"Traceback" not in err
+
+
+async def _until_ready(session: aiohttp.ClientSession, url: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            async with session.get(url) as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        assert time.monotonic() < deadline, f"{url} never became ready"
+        await asyncio.sleep(0.1)
