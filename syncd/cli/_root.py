@@ -60,7 +60,12 @@ def main() -> None:
 
 
 def load(config_dir: str, debug: bool, *, skip_invalid_tenants: bool = False) -> Config:
-    """Load configuration for a command, or exit 2 with every problem on its own line."""
+    """Load configuration for a command, or exit 2 with every problem on its own line.
+
+    Logging goes to stderr (warnings only, unless --debug) until :func:`setup_logging`
+    applies the configured format, so stdout carries nothing but a command's results.
+    """
+    configure_logging("console", "debug" if debug else "warning")
     try:
         return load_config(Path(config_dir), os.environ, skip_invalid_tenants=skip_invalid_tenants)
     except ConfigError as exc:
