@@ -143,6 +143,11 @@ class MemorySide:
         """Make the next ``times`` calls of ``op`` (on ``item_id``, if given) raise ``error``."""
         self._failures += [(f"{op}:{item_id}", error)] * times
 
+    @property
+    def pending_failures(self) -> int:
+        """Injected failures not yet raised."""
+        return len(self._failures)
+
     def user_create(self, event: Event) -> str:
         """Create an item as the calendar's user would; returns its id."""
         item_id = self._new_id(event)

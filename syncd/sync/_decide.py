@@ -7,8 +7,9 @@ broken      any         skip: an untranslatable item is never deleted nor overwr
 gone        gone        forget the pair
 gone        changed     the edit wins: re-create on DingTalk, pair repointed
 gone        unchanged   delete on CalDAV (subject to the deletion threshold)
-changed     changed     identical: record; else merge field by field against the base
-changed     unchanged   update CalDAV with DingTalk's version
+changed     any         merge field by field, each side against what it held: fields
+                        changed on one side are copied over, fields changed on both
+                        sides differently are a recorded conflict; identical: record
 unchanged   unchanged   record refreshed ids/etags if they moved, else nothing
 ==========  ==========  =============================================================
 
@@ -34,50 +35,52 @@ from syncd.sync.plan import (
     Record,
     Skip,
     Update,
+    held_of,
     pair_id,
+    rebased,
+    with_held,
     with_side,
 )
 from syncd.sync.policy import Policy
 from syncd.sync.ports import ConflictRecord
 
 View = dict[Side, Seen]
-_CHANGED = {Kind.CHANGED, Kind.MISSING}  # a missing item is re-created like an edit wins
+_ABSENT = {Kind.GONE, Kind.MISSING}
 
 
 def decide(pair: PairState, view: View, policy: Policy, now: datetime) -> list[Action]:
     """The actions that bring ``pair`` back into agreement."""
-    kinds = {side: view[side].kind for side in Side}
     for side in Side:
         item = view[side].remote
-        if kinds[side] is Kind.BROKEN and item is not None:
+        if view[side].kind is Kind.BROKEN and item is not None:
             return [Skip(pair.uid, f"untranslatable: {item.error or 'unknown error'}", side)]
-    gone = [s for s in Side if kinds[s] in {Kind.GONE, Kind.MISSING}]
+    gone = [s for s in Side if view[s].kind in _ABSENT]
     if len(gone) == 2:
         return [Forget(pair.uid)]
     if gone:
         return _one_gone(pair, gone[0], view, policy)
-    changed = [s for s in Side if kinds[s] is Kind.CHANGED]
-    if len(changed) == 2:
-        return _both_changed(pair, view, policy, now)
-    if changed:
-        return _one_changed(pair, changed[0], view, policy)
-    return _refresh(pair, view)
+    if not any(view[s].kind is Kind.CHANGED for s in Side):
+        return _refresh(pair, view)
+    if policy.source is not None:
+        return _one_way(pair, view, policy.source)
+    return _two_way(pair, view, policy, now)
 
 
 def after(pair: PairState, view: View, base: Event | None) -> PairState:
-    """``pair`` with the ids, fingerprints and etags just read, and a new base."""
-    out = pair
+    """``pair`` with the ids, fingerprints, etags and contents just read, and a new base."""
+    out = rebased(pair, base)
     for side in Side:
         item = view[side].remote
         if item is not None and item.event is not None:
             out = with_side(out, side, item.id, item.event.fingerprint(), item.etag)
-    return dataclasses.replace(out, base=base)
+            out = with_held(out, side, item.event)
+    return out
 
 
 def event_of(pair: PairState, view: View, side: Side) -> Event | None:
-    """``side``'s current version of the pair's event (the base when it was not read)."""
+    """``side``'s current version of the pair's event (what it held, when not read)."""
     item = view[side].remote
-    event = item.event if item is not None and item.event is not None else pair.base
+    event = item.event if item is not None and item.event is not None else held_of(pair, side)
     return dataclasses.replace(event, uid=pair.uid) if event is not None else None
 
 
@@ -89,20 +92,6 @@ def etag_of(pair: PairState, view: View, side: Side) -> str | None:
     return pair.caldav_etag if side is Side.CALDAV else None
 
 
-def _update(pair: PairState, view: View, target: Side, event: Event, reason: str) -> Update:
-    old = event_of(pair, view, target)
-    return Update(
-        target=target,
-        uid=pair.uid,
-        target_id=_id(pair, view, target),
-        etag=etag_of(pair, view, target),
-        event=event,
-        fields=changed_fields(old, event),
-        pair=after(pair, view, event),
-        reason=reason,
-    )
-
-
 def _id(pair: PairState, view: View, side: Side) -> str:
     item = view[side].remote
     found = item.id if item is not None else pair_id(pair, side)
@@ -111,22 +100,38 @@ def _id(pair: PairState, view: View, side: Side) -> str:
     return found
 
 
-def _one_changed(pair: PairState, src: Side, view: View, policy: Policy) -> list[Action]:
-    event = event_of(pair, view, src)
-    assert event is not None  # a changed side was read
-    if policy.writes_to(src.other):
-        return [_update(pair, view, src.other, event, f"changed on {src}")]
-    # one-way binding, the mirror was edited: revert it to the source's version
-    source = event_of(pair, view, src.other)
-    if source is None:
-        return [Skip(pair.uid, "one-way mirror edited and no base to revert to", src)]
-    return [_update(pair, view, src, source, "revert edit of one-way mirror")]
+def _update(
+    pair: PairState, view: View, target: Side, event: Event, fields: tuple[str, ...], why: str
+) -> Update:
+    return Update(
+        target=target,
+        uid=pair.uid,
+        target_id=_id(pair, view, target),
+        etag=etag_of(pair, view, target),
+        event=event,
+        fields=fields,
+        pair=after(pair, view, event),
+        reason=why,
+    )
+
+
+def _carried(pair: PairState, view: View, src: Side) -> Event | None:
+    """``src``'s edits carried onto what the other side held (base fields it lacks kept)."""
+    src_event = event_of(pair, view, src)
+    other = held_of(pair, src.other)
+    if src_event is None or other is None:
+        return src_event
+    events = {src: src_event, src.other: dataclasses.replace(other, uid=pair.uid)}
+    held = {src: held_of(pair, src), src.other: other}
+    return merge(
+        pair.base, events[Side.DINGTALK], events[Side.CALDAV], "dingtalk", uid=pair.uid, held=held
+    ).event
 
 
 def _one_gone(pair: PairState, gone: Side, view: View, policy: Policy) -> list[Action]:
     other = gone.other
-    if view[other].kind in _CHANGED or view[gone].kind is Kind.MISSING:
-        event = event_of(pair, view, other)
+    if view[other].kind is Kind.CHANGED or view[gone].kind is Kind.MISSING:
+        event = _carried(pair, view, other)
         if event is None or not policy.writes_to(gone):
             # one-way source deleted while the mirror was edited: let the edited copy go
             return [Forget(pair.uid, f"deleted on {gone}, edited copy on {other} kept")]
@@ -143,25 +148,31 @@ def _one_gone(pair: PairState, gone: Side, view: View, policy: Policy) -> list[A
     return [Create(gone, pair.uid, event, template, "restore deleted one-way mirror copy")]
 
 
-def _both_changed(pair: PairState, view: View, policy: Policy, now: datetime) -> list[Action]:
-    d = event_of(pair, view, Side.DINGTALK)
-    c = event_of(pair, view, Side.CALDAV)
-    assert d is not None
-    assert c is not None
-    if d.fingerprint() == c.fingerprint():
-        return [Record(after(pair, view, d), "same edit on both sides")]
-    if policy.source is not None:  # one-way: the source wins, the mirror is reverted
-        src = policy.source
-        winner = d if src is Side.DINGTALK else c
-        return [_update(pair, view, src.other, winner, "revert edit of one-way mirror")]
-    return reconcile_versions(pair, view, d, c, policy, now)
+def _one_way(pair: PairState, view: View, source: Side) -> list[Action]:
+    """One-way binding: the mirror gets the source's version, whoever changed."""
+    mirror = source.other
+    src, dst = event_of(pair, view, source), event_of(pair, view, mirror)
+    assert src is not None and dst is not None  # noqa: PT018 (both sides are present)
+    if src.fingerprint() == dst.fingerprint():
+        return [Record(after(pair, view, src), "same content on both sides")]
+    why = (
+        f"changed on {source}"
+        if view[source].kind is Kind.CHANGED
+        else "revert edit of one-way mirror"
+    )
+    return [_update(pair, view, mirror, src, changed_fields(dst, src), why)]
 
 
-def reconcile_versions(
-    pair: PairState, view: View, d: Event, c: Event, policy: Policy, now: datetime
-) -> list[Action]:
-    """Merge two differing versions; conflicts are recorded and decided by the policy."""
-    result = merge(pair.base, d, c, policy.conflict, uid=pair.uid)
+def _two_way(pair: PairState, view: View, policy: Policy, now: datetime) -> list[Action]:
+    """Merge both sides, each against what it held; write only the sides that need it."""
+    events = {side: event_of(pair, view, side) for side in Side}
+    d, c = events[Side.DINGTALK], events[Side.CALDAV]
+    assert d is not None and c is not None  # noqa: PT018 (both sides are present)
+    held = {
+        side: held_of(pair, side) if view[side].kind is Kind.CHANGED else events[side]
+        for side in Side
+    }
+    result = merge(pair.base, d, c, policy.conflict, uid=pair.uid, held=held)
     actions: list[Action] = []
     if result.conflicts:
         record = ConflictRecord(
@@ -174,10 +185,13 @@ def reconcile_versions(
             decided_at=now.isoformat(),
         )
         actions.append(Conflict(record))
-    merged_fp = result.event.fingerprint()
-    for side, mine in ((Side.DINGTALK, d), (Side.CALDAV, c)):
-        if mine.fingerprint() != merged_fp:
-            actions.append(_update(pair, view, side, result.event, "merged"))
+    changed = [s for s in Side if view[s].kind is Kind.CHANGED]
+    why = f"changed on {changed[0]}" if len(changed) == 1 else "merged"
+    for side in Side:
+        if result.writes[side]:
+            actions.append(_update(pair, view, side, result.event, result.writes[side], why))
+    if not actions:
+        actions.append(Record(after(pair, view, result.event), "same edit on both sides"))
     return actions
 
 

@@ -9,6 +9,7 @@ of one series is a conflict on ``overrides``, decided by the policy.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,11 +30,14 @@ UNITS: tuple[tuple[str, ...], ...] = _TOGETHER + tuple(
 
 @dataclass(frozen=True, slots=True)
 class MergeResult:
-    """The merged event, the fields both sides changed differently, and who won them."""
+    """The merged event, the fields both sides changed differently, who won them, and
+    for each side the fields it must be sent to hold the merged event (empty: no write).
+    """
 
     event: Event
     conflicts: tuple[str, ...]
     winner: Side
+    writes: Mapping[Side, tuple[str, ...]]
 
 
 def _view(event: Event) -> dict[str, Any]:
@@ -72,38 +76,79 @@ def _later(a: datetime, b: datetime) -> bool:
 
 
 def merge(
-    base: Event | None, dingtalk: Event, caldav: Event, policy: ConflictPolicy, *, uid: str
+    base: Event | None,
+    dingtalk: Event,
+    caldav: Event,
+    policy: ConflictPolicy,
+    *,
+    uid: str,
+    held: Mapping[Side, Event | None] | None = None,
 ) -> MergeResult:
-    """Merge two edited versions of one event against their common ``base``.
+    """Merge two versions of one event, each compared with what its side held before.
 
-    A field changed on one side only takes that side's value; a field changed on both
-    sides to the same value takes it; a field changed on both sides differently is a
-    conflict and takes the policy winner's value. Without a base (two items paired by
+    ``held`` gives, per side, what that side held at the last sync (default: ``base``).
+    A field changed on one side only takes that side's value; changed on both sides to
+    the same value, that value; changed on both sides differently, it is a conflict and
+    takes the policy winner's value; changed on neither side, it keeps the agreed
+    ``base`` value, even where a side holds something else because it cannot keep the
+    field (and that side is not written for it). Without a base (two items paired by
     identity, never synced) every differing field is a conflict.
     """
-    side = winner(policy, dingtalk, caldav)
-    views = {Side.DINGTALK: _view(dingtalk), Side.CALDAV: _view(caldav)}
+    preferred = winner(policy, dingtalk, caldav)
     events = {Side.DINGTALK: dingtalk, Side.CALDAV: caldav}
-    base_view = _view(base) if base is not None else None
+    views = {side: _view(event) for side, event in events.items()}
+    before = {side: _held_view((held or {}).get(side) or base) for side in Side}
     values: dict[str, Any] = {}
     conflicts: list[str] = []
+    writes: dict[Side, list[str]] = {Side.DINGTALK: [], Side.CALDAV: []}
     for unit in UNITS:
-        d = [views[Side.DINGTALK][n] for n in unit]
-        c = [views[Side.CALDAV][n] for n in unit]
-        b = [base_view[n] for n in unit] if base_view is not None else None
-        if d == c or b == c:
-            source = Side.DINGTALK  # the same on both sides, or only DingTalk changed it
-        elif b == d:
-            source = Side.CALDAV  # only CalDAV changed it
-        else:
-            source = side
-            conflicts.extend(unit)
+        source, conflict = _pick(unit, views, before, preferred)
+        if source is None:
+            assert base is not None  # nothing reads as unchanged without a base
+            values.update({n: getattr(base, n) for n in unit})
+            continue
+        conflicts += unit if conflict else ()
         values.update({n: getattr(events[source], n) for n in unit})
+        for side in Side:
+            if _values(views[side], unit) != _values(views[source], unit):
+                writes[side] += unit
     stamps = [t for t in (dingtalk.updated, caldav.updated) if t is not None]
-    updated = events[side].updated if len(stamps) < 2 else _newest(stamps)
+    updated = events[preferred].updated if len(stamps) < 2 else _newest(stamps)
     merged = dataclasses.replace(dingtalk, uid=uid, updated=updated, **values)
-    ordered = tuple(name for name in MERGED_FIELDS if name in conflicts)
-    return MergeResult(merged, ordered, side)
+    return MergeResult(
+        merged,
+        _ordered(conflicts),
+        preferred,
+        {side: _ordered(names) for side, names in writes.items()},
+    )
+
+
+def _held_view(event: Event | None) -> dict[str, Any] | None:
+    return _view(event) if event is not None else None
+
+
+def _values(view: Mapping[str, Any], unit: tuple[str, ...]) -> list[Any]:
+    return [view[name] for name in unit]
+
+
+def _pick(
+    unit: tuple[str, ...],
+    views: Mapping[Side, Mapping[str, Any]],
+    before: Mapping[Side, Mapping[str, Any] | None],
+    preferred: Side,
+) -> tuple[Side | None, bool]:
+    """Whose value a unit of fields takes (None: the base's), and whether it conflicted."""
+    now = {side: _values(views[side], unit) for side in Side}
+    changed = {side: (b := before[side]) is None or now[side] != _values(b, unit) for side in Side}
+    if not any(changed.values()):
+        return None, False  # neither side changed it
+    if all(changed.values()) and now[Side.DINGTALK] != now[Side.CALDAV]:
+        return preferred, True  # changed on both sides differently: the policy decides
+    return (Side.DINGTALK if changed[Side.DINGTALK] else Side.CALDAV), False
+
+
+def _ordered(names: list[str]) -> tuple[str, ...]:
+    return tuple(name for name in MERGED_FIELDS if name in names)
 
 
 def _newest(stamps: list[datetime]) -> datetime:

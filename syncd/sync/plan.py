@@ -235,6 +235,12 @@ def pair_fp(pair: PairState, side: Side) -> str | None:
     return pair.dingtalk_fp if side is Side.DINGTALK else pair.caldav_fp
 
 
+def held_of(pair: PairState, side: Side) -> Event | None:
+    """What ``side`` held at the last sync (``base`` unless recorded otherwise)."""
+    held = pair.dingtalk_held if side is Side.DINGTALK else pair.caldav_held
+    return held if held is not None else pair.base
+
+
 def with_side(
     pair: PairState, side: Side, item_id: str | None, fp: str | None, etag: str | None
 ) -> PairState:
@@ -244,13 +250,36 @@ def with_side(
     return dataclasses.replace(pair, caldav_href=item_id, caldav_fp=fp, caldav_etag=etag)
 
 
+def with_held(pair: PairState, side: Side, event: Event | None) -> PairState:
+    """``pair`` remembering that ``side`` holds ``event`` (None when it equals the base)."""
+    base_fp = pair.base.fingerprint() if pair.base is not None else None
+    if event is not None and event.fingerprint() == base_fp:
+        event = None
+    if side is Side.DINGTALK:
+        return dataclasses.replace(pair, dingtalk_held=event)
+    return dataclasses.replace(pair, caldav_held=event)
+
+
+def rebased(pair: PairState, base: Event | None) -> PairState:
+    """``pair`` with a new agreed ``base``, keeping what each side held."""
+    held = {side: held_of(pair, side) for side in Side}
+    out = dataclasses.replace(pair, base=base)
+    for side in Side:
+        out = with_held(out, side, held[side])
+    return out
+
+
 def settle(pair: PairState, target: Side, written: Written) -> PairState:
     """The pair after a successful write to ``target``: echo suppression in one place.
 
     The fingerprint stored is that of what the side now holds (``written.event``), so the
-    change notification our own write causes compares equal on the next run.
+    change notification our own write causes compares equal on the next run; the event
+    itself is kept when it differs from the base, so a field the side could not keep is
+    not mistaken for an edit there.
     """
-    return with_side(pair, target, written.id, written.event.fingerprint(), written.etag)
+    fp = written.event.fingerprint()
+    out = with_side(pair, target, written.id, fp, written.etag)
+    return with_held(out, target, written.event)
 
 
 def by_uid(actions: tuple[Action, ...]) -> Mapping[str, tuple[Action, ...]]:
