@@ -65,11 +65,13 @@ class MemorySide:
     reads back with :func:`dingtalk_uid` of its id), deletions listed as cancelled items.
     Otherwise it behaves like CalDAV: hrefs ``<uid>.ics``, UIDs kept, deletions listed as
     deleted hrefs. ``normalize`` is applied to everything stored (by syncd or the user).
+    ``etag_on_write=False`` models servers that answer a write without an ETag.
     """
 
     side: Side
     dingtalk_like: bool | None = None
     normalize: Normalize | None = None
+    etag_on_write: bool = True  # False: writes answer without an ETag (scenario 7)
     clock: Clock = field(default_factory=Clock)
     calls: Counter[str] = field(default_factory=Counter)
     items: dict[str, _Item] = field(default_factory=dict)
@@ -217,7 +219,7 @@ class MemorySide:
             stored = self.normalize(stored)
         item = _Item(self._etag(), stored)
         self._touch(item_id, item)
-        return Written(item_id, item.etag, stored)
+        return Written(item_id, item.etag if self.etag_on_write else None, stored)
 
     def _touch(self, item_id: str, item: _Item) -> None:
         self._seq += 1

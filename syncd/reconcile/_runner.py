@@ -10,7 +10,7 @@ import structlog
 
 from syncd.errors import StoreError, SyncdError, SyncError, SyncTokenInvalid
 from syncd.model import BindingRef, Changes, Side
-from syncd.reconcile._apply import Applier, Progress
+from syncd.reconcile._apply import Applied, Applier, Progress
 from syncd.reconcile._report import Report
 from syncd.sync import Plan, Policy, plan
 from syncd.sync.ports import CalendarSide, MappingStore
@@ -54,10 +54,7 @@ async def reconcile(
         return Report(ref, the_plan, duration, the_plan.per_side(), dry_run=True, full=complete)
     applier = Applier(ref, sides, store, concurrency=concurrency, on_progress=on_progress)
     applied = await applier.run(the_plan)
-    clean = all(e.disposition == "dead_letter" for e in applied.errors)
-    commit = clean and not the_plan.held_deletions
-    if commit:
-        await store.set_cursors(ref, {side: changes[side].cursor for side in Side})
+    commit = await _commit_cursors(ref, store, changes, the_plan, applied)
     report = Report(
         ref,
         the_plan,
@@ -70,6 +67,17 @@ async def reconcile(
     await store.set_status(ref, {**report.status(_now()), "pairs_before": pairs})
     _log_run(report)
     return report
+
+
+async def _commit_cursors(
+    ref: BindingRef, store: MappingStore, changes: dict[Side, Changes], plan: Plan, done: Applied
+) -> bool:
+    """Advance both cursors unless some change read is still unapplied (then neither:
+    one pair's decision can depend on both sides, so both must be read again)."""
+    unapplied = any(e.disposition != "dead_letter" for e in done.errors) or plan.held_deletions
+    if not unapplied:
+        await store.set_cursors(ref, {side: changes[side].cursor for side in Side})
+    return not unapplied
 
 
 async def _read_and_plan(

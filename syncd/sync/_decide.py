@@ -191,7 +191,8 @@ def _two_way(pair: PairState, view: View, policy: Policy, now: datetime) -> list
         if result.writes[side]:
             actions.append(_update(pair, view, side, result.event, result.writes[side], why))
     if not actions:
-        actions.append(Record(after(pair, view, result.event), "same edit on both sides"))
+        same = "same edit on both sides" if pair.base else "existing items matched, same content"
+        actions.append(Record(after(pair, view, result.event), same))
     return actions
 
 

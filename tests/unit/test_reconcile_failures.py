@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from structlog.testing import capture_logs
 
@@ -191,3 +193,64 @@ def test_dispositions_follow_the_error_tree() -> None:
     assert disposition(StoreUnavailable("x")) == "retry"
     assert disposition(Unrepresentable("x")) == "dead_letter"
     assert disposition(EtagMismatch("x")) == "reread"
+
+
+async def test_write_answered_without_etag_costs_no_write_later(world: World) -> None:
+    """Scenario 7: no ETag on PUT: the next run records the listed etag, and edits still apply."""
+    world.caldav.etag_on_write = False
+    dt = world.dingtalk.user_create(ev(summary="v1"))
+    await world.sync()
+    (pair,) = (await world.store.load_pairs(REF)).values()
+    assert pair.caldav_etag is None
+    world.reset_counts()
+    await world.sync(full=True)
+    (pair,) = (await world.store.load_pairs(REF)).values()
+    assert (world.writes(), pair.caldav_etag) == (
+        0,
+        world.caldav.items[pair.caldav_href or ""].etag,
+    )
+    world.dingtalk.user_update(dt, summary="v2")
+    report = await world.sync()
+    assert (report.errors, summaries(world.caldav)) == ((), ["v2"])
+
+
+async def test_killed_before_cursors_commit_the_rerun_writes_nothing(world: World) -> None:
+    """Scenario 53-like: a run that died after its writes is re-run from the old cursors: no-op."""
+
+    class DiesAtCommit(MemoryStore):
+        async def set_cursors(self, ref: BindingRef, cursors: Mapping[Side, str | None]) -> None:
+            raise StoreUnavailable("worker killed")
+
+    world.dingtalk.user_create(ev(summary="d"))
+    world.caldav.user_create(ev("c", summary="c"))
+    dying = DiesAtCommit()
+    with pytest.raises(StoreUnavailable):
+        await reconcile(REF, world.dingtalk, world.caldav, dying, Policy())
+    world.store = MemoryStore()
+    for pair in (await dying.load_pairs(REF)).values():
+        await world.store.save_pair(REF, pair)
+    world.reset_counts()
+    report = await world.sync()
+    assert (world.writes(), report.counts.created) == (0, 0)
+    assert len(world.dingtalk.items) == len(world.caldav.items) == 2
+
+
+async def test_killed_between_write_and_save_the_rerun_repairs_without_duplicates(
+    world: World,
+) -> None:
+    """A write whose pair was never saved is matched back (UID or content), not copied again."""
+
+    class DiesAtSave(MemoryStore):
+        async def save_pair(self, ref: BindingRef, pair: PairState) -> None:
+            raise StoreUnavailable("worker killed")
+
+    world.dingtalk.user_create(ev(summary="d"))
+    world.caldav.user_create(ev("c", summary="c"))
+    with pytest.raises(StoreUnavailable):
+        await reconcile(REF, world.dingtalk, world.caldav, DiesAtSave(), Policy())
+    assert world.writes() >= 1  # copies were written, their pairs never saved
+    world.reset_counts()
+    await world.sync()
+    assert world.writes() == 0  # matched back: the DingTalk-born copy by UID, the other by content
+    assert len(world.dingtalk.items) == len(world.caldav.items) == 2
+    assert len(await world.store.load_pairs(REF)) == 2
