@@ -197,7 +197,13 @@ def _two_way(pair: PairState, view: View, policy: Policy, now: datetime) -> list
 
 
 def _refresh(pair: PairState, view: View) -> list[Action]:
-    fresh = after(pair, view, pair.base)
-    if fresh == pair:
+    """Neither side changed: record a moved href or a new etag, else nothing to do."""
+    moved = False
+    for side in Side:
+        item = view[side].remote
+        if item is not None:
+            moved = moved or item.id != pair_id(pair, side)
+            moved = moved or (side is Side.CALDAV and item.etag != pair.caldav_etag)
+    if not moved:
         return []  # nothing changed anywhere (or only echoes of our own writes)
-    return [Record(fresh, "ids or etags changed, content did not")]
+    return [Record(after(pair, view, pair.base), "ids or etags changed, content did not")]

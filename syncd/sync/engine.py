@@ -20,7 +20,7 @@ import structlog
 from syncd.errors import SourceEmptied
 from syncd.model import Changes, PairState, Side
 from syncd.sync._decide import decide
-from syncd.sync._match import match_side, seen
+from syncd.sync._match import SideMatch, match_side, seen
 from syncd.sync._unpaired import plan_unpaired
 from syncd.sync.plan import Action, Delete, Plan, pair_id
 from syncd.sync.policy import Policy
@@ -51,13 +51,21 @@ def plan(
     actions: list[Action] = []
     for side in Side:
         actions += matches[side].skips
-    for uid in sorted(pairs):
+    for uid in sorted(_touched(pairs, matches)):
         view = {side: seen(pairs[uid], side, matches[side]) for side in Side}
         actions += decide(pairs[uid], view, policy, stamp)
     unpaired = (matches[Side.DINGTALK].unpaired, matches[Side.CALDAV].unpaired)
     actions += plan_unpaired(*unpaired, policy, stamp)
     kept, held, warnings = _hold_deletions(actions, len(pairs), policy)
     return Plan(tuple(kept), held, warnings)
+
+
+def _touched(pairs: Mapping[str, PairState], matches: Mapping[Side, SideMatch]) -> set[str]:
+    """Pairs something was reported about, or lacking a side; the rest stay as they are."""
+    out = {uid for uid, p in pairs.items() if p.dingtalk_id is None or p.caldav_href is None}
+    for match in matches.values():
+        out.update(match.hits.keys() | match.gone)
+    return out
 
 
 def _check_emptied(

@@ -261,3 +261,22 @@ def test_settle_remembers_what_a_side_holds_only_when_it_differs_from_the_base()
     folded = ev(summary="STANDUP")
     lossy = settle(template, Side.CALDAV, Written("new.ics", None, folded))
     assert (lossy.caldav_fp, lossy.caldav_held) == (folded.fingerprint(), folded)
+
+
+def test_pair_missing_a_side_is_repaired_even_when_nothing_was_reported() -> None:
+    """A stored pair without a CalDAV item gets one created from the agreed event."""
+    p = dataclasses.replace(paired(ev()), caldav_href=None, caldav_fp=None, caldav_etag=None)
+    (action,) = run(pairs(p))
+    assert isinstance(action, Create)
+    assert (action.target, action.event.summary, action.pair.dingtalk_id) == (
+        Side.CALDAV,
+        "Standup",
+        "dt-1",
+    )
+
+
+def test_only_pairs_something_was_reported_about_are_decided() -> None:
+    """Unmentioned pairs of an incremental listing produce no actions, however many there are."""
+    many = pairs(*(paired(ev(f"u{i}"), dt=f"dt-{i}", href=f"u{i}.ics") for i in range(500)))
+    the_plan = run(many, inc(r("dt-7", ev("u7", summary="changed"))))
+    assert [a.uid for a in the_plan] == ["u7"]
