@@ -24,6 +24,10 @@ def _event(data: Any) -> Event | None:
     return from_jsonable(data) if data is not None else None
 
 
+def _jsonable(event: Event | None) -> dict[str, Any] | None:
+    return to_jsonable(event) if event is not None else None
+
+
 def pair_to_json(pair: PairState) -> str:
     """The stored form of a pair."""
     return dumps(
@@ -34,8 +38,10 @@ def pair_to_json(pair: PairState) -> str:
             "dingtalk_fp": pair.dingtalk_fp,
             "caldav_fp": pair.caldav_fp,
             "caldav_etag": pair.caldav_etag,
-            "base": to_jsonable(pair.base) if pair.base is not None else None,
+            "base": _jsonable(pair.base),
             "origin": pair.origin.value,
+            "dingtalk_held": _jsonable(pair.dingtalk_held),
+            "caldav_held": _jsonable(pair.caldav_held),
         }
     )
 
@@ -53,6 +59,8 @@ def pair_from_json(text: str | bytes) -> PairState:
             caldav_etag=data["caldav_etag"],
             base=_event(data["base"]),
             origin=Side(data["origin"]),
+            dingtalk_held=_event(data.get("dingtalk_held")),
+            caldav_held=_event(data.get("caldav_held")),
         )
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise StoreError(f"stored pair is not readable: {exc!r}") from exc

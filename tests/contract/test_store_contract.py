@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import random
 from collections.abc import AsyncIterator
@@ -71,6 +73,8 @@ def pair(uid: str, dt: str | None = None, href: str | None = None, **kw: Any) ->
         caldav_etag=kw.get("caldav_etag"),
         base=kw.get("base"),
         origin=kw.get("origin", Side.DINGTALK),
+        dingtalk_held=kw.get("dingtalk_held"),
+        caldav_held=kw.get("caldav_held"),
     )
 
 
@@ -94,6 +98,18 @@ async def test_pairs_round_trip_with_base(store: Store) -> None:
     assert loaded["u1"].base is not None
     assert loaded["u1"].base.fingerprint() == base.fingerprint()
     assert loaded["u1"].base.updated == base.updated
+
+
+async def test_pairs_keep_what_each_side_held(store: Store) -> None:
+    """The per-side snapshots of a lossy side (``*_held``) survive a save/load round trip."""
+    base = rich_event()
+    held = dataclasses.replace(base, summary="folded  title", description="")
+    saved = pair("u1", "dt1", "/cal/u1.ics", base=base, dingtalk_held=held, caldav_held=None)
+    await store.save_pair(REF, saved)
+    loaded = (await store.load_pairs(REF))["u1"]
+    assert loaded == saved
+    assert loaded.dingtalk_held is not None
+    assert loaded.dingtalk_held.fingerprint() == held.fingerprint()
 
 
 async def test_empty_binding_has_nothing(store: Store) -> None:
