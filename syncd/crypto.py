@@ -66,7 +66,9 @@ def signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
 def verify_signature(token: str, timestamp: str, nonce: str, encrypt: str, signature: str) -> None:
     """Raise :class:`BadSignature` unless ``signature`` matches (constant-time compare)."""
     expected = _sha1(token, timestamp, nonce, encrypt)
-    if not hmac.compare_digest(expected.encode("ascii"), signature.lower().encode("utf-8", errors="surrogatepass")):
+    if not hmac.compare_digest(
+        expected.encode("ascii"), signature.lower().encode("utf-8", errors="surrogatepass")
+    ):
         raise BadSignature("callback signature does not match")
 
 

@@ -232,12 +232,32 @@ class Changes:
     ``complete`` is True when ``items`` is a full listing (first sync, stale cursor, or
     the daily full reconcile): then a mapped item that is absent was deleted. Otherwise
     ``items`` holds changed items and ``deleted`` the ids reported gone.
+
+    ``window`` is the ``[start, end)`` range of event starts a complete listing covers
+    (DingTalk lists at most a year per call); None means every event. A mapped item
+    whose start lies outside it is not listed, and its absence means nothing
+    (field notes, scenario 16: "left the window" is not "deleted").
     """
 
     items: tuple[Remote, ...]
     deleted: tuple[str, ...]
     cursor: str | None
     complete: bool
+    window: tuple[datetime, datetime] | None = None
+
+    def covers(self, event: Event | None) -> bool:
+        """Whether a complete listing would surely have listed ``event`` (unknown: yes).
+
+        A day of slack on each edge keeps all-day starts and zone offsets from ever
+        reading as "absent" at the window's edge.
+        """
+        if self.window is None or event is None:
+            return True
+        start = event.start
+        if not isinstance(start, datetime):
+            start = datetime(start.year, start.month, start.day, tzinfo=ZoneInfo("UTC"))
+        low, high = self.window
+        return low + timedelta(days=1) <= start < high - timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)

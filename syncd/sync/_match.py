@@ -77,7 +77,9 @@ def match_side(side: Side, changes: Changes, pairs: Mapping[str, PairState]) -> 
         if uid is not None and uid not in out.hits:
             out.gone.add(uid)
     if changes.complete:
-        out.gone.update(uid for uid in by_id.values() if uid not in out.hits)
+        out.gone.update(
+            uid for uid in by_id.values() if uid not in out.hits and changes.covers(pairs[uid].base)
+        )
     return out
 
 

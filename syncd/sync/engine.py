@@ -74,7 +74,9 @@ def _check_emptied(
     """Safety rule: an empty full listing is a failed read, not "everything was deleted"."""
     if not listing.complete or listing.items or policy.force_delete:
         return
-    mapped = sum(1 for p in pairs.values() if pair_id(p, side) is not None)
+    mapped = sum(
+        1 for p in pairs.values() if pair_id(p, side) is not None and listing.covers(p.base)
+    )
     if mapped:
         log.warning("source_emptied", side=str(side), mapped=mapped)
         raise SourceEmptied(

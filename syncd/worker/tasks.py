@@ -15,7 +15,7 @@ import structlog
 from arq import Retry
 
 from syncd import queue
-from syncd.errors import Retryable, SyncdError
+from syncd.errors import Retryable, SourceUnavailable, SyncdError
 from syncd.model import BindingRef
 from syncd.observability import (
     ACTIONS,
@@ -71,8 +71,15 @@ async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reas
     if outcome.result is None:
         RECONCILES.labels(tenant, outcome.skipped or "skipped").inc()
         return f"skipped: {outcome.skipped}"
-    _record(ref, outcome.result, time.monotonic() - started)
-    return outcome.result.summary_line()
+    report = outcome.result
+    _record(ref, report, time.monotonic() - started)
+    if report.retryable:
+        # Some writes failed transiently: cursors stayed put; run again after a backoff.
+        await queue.mark_dirty(ctx["redis"], ref)
+        failed = sum(e.retryable for e in report.errors)
+        transient = SourceUnavailable(f"{failed} action(s) failed transiently")
+        return await _retry_or_dead_letter(ctx, ref, reason, transient)
+    return report.summary_line()
 
 
 async def _locked_run(ctx: dict[str, Any], ref: BindingRef) -> Report:

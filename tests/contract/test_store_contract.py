@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator
 from datetime import date, datetime

@@ -93,7 +93,8 @@ class DingTalkSide:
     async def _full(self) -> Changes:
         now = self._now()
         grouped, token = Grouped(), None
-        for low, high in _series.windows(now - self._behind, now + self._ahead):
+        window = (now - self._behind, now + self._ahead)
+        for low, high in _series.windows(*window):
             result = await self._client.list_events(
                 self._user, time_min=low, time_max=high, show_deleted=True
             )
@@ -104,7 +105,7 @@ class DingTalkSide:
             raise BadResponse("DingTalk ListEvents returned no syncToken on its last page")
         items, deleted = await self._build(grouped)
         log.info("dingtalk.full_list", user=self._user, items=len(items), deleted=len(deleted))
-        return Changes(tuple(items), tuple(deleted), token, complete=True)
+        return Changes(tuple(items), tuple(deleted), token, complete=True, window=window)
 
     async def _build(self, grouped: Grouped) -> tuple[list[Remote], list[str]]:
         items: list[Remote] = []
