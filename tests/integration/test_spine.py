@@ -6,11 +6,14 @@ parametrised). After every change, a further reconcile must write nothing on eit
 
 from __future__ import annotations
 
+import asyncio
+
 import icalendar
 
+from syncd import queue
 from syncd.adapters.caldav.client import RawItem
 from syncd.model import BindingRef
-from tests.fixtures.spine import Spine
+from tests.fixtures.spine import REF, Spine
 
 
 def timed_event(summary: str, day: int) -> dict[str, object]:
@@ -116,3 +119,38 @@ async def test_status_after_sync(spine: Spine) -> None:
     assert len(pairs) == 1
     status = await store.get_status(ref)
     assert status["state"] == "ok"
+
+
+async def test_two_workers_racing_create_no_duplicates(spine: Spine) -> None:
+    """Two workers draining the queue at once: each event exists once on each side."""
+    for day in range(10, 16):
+        await spine.api.create("u-alice", timed_event(f"Meeting {day}", day=day))
+    status, _ = spine.calendar.put_raw("local.ics", ICS.format(summary="Local"))
+    assert status in (201, 204)
+    await spine.sandbox.sandbox.drain()
+    await queue.request_reconcile(spine.pool, REF, "poll")
+    await asyncio.gather(spine.run_worker(), spine.run_worker())
+    await spine.settle(poll=True)
+    names = _summaries((await spine.caldav_items()).items)
+    assert names == sorted(["Local", *(f"Meeting {d}" for d in range(10, 16))])
+    assert sorted(e["summary"] for e in spine.dingtalk_events()) == names
+    await _assert_quiet(spine)
+
+
+async def test_callback_during_a_running_reconcile_is_not_lost(spine: Spine) -> None:
+    """A change pushed while a reconcile runs reaches CalDAV through a follow-up run.
+
+    No poll is requested: if the push during the run were coalesced away (arq refuses a
+    job id while it runs), nothing would bring "Second" over.
+    """
+    await spine.api.create("u-alice", timed_event("First", day=12))
+    await spine.sandbox.sandbox.drain()
+    spine.sandbox.sandbox.set_faults(latency_ms=300)  # the run now takes over a second
+    worker = asyncio.create_task(spine.run_worker())
+    await asyncio.sleep(0.4)
+    await spine.api.create("u-alice", timed_event("Second", day=13))
+    await spine.sandbox.sandbox.drain()
+    await worker
+    spine.sandbox.sandbox.set_faults(latency_ms=0)
+    await spine.settle()
+    assert _summaries((await spine.caldav_items()).items) == ["First", "Second"]
