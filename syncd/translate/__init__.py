@@ -14,7 +14,7 @@
 - ``editable_in_dingtalk(event, ctx) -> bool``: the bound user organizes it (may write it).
 - ``busy_only(event) -> Event``: time-only copy for privacy-preserving mirrors.
 
-Policies (what cannot be mapped, truncation, people, time zones) are in docs/what-syncs.md.
+Policies (what cannot be mapped, truncation, people, time zones) are in the README, "What syncs".
 """
 
 from syncd.translate._common import busy_only

@@ -154,3 +154,25 @@ async def test_callback_during_a_running_reconcile_is_not_lost(spine: Spine) -> 
     spine.sandbox.sandbox.set_faults(latency_ms=0)
     await spine.settle()
     assert _summaries((await spine.caldav_items()).items) == ["First", "Second"]
+
+
+async def test_attendee_edits_only_send_their_answer(spine: Spine) -> None:
+    """Alice attends Bob's meeting: her CalDAV edit sends her answer, not the new title."""
+    body = {**timed_event("Bob's planning", day=18), "attendees": [{"id": "u-alice"}]}
+    await spine.api.create("u-bob", body)
+    await spine.settle()
+    [item] = (await spine.caldav_items()).items
+    assert "ORGANIZER" in item.text and "bob@acme.example" in item.text
+    unfolded = item.text.replace("\r\n ", "").replace("\n ", "")
+    edited = unfolded.replace("SUMMARY:Bob's planning", "SUMMARY:My own title")
+    edited = edited.replace("PARTSTAT=NEEDS-ACTION", "PARTSTAT=ACCEPTED")
+    assert edited != unfolded
+    name = item.href.rsplit("/", 1)[1]
+    status, _ = spine.calendar.put_raw(name, edited)
+    assert status in (201, 204)
+    await spine.settle(poll=True)
+    [event] = spine.dingtalk_events("u-bob")
+    assert event["summary"] == "Bob's planning"
+    answers = {a["id"]: a["responseStatus"] for a in event["attendees"]}
+    assert answers["u-alice"] == "accepted"
+    await _assert_quiet(spine)

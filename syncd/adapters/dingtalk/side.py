@@ -43,8 +43,10 @@ from syncd.translate import (
     Context,
     as_dingtalk_keeps,
     dingtalk_warnings,
+    editable_in_dingtalk,
     event_from_dingtalk,
     event_to_dingtalk,
+    user_response,
 )
 
 log = structlog.get_logger(__name__)
@@ -187,8 +189,16 @@ class DingTalkSide:
             log.warning("dingtalk.create.rolled_back", event_id=event_id)
 
     async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
-        """Patch the event with every mapped field; ``etag`` is an ``updateTime`` to check."""
+        """Patch the event with every mapped field; ``etag`` is an ``updateTime`` to check.
+
+        When the bound user only attends the event (someone else organizes it), DingTalk
+        lets them change nothing but their own answer: that is sent through RespondEvent,
+        and ``Written.event`` is what DingTalk holds, so the rest of the edit stays on the
+        CalDAV side (logged as ``dingtalk.update.attendee_only``).
+        """
         self._warn(event, "update")
+        if not editable_in_dingtalk(event, self._ctx):
+            return await self._answer_only(item_id, event)
         current: Series = (None, [])
         if event.recurrence is not None:
             current = await self._load_series(item_id)
@@ -217,12 +227,32 @@ class DingTalkSide:
                 f"DingTalk event {item_id} changed since {etag} (now {current.get('updateTime')})"
             )
 
+    async def _answer_only(self, item_id: str, event: Event) -> Written:
+        """The bound user attends someone else's event: only their answer goes to DingTalk."""
+        current = await self._client.get_event(self._user, item_id)
+        answer = user_response(event, self._ctx)
+        mine: Mapping[str, Any] = next(
+            (a for a in current.get("attendees") or [] if a.get("self")), {}
+        )
+        if answer is not None and mine.get("responseStatus") != answer:
+            await self._client.respond(self._user, item_id, answer)
+            current = await self._client.get_event(self._user, item_id)
+        log.warning(
+            "dingtalk.update.attendee_only", event_id=item_id, user=self._user, answer=answer
+        )
+        return await self._read_back(item_id, current, event)
+
     async def _written(
         self, event_id: str, answer: Mapping[str, Any], event: Event, before: Event | None
     ) -> Written:
         """Apply a series' exceptions, then read back what DingTalk now holds."""
         if event.recurrence is not None or _series.is_series(answer):
             await apply_exceptions(self._client, self._user, self._ctx, event_id, event, before)
+        return await self._read_back(event_id, answer, event)
+
+    async def _read_back(self, event_id: str, answer: Mapping[str, Any], event: Event) -> Written:
+        """What DingTalk holds now, as ``Written`` (a series is re-read with its exceptions)."""
+        if event.recurrence is not None or _series.is_series(answer):
             master, instances = await self._load_series(event_id)
             if master is None:
                 raise BadResponse(f"DingTalk series {event_id} vanished right after writing")
