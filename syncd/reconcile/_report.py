@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from syncd.errors import InvalidRequest, Retryable, SyncdError, TranslationError
+from syncd.errors import (
+    InvalidRequest,
+    PermissionDenied,
+    Retryable,
+    SyncdError,
+    TranslationError,
+)
 from syncd.model import BindingRef, Side
 from syncd.sync import Counts, Delete, Plan
 
@@ -14,8 +20,9 @@ from syncd.sync import Counts, Delete, Plan
 #   retry       transient (Retryable): cursors stay, the caller should run again soon;
 #   reread      the world moved (EtagMismatch, NotFound, auth, bad answers): cursors stay,
 #               the next run re-reads and re-decides that pair;
-#   dead_letter the item itself cannot be written (TranslationError, InvalidRequest): a
-#               dead letter is stored, cursors may advance, a full reconcile tries again.
+#   dead_letter the item itself cannot be written (TranslationError, InvalidRequest,
+#               PermissionDenied): a dead letter is stored, cursors may advance, a full
+#               reconcile tries again (never a hot loop on an item we may not write).
 Disposition = Literal["retry", "reread", "dead_letter"]
 
 
@@ -23,7 +30,7 @@ def disposition(exc: SyncdError) -> Disposition:
     """How a failed action affects cursors and retries (see the module comment)."""
     if isinstance(exc, Retryable):
         return "retry"
-    if isinstance(exc, TranslationError | InvalidRequest):
+    if isinstance(exc, TranslationError | InvalidRequest | PermissionDenied):
         return "dead_letter"
     return "reread"
 

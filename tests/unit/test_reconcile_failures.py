@@ -10,6 +10,7 @@ from structlog.testing import capture_logs
 from syncd.errors import (
     AuthFailed,
     EtagMismatch,
+    PermissionDenied,
     SourceEmptied,
     SourceUnavailable,
     StoreUnavailable,
@@ -193,6 +194,8 @@ def test_dispositions_follow_the_error_tree() -> None:
     assert disposition(StoreUnavailable("x")) == "retry"
     assert disposition(Unrepresentable("x")) == "dead_letter"
     assert disposition(EtagMismatch("x")) == "reread"
+    # An item we may not write (e.g. someone else's event) must not pin the cursors forever.
+    assert disposition(PermissionDenied("x")) == "dead_letter"
 
 
 async def test_write_answered_without_etag_costs_no_write_later(world: World) -> None:
