@@ -1,0 +1,143 @@
+"""``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
+
+Names: idle, latency, initial, initial-vdirsyncer, webhook (default: all, in that order).
+Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from bench import idle, initial, latency, webhook
+from bench._report import machine, machine_line, save
+from syncd.observability import configure_logging
+
+log = structlog.get_logger(__name__)
+
+Run = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+Render = Callable[[dict[str, Any]], str]
+BENCHMARKS: dict[str, tuple[Run, Render]] = {
+    "idle": (idle.run, idle.render),
+    "latency": (latency.run, latency.render),
+    "initial": (initial.run, initial.render),
+    "initial-vdirsyncer": (initial.run_baseline, initial.render_baseline),
+    "webhook": (webhook.run, webhook.render),
+}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Command-line options; every size has a small default."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)",
+    )
+    p.add_argument(
+        "--sizes",
+        type=_ints,
+        default=idle.DEFAULTS["sizes"],
+        help="idle: calendar sizes N, comma-separated (default 100,1000)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=idle.DEFAULTS["repeat"],
+        help="idle: idle runs per tool and size (default 10)",
+    )
+    p.add_argument(
+        "--full-repeat",
+        type=int,
+        default=idle.DEFAULTS["full_repeat"],
+        help="idle: full reconciles per size (default 3)",
+    )
+    p.add_argument(
+        "--changes",
+        type=int,
+        default=latency.DEFAULTS["changes"],
+        help="latency: changes per series (default 20)",
+    )
+    p.add_argument(
+        "--poll-delays",
+        type=_floats,
+        default=latency.DEFAULTS["poll_delays"],
+        help="latency: arq worker poll_delay values to run DingTalk → CalDAV with "
+        "(default 0.5: arq's default, which syncd uses)",
+    )
+    p.add_argument(
+        "--n",
+        type=int,
+        default=initial.DEFAULTS["n"],
+        help="initial: events to copy each way (default 1000)",
+    )
+    p.add_argument(
+        "--baseline-n",
+        type=int,
+        default=None,
+        help="initial-vdirsyncer: events vdirsyncer copies (default: --n)",
+    )
+    p.add_argument(
+        "--callbacks",
+        type=int,
+        default=webhook.DEFAULTS["callbacks"],
+        help="webhook: pushes per concurrency level (default 2000)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_ints,
+        default=webhook.DEFAULTS["concurrency"],
+        help="webhook: concurrent senders, comma-separated (default 1,16)",
+    )
+    args = p.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    return args
+
+
+async def _run_one(name: str, opts: dict[str, Any]) -> str:
+    runner, render = BENCHMARKS[name]
+    info = machine()
+    started = time.monotonic()
+    result = await runner(opts)
+    result["machine"] = info
+    result["runtime_s"] = round(time.monotonic() - started, 1)
+    result["command"] = "python -m bench " + " ".join([name, *opts["argv"]])
+    path = save(name, result)
+    log.warning("benchmark_done", name=name, seconds=result["runtime_s"], saved=str(path))
+    return (
+        f"## {name}\n\n{machine_line(info)}; took {result['runtime_s']} s\n"
+        f"`{result['command']}`\n\n{render(result)}\n"
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Run the chosen benchmarks one after another."""
+    configure_logging("console", "warning")
+    args = parse(argv)
+    opts = {k: v for k, v in vars(args).items() if k != "names"}
+    opts["argv"] = [a for a in argv if a not in BENCHMARKS]
+    for name in args.names or list(BENCHMARKS):
+        sys.stdout.write(asyncio.run(_run_one(name, opts)) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,273 @@
+"""Benchmark 4 — webhook throughput and ack latency under a burst of DingTalk pushes.
+
+``syncd web`` runs as its own process (the real CLI, JSON logs at info level, as in
+production) with a real redis-server. A load client in this process sends ``callbacks``
+signed and AES-encrypted ``calendar_event_change`` pushes for u-alice (each with its own
+BizId, so none is a duplicate) over loopback, with ``concurrency`` senders at a time, after
+a 50-push warm-up. Every push does the full work: verify, decrypt, dedupe, mark dirty +
+enqueue (coalesced: no worker runs), encrypted ``success`` reply.
+
+Measured: pushes/second, per-push ack latency (request sent → reply read) p50/p99/max
+against DingTalk's 1,500 ms limit, CPU seconds the webhook process used per push. Checked
+afterwards: every reply decrypts to ``success`` and every push's dedupe key is in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aredis
+
+from bench._report import table
+from bench._stats import ms, percentile, summary
+from syncd import crypto
+from syncd.store import keys
+from tests.fixtures.ports import free_port
+from tests.fixtures.redis_server import start_redis
+from tests.fixtures.sandbox import AES_KEY, APP_KEY, APP_SECRET, CALLBACK_TOKEN, CORP_ID
+
+DEFAULTS = {"callbacks": 2000, "concurrency": [1, 16]}
+DINGTALK_LIMIT_S = 1.5
+WARM_UP = 50
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+TENANT_YAML = f"""\
+id: acme
+timezone: Asia/Shanghai
+dingtalk:
+  api_base: http://127.0.0.1:9
+  app_key: {APP_KEY}
+  app_secret: {APP_SECRET}
+  callback: {{token: {CALLBACK_TOKEN}, aes_key: {AES_KEY}}}
+directory:
+  - {{union_id: u-alice, email: alice@acme.example}}
+bindings:
+  - id: alice-work
+    dingtalk_user: u-alice
+    caldav: {{url: "http://127.0.0.1:9/syncd/cal/"}}
+"""
+
+Push = tuple[dict[str, str], bytes, str]  # query, body, push id
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def push(i: int) -> Push:
+    """One sealed push as DingTalk sends it: query ``signature/timestamp/nonce``, body."""
+    biz = uuid.uuid4().hex
+    text = json.dumps(
+        {
+            "EventType": "calendar_event_change",
+            "EventTime": int(time.time() * 1000),
+            "CorpId": CORP_ID,
+            "BizId": biz,
+            "CalendarEventId": f"bench{i:08d}",
+            "CalendarEventUpdateTime": int(time.time() * 1000),
+            "CalendarId": "c" * 32,
+            "UnionIdList": ["u-alice"],
+            "ChangeType": "updated",
+            "operator": {"type": "user"},
+        }
+    )
+    sealed = crypto.seal(text, CALLBACK_TOKEN, AES_KEY, APP_KEY)
+    query = {k: sealed[k] for k in ("signature", "timestamp", "nonce")}
+    return query, json.dumps({"encrypt": sealed["encrypt"]}).encode(), biz
+
+
+class Webhook:
+    """``syncd web`` (or, with ``bare``, the crypto-only baseline) in a child process."""
+
+    def __init__(self, *, bare: bool = False) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="syncd-bench-web-"))
+        self.redis = start_redis()
+        (self.root / "tenants").mkdir()
+        (self.root / "syncd.yaml").write_text(
+            f"redis_url: {self.redis.url}\nlog: {{format: json, level: info}}\n"
+        )
+        (self.root / "tenants" / "acme.yaml").write_text(TENANT_YAML)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/callbacks/acme"
+        exe = Path(sys.executable).parent / "syncd"
+        self.log = (self.root / "web.log").open("wb")
+        cmd = [str(exe), "web", "--config", str(self.root), "--listen", f"127.0.0.1:{self.port}"]
+        if bare:
+            cmd = [sys.executable, "-m", "bench._bare_receiver", str(self.port)]
+        self.process = subprocess.Popen(
+            cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1]
+        )
+
+    async def ready(self, session: aiohttp.ClientSession) -> None:
+        """Wait until ``/readyz`` answers 200."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(f"http://127.0.0.1:{self.port}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"syncd web did not start: {(self.root / 'web.log').read_text()}")
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) and Redis; remove the files."""
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.log.close()
+        self.redis.stop()
+        shutil.rmtree(self.redis.workdir, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+async def _send(
+    session: aiohttp.ClientSession, url: str, pushes: list[Push], concurrency: int
+) -> tuple[list[float], list[dict[str, Any]], float]:
+    """Send every push with ``concurrency`` senders: latencies, replies, total wall time."""
+    todo = iter(pushes)
+    latencies: list[float] = []
+    replies: list[dict[str, Any]] = []
+
+    async def sender() -> None:
+        for query, body, _ in todo:
+            t0 = time.perf_counter()
+            async with session.post(url, params=query, data=body) as resp:
+                reply = await resp.json(content_type=None)
+                status = resp.status
+            latencies.append(time.perf_counter() - t0)
+            if status != 200:
+                raise RuntimeError(f"push answered {status}: {reply}")
+            replies.append(reply)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return latencies, replies, time.perf_counter() - started
+
+
+def _check_replies(replies: list[dict[str, Any]]) -> None:
+    for reply in replies:
+        text = crypto.open_callback(
+            CALLBACK_TOKEN,
+            AES_KEY,
+            APP_KEY,
+            signature=reply["msg_signature"],
+            timestamp=reply["timeStamp"],
+            nonce=reply["nonce"],
+            encrypt=reply["encrypt"],
+        )
+        if text != "success":
+            raise RuntimeError(f"webhook replied {text!r}, not success")
+
+
+async def _stored(redis_url: str, pushes: list[Push]) -> int:
+    client = aredis.Redis.from_url(redis_url)
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for _, _, biz in pushes:
+                pipe.exists(keys.push_key("acme", biz))
+            return sum(await pipe.execute())
+    finally:
+        await client.aclose()
+
+
+async def _level(
+    web: Webhook, session: aiohttp.ClientSession, n: int, c: int, *, bare: bool = False
+) -> dict[str, Any]:
+    pushes = [push(i) for i in range(n)]
+    cpu0 = _cpu_seconds(web.process.pid)
+    latencies, replies, wall = await _send(session, web.url, pushes, c)
+    cpu = _cpu_seconds(web.process.pid) - cpu0
+    _check_replies(replies)
+    stored = n if bare else await _stored(web.redis.url, pushes)
+    if stored != n:
+        raise RuntimeError(f"only {stored} of {n} pushes left a dedupe key in Redis")
+    return {
+        "concurrency": c,
+        "callbacks": n,
+        "per_second": n / wall,
+        "wall_s": wall,
+        "latency": {
+            **summary(latencies),
+            "p50": percentile(latencies, 50),
+            "p99": percentile(latencies, 99),
+        },
+        "over_limit": sum(1 for x in latencies if x > DINGTALK_LIMIT_S),
+        "webhook_cpu_ms_per_push": cpu * 1000 / n,
+    }
+
+
+async def _serve_and_load(opts: dict[str, Any], *, bare: bool) -> list[dict[str, Any]]:
+    web = Webhook(bare=bare)
+    try:
+        connector = aiohttp.TCPConnector(limit=max(opts["concurrency"]))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await web.ready(session)
+            await _send(session, web.url, [push(i) for i in range(WARM_UP)], 4)
+            return [
+                await _level(web, session, opts["callbacks"], c, bare=bare)
+                for c in opts["concurrency"]
+            ]
+    finally:
+        web.stop()
+
+
+async def run(opts: dict[str, Any]) -> dict[str, Any]:
+    """Benchmark 4 for each concurrency level: syncd's webhook, then the bare receiver."""
+    levels = await _serve_and_load(opts, bare=False)
+    bare = await _serve_and_load(opts, bare=True)
+    return {"levels": levels, "bare": bare, "limit_s": DINGTALK_LIMIT_S}
+
+
+def render(result: dict[str, Any]) -> str:
+    """Markdown table: one row per concurrency level and server."""
+    rows = []
+    bare = {lv["concurrency"]: lv for lv in result.get("bare", [])}
+    runs = [("syncd web", lv, bare.get(lv["concurrency"])) for lv in result["levels"]]
+    runs += [("bare crypto-only receiver", lv, None) for lv in result.get("bare", [])]
+    for who, lv, base in runs:
+        lat = lv["latency"]
+        ratio = f"{lv['per_second'] / base['per_second']:.2f}" if base else "1"
+        rows.append(
+            [
+                who,
+                lv["concurrency"],
+                lv["callbacks"],
+                f"{lv['per_second']:.0f}",
+                ratio,
+                ms(lat["p50"]),
+                ms(lat["p99"]),
+                ms(lat["max"]),
+                f"{lv['over_limit']} of {lv['callbacks']}",
+                f"{lv['webhook_cpu_ms_per_push']:.2f} ms",
+            ]
+        )
+    header = [
+        "server",
+        "concurrent senders",
+        "pushes",
+        "pushes/s",
+        "throughput vs bare",
+        "ack p50",
+        "ack p99",
+        "ack max",
+        "over 1,500 ms",
+        "webhook CPU per push",
+    ]
+    return table(header, rows)
