@@ -197,6 +197,31 @@ async def test_series_update_does_not_rewrite_held_exceptions(bench: Bench) -> N
     assert remote.event is not None
     assert remote.event.description == "new agenda"
     assert len(remote.event.overrides) == 1
+    assert remote.event.overrides[0].description == "Agenda:\n1. numbers"  # its own, kept
+    before = bench.requests()
+    twice = await bench.side.update(written.id, renamed, None)
+    after = bench.requests()
+    assert after["PatchEvent"] - before["PatchEvent"] == 1  # the master only
+    assert after.get("ListInstances", 0) == before.get("ListInstances", 0)
+    assert twice.event.fingerprint() == again.event.fingerprint()
+
+
+async def test_series_update_patches_a_changed_exception(bench: Bench) -> None:
+    """An exception edited in the event is patched (only it), and reads back as written."""
+    written = await bench.side.create(series())
+    cursor = (await bench.side.changes(None)).cursor
+    base = series()
+    edited = dataclasses.replace(
+        base, overrides=(dataclasses.replace(base.overrides[0], summary="Standup (later)"),)
+    )
+    before = bench.requests()
+    again = await bench.side.update(written.id, edited, None)
+    after = bench.requests()
+    assert after["PatchEvent"] - before["PatchEvent"] == 2  # the master and that exception
+    remote = only(await bench.side.changes(cursor), written.id)
+    assert fp(remote) == again.event.fingerprint()
+    assert remote.event is not None
+    assert [o.summary for o in remote.event.overrides] == ["Standup (later)"]
 
 
 async def test_foreign_edit_of_one_occurrence_reports_the_series(bench: Bench) -> None:

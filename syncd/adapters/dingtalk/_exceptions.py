@@ -24,6 +24,8 @@ from syncd.translate import Context, as_dingtalk_keeps, event_from_dingtalk, exc
 
 log = structlog.get_logger(__name__)
 
+Body = dict[str, Any]
+
 
 async def apply_exceptions(
     client: DingTalkClient,
@@ -34,8 +36,7 @@ async def apply_exceptions(
     before: Event | None,
 ) -> int:
     """Write the exceptions ``event`` has and ``before`` lacks; returns how many were written."""
-    wanted = exception_bodies(event, ctx)
-    todo = [(rid, body) for rid, body in wanted if not _already_held(rid, body, event, before, ctx)]
+    todo = _todo(event, before, ctx)
     _log_unrevertable(event, before, series_id)
     if not todo:
         return 0
@@ -54,18 +55,37 @@ async def apply_exceptions(
     return written
 
 
-def _already_held(
-    rid: When, body: dict[str, Any] | None, event: Event, before: Event | None, ctx: Context
-) -> bool:
+def _todo(event: Event, before: Event | None, ctx: Context) -> list[tuple[When, Body | None]]:
+    """``exception_bodies(event)`` less those ``before`` (DingTalk's copy) already holds.
+
+    An override is compared as DingTalk keeps it *within its series* (the overrides of
+    ``as_dingtalk_keeps(event)``): on its own it has no ``recurrence``, so predicting it
+    alone would treat it as an occurrence without its series and drop its recurrence id.
+    """
+    wanted = exception_bodies(event, ctx)
     if before is None or before.recurrence is None:
-        return False
-    key = _series.rid_key(rid)
-    if body is None:
-        return key in {_series.rid_key(d) for d in before.recurrence.exdates}
-    have = {_series.rid_key(o.recurrence_id): o for o in before.overrides if o.recurrence_id}
-    want = next(o for o in event.overrides if o.recurrence_id == rid)
-    held = have.get(key)
-    return held is not None and held.fingerprint() == as_dingtalk_keeps(want, ctx).fingerprint()
+        return wanted
+    cancelled = {_series.rid_key(d) for d in before.recurrence.exdates}
+    held = _by_rid(before)
+    kept = _by_rid(as_dingtalk_keeps(event, ctx))
+    todo: list[tuple[When, Body | None]] = []
+    for rid, body in wanted:
+        key = _series.rid_key(rid)
+        if body is None:
+            done = key in cancelled
+        else:
+            have, want = held.get(key), kept.get(key)
+            done = (
+                have is not None and want is not None and have.fingerprint() == want.fingerprint()
+            )
+        if not done:
+            todo.append((rid, body))
+    return todo
+
+
+def _by_rid(series: Event) -> dict[str, Event]:
+    """A series' overrides keyed by ``rid_key`` of their recurrence id."""
+    return {_series.rid_key(o.recurrence_id): o for o in series.overrides if o.recurrence_id}
 
 
 def _log_unrevertable(event: Event, before: Event | None, series_id: str) -> None:
