@@ -1,0 +1,94 @@
+"""The worker's cron jobs: CalDAV polls at each binding's interval, the daily full reconcile."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis, create_pool
+
+from syncd import queue
+from syncd.config import Config, load_config
+from syncd.model import BindingRef
+from syncd.store import keys
+from syncd.worker import tasks
+from syncd.worker.settings import worker_settings
+
+AES = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+def _config(root: Path, redis_url: str) -> Config:
+    (root / "tenants").mkdir(parents=True)
+    (root / "syncd.yaml").write_text(f"redis_url: {redis_url}\nfull_reconcile_at: '04:30'\n")
+    (root / "tenants" / "acme.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            id: acme
+            dingtalk:
+              api_base: http://127.0.0.1:9
+              app_key: k
+              app_secret: s
+              callback: {{token: t, aes_key: {AES}}}
+            directory:
+              - {{union_id: u-alice, email: alice@acme.example}}
+            bindings:
+              - id: fast
+                dingtalk_user: u-alice
+                caldav: {{url: "http://127.0.0.1:9/a/"}}
+                poll_interval: 1s
+              - id: slow
+                dingtalk_user: u-alice
+                caldav: {{url: "http://127.0.0.1:9/b/"}}
+                poll_interval: 1h
+            """
+        )
+    )
+    return load_config(root, {})
+
+
+@pytest.fixture
+async def ctx(tmp_path: Path, redis_url: str) -> AsyncIterator[dict[str, Any]]:
+    """An arq-like job context: the config and a pool on the test Redis."""
+    pool = await create_pool(queue.redis_settings(redis_url))
+    yield {"config": _config(tmp_path / "config", redis_url), "redis": pool}
+    await pool.aclose()
+
+
+async def _queued(pool: ArqRedis) -> int:
+    return int(await pool.zcard("arq:queue"))
+
+
+async def test_poll_requests_each_binding_once_per_interval(ctx: dict[str, Any]) -> None:
+    """The poll cron queues both bindings first, then only those whose interval passed."""
+    assert await tasks.poll_due(ctx) == 2
+    assert await _queued(ctx["redis"]) == 2
+    assert await tasks.poll_due(ctx) == 0  # neither interval has passed yet
+    # Once the fast binding's interval has passed it is due again (its job is still
+    # queued, so the request coalesces into it).
+    await ctx["redis"].delete(keys.binding_key(BindingRef("acme", "fast"), keys.POLL))
+    assert await tasks.poll_due(ctx) == 1
+    assert await _queued(ctx["redis"]) == 2
+
+
+async def test_daily_full_reconcile_marks_every_binding_full(ctx: dict[str, Any]) -> None:
+    """The daily cron asks for a full run of every binding; the mark survives coalescing."""
+    assert await tasks.full_reconcile_all(ctx) == 2
+    for binding in ("fast", "slow"):
+        ref = BindingRef("acme", binding)
+        assert await queue.take_full(ctx["redis"], ref) is True
+        assert await queue.take_full(ctx["redis"], ref) is False
+
+
+def test_worker_settings_schedule_the_crons(ctx: dict[str, Any]) -> None:
+    """The daily cron runs at full_reconcile_at (UTC); the poll cron every few seconds."""
+    settings = worker_settings(ctx["config"])
+    by_name = {c.name: c for c in settings["cron_jobs"]}
+    daily = by_name["cron:full_reconcile_all"]
+    assert (daily.hour, daily.minute, daily.second) == ({4}, {30}, {0})
+    poll = by_name["cron:poll_due"]
+    assert isinstance(poll.second, set)
+    assert len(poll.second) >= 6
+    assert [f.name for f in settings["functions"]] == [queue.RECONCILE_TASK]
