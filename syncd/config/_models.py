@@ -6,6 +6,7 @@ is ``'**********'``); every model hides its input in validation errors.
 
 from __future__ import annotations
 
+import math
 from datetime import time
 from typing import Any, Literal
 
@@ -138,6 +139,38 @@ class IcsSource(_Frozen):
     refresh: Duration = 3600.0
 
 
+DAY = 86400.0
+MAX_WINDOW_DAYS = 36500  # every year of window is one more ListEvents call
+
+
+class SyncWindow(_Frozen):
+    """How far back and ahead a full DingTalk listing reaches (event starts, from now).
+
+    DingTalk lists events only inside a time range; events starting outside it are
+    neither copied nor taken for deleted. Durations are rounded up to whole days.
+    """
+
+    past: Duration = Field(default=183 * DAY, description="before now, e.g. 183d")
+    future: Duration = Field(default=365 * DAY, description="after now, e.g. 365d")
+
+    @field_validator("past", "future")
+    @classmethod
+    def _at_most_a_century(cls, value: float) -> float:
+        if value > MAX_WINDOW_DAYS * DAY:
+            raise PydanticCustomError("window", "at most {days}d", {"days": MAX_WINDOW_DAYS})
+        return value
+
+    @property
+    def past_days(self) -> int:
+        """``past`` in whole days (rounded up)."""
+        return math.ceil(self.past / DAY)
+
+    @property
+    def future_days(self) -> int:
+        """``future`` in whole days (rounded up)."""
+        return math.ceil(self.future / DAY)
+
+
 class Binding(_Frozen):
     """One DingTalk user's primary calendar bound to one CalDAV calendar or ICS feed."""
 
@@ -150,6 +183,9 @@ class Binding(_Frozen):
     poll_interval: Duration = Field(default=30.0, description="how often the CalDAV side is polled")
     deletion_threshold: DeletionThreshold | None = Field(
         None, description="overrides the one in syncd.yaml for this binding"
+    )
+    window: SyncWindow = Field(
+        default=SyncWindow(), description="the range of a full DingTalk listing"
     )
 
     @model_validator(mode="before")

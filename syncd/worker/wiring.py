@@ -80,7 +80,13 @@ async def wire(
     tenant = config.tenant(ref.tenant)
     binding = tenant.binding(ref.binding)
     ctx = translation_context(tenant, binding)
-    dingtalk = DingTalkSide(dingtalk_client(tenant, session, tokens), binding.dingtalk_user, ctx)
+    dingtalk = DingTalkSide(
+        dingtalk_client(tenant, session, tokens),
+        binding.dingtalk_user,
+        ctx,
+        window_days=binding.window.future_days,
+        past_days=binding.window.past_days,
+    )
     policy = policy_for(config, binding, force_delete=force_delete)
     if binding.caldav is not None:
         dav = binding.caldav

@@ -226,3 +226,41 @@ def test_tenant_schema_describes_the_file() -> None:
 def test_binding_model_is_exported() -> None:
     """Binding is importable from syncd.config for type hints elsewhere."""
     assert Binding.model_fields["direction"].default == "both"
+
+
+def test_window_defaults_to_half_a_year_back_and_a_year_ahead() -> None:
+    """Without a window key a binding lists DingTalk 183 days back and 365 days ahead."""
+    window = Tenant.model_validate(TENANT).bindings[0].window
+    assert (window.past_days, window.future_days) == (183, 365)
+    assert window.past == 183 * 86400.0
+
+
+@pytest.mark.parametrize(
+    ("given", "days"),
+    [
+        ({"past": "11000d", "future": "4000d"}, (11000, 4000)),
+        ({"past": "1d12h"}, (2, 365)),  # rounded up to whole days
+        ({"future": 86400}, (183, 1)),  # a plain number is seconds
+        ({"past": "36500d", "future": "36500d"}, (36500, 36500)),
+    ],
+)
+def test_window_takes_durations(given: dict[str, Any], days: tuple[int, int]) -> None:
+    """window.past / window.future take durations such as 183d and round up to days."""
+    window = Tenant.model_validate(_binding(0, window=given)).bindings[0].window
+    assert (window.past_days, window.future_days) == days
+
+
+@pytest.mark.parametrize(
+    ("given", "where", "message"),
+    [
+        ({"past": "36501d"}, "past", "at most 36500d"),
+        ({"future": "0d"}, "future", "a duration must be longer than zero"),
+        ({"future": "a year"}, "future", "expected a duration such as"),
+        ({"ahead": "10d"}, "ahead", "Extra inputs are not permitted"),
+    ],
+)
+def test_window_refuses_bad_values(given: dict[str, Any], where: str, message: str) -> None:
+    """A window that is empty, over a century, not a duration or misspelt is refused by key."""
+    [(loc, msg)] = _messages(_binding(0, window=given))
+    assert loc == ("bindings", 0, "window", where)
+    assert msg.startswith(message), msg
