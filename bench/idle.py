@@ -25,7 +25,11 @@ from bench._report import requests_text, table
 from bench._rig import Rig, first_slot, open_rig, seed_caldav, server_ms
 from bench._stats import delta, median, ms, summary
 from bench._vdirsyncer import VdirPair, ensure_vdirsyncer, version
+from syncd.model import Changes
+from syncd.sync import plan
+from syncd.worker.wiring import policy_for
 from tests.fixtures.caldav_servers import make_calendar
+from tests.fixtures.spine import REF
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +114,7 @@ async def measure(n: int, repeat: int, full_repeat: int, exe: Path) -> dict[str,
             syncd_idle.append(await _syncd_run(rig))
             vdir_idle.append(_vdir_run(rig, pair, prefix, "sync"))
         full = [await _syncd_run(rig, full=True) for _ in range(full_repeat)]
+        parts = await _breakdown(rig, repeat)
         startup = [pair.startup_seconds() for _ in range(5)]
     return {
         "n": n,
@@ -120,7 +125,28 @@ async def measure(n: int, repeat: int, full_repeat: int, exe: Path) -> dict[str,
         "vdirsyncer_idle": _digest(vdir_idle),
         "syncd_full": _digest(full),
         "vdirsyncer_startup_s": median(startup),
+        "syncd_idle_parts_s": parts,
     }
+
+
+async def _breakdown(rig: Rig, repeat: int) -> dict[str, float]:
+    """Medians of the CPU-side parts of an idle run: loading every stored pair from Redis,
+    and the pure planner over them with both sides reporting no change."""
+    store = rig.ctx["store"]
+    tenant = rig.config.tenant(REF.tenant)
+    policy = policy_for(rig.config, tenant.binding(REF.binding))
+    nothing = Changes((), (), "unchanged", complete=False)
+    loads, plans = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        pairs = await store.load_pairs(REF)
+        loads.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        the_plan = plan(pairs, nothing, nothing, policy)
+        plans.append(time.perf_counter() - started)
+        if the_plan.actions:
+            raise RuntimeError(f"an idle plan has actions: {the_plan.actions[:3]}")
+    return {"load_pairs": median(loads), "plan": median(plans), "pairs": len(pairs)}
 
 
 def _digest(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -195,4 +221,10 @@ def render(result: dict[str, Any]) -> str:
         "Radicale answer time (median)",
         "time ratio vs syncd idle",
     ]
-    return table(header, rows)
+    notes = [
+        f"N={size['n']}: of syncd's idle run, loading the {p['pairs']} stored pairs takes "
+        f"{ms(p['load_pairs'])} and the pure planner {ms(p['plan'])} (medians)"
+        for size in result["sizes"]
+        if (p := size.get("syncd_idle_parts_s"))
+    ]
+    return table(header, rows) + "".join(f"\n\n{n}." for n in notes)

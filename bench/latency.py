@@ -34,9 +34,9 @@ from typing import Any
 from aiohttp import web
 from arq.constants import default_queue_name, in_progress_key_prefix
 
-from bench._report import load, table
+from bench._report import load, requests_text, table
 from bench._rig import USER, Rig, dingtalk_body, first_slot, open_rig, vcalendar, vevent
-from bench._stats import ms, summary
+from bench._stats import delta, ms, summary
 from syncd.adapters.caldav.client import CalDAVClient
 from syncd.translate import uid_for_dingtalk_id
 from syncd.webhook.app import create_app
@@ -50,6 +50,7 @@ TIMEOUT_S = 30.0
 QUIET_S = 0.6
 RECONCILE_JOB = b":reconcile:"  # in every reconcile job id (syncd.store.keys)
 VDIRSYNCER_TIMER_S = 15 * 60
+IDLE_WINDOW_S = 15.0
 
 
 @asynccontextmanager
@@ -214,6 +215,7 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
     changes, rng = opts["changes"], random.Random(20261123)
     to_caldav: dict[str, Any] = {}
     to_dingtalk: dict[str, Any] = {}
+    idle: dict[str, Any] = {}
     for poll_delay in opts.get("poll_delays", DEFAULTS["poll_delays"]):
         async with (
             open_rig(poll_interval=POLL_INTERVAL_S) as rig,
@@ -223,10 +225,12 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
             to_caldav[str(poll_delay)] = await dingtalk_to_caldav(rig, changes, rng)
             if not to_dingtalk:
                 to_dingtalk = await caldav_to_dingtalk(rig, changes, rng)
-    idle = load("idle")
+                idle = await idle_window(rig, rng)
+    idle_result = load("idle")
     vdir_run = None
-    if idle:
-        vdir_run = max(idle["sizes"], key=lambda s: s["n"])["vdirsyncer_idle"]["wall"]["median"]
+    if idle_result:
+        largest = max(idle_result["sizes"], key=lambda s: s["n"])
+        vdir_run = largest["vdirsyncer_idle"]["wall"]["median"]
     return {
         "changes": changes,
         "poll_interval_s": POLL_INTERVAL_S,
@@ -235,6 +239,21 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
         "caldav_to_dingtalk": to_dingtalk,
         "vdirsyncer_timer_s": VDIRSYNCER_TIMER_S,
         "vdirsyncer_run_s": vdir_run,
+        "idle_window": idle,
+    }
+
+
+async def idle_window(rig: Rig, rng: random.Random) -> dict[str, Any]:
+    """What the running worker asks of both servers while nothing changes for
+    ``IDLE_WINDOW_S`` seconds (poll cron only)."""
+    await _pause(rig, rng)
+    d0, c0 = rig.dingtalk_requests(), rig.caldav_requests()
+    await asyncio.sleep(IDLE_WINDOW_S)
+    await _pause(rig, rng)  # let a poll that started inside the window finish
+    return {
+        "seconds": IDLE_WINDOW_S,
+        "dingtalk": delta(rig.dingtalk_requests(), d0),
+        "caldav": delta(rig.caldav_requests(), c0),
     }
 
 
@@ -277,4 +296,12 @@ def render(result: dict[str, Any]) -> str:
                 f"{timer / 60:.0f} min + {ms(run_s)}",
             ]
         )
-    return table(["change", "count", "median", "p95", "max"], rows)
+    out = table(["change", "count", "median", "p95", "max"], rows)
+    idle = result.get("idle_window")
+    if idle:
+        out += (
+            f"\n\nWhile nothing changed for {idle['seconds']:g} s the running worker sent "
+            f"DingTalk {requests_text(idle['dingtalk'])} and CalDAV "
+            f"{requests_text(idle['caldav'])} (poll cron every {result['poll_tick_s']} s)."
+        )
+    return out
