@@ -143,18 +143,28 @@ async def _exclusive(
     raise SyncdError(f"{ref}: a worker is still reconciling it after {LOCK_WAIT_S:.0f}s; try again")
 
 
+Gather = Callable[[Config, list[BindingRef]], Coroutine[Any, Any, list[dict[str, Any]]]]
+
+
+def _gather(
+    config_dir: str, debug: bool, tenant: str | None, gather: Gather
+) -> list[dict[str, Any]]:
+    """Rows about the tenant's (or every) binding from the store; one-line errors, exit 1/2."""
+    config = load_quietly(config_dir, debug)
+    try:
+        return asyncio.run(gather(config, list(binding_refs(config, tenant, None))))
+    except SyncdError as exc:
+        fail(exc, debug)
+        raise  # unreachable: fail() exits
+
+
 @main.command("status")
 @common_options
 @click.argument("tenant", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status_command(config_dir: str, debug: bool, tenant: str | None, as_json: bool) -> None:
     """Per binding: state, last success, lag, mapped pairs, open conflicts, dead letters."""
-    config = load_quietly(config_dir, debug)
-    try:
-        rows = asyncio.run(_status(config, list(binding_refs(config, tenant, None))))
-    except SyncdError as exc:
-        fail(exc, debug)
-        return
+    rows = _gather(config_dir, debug, tenant, _status)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -199,12 +209,7 @@ def queue_lag(status: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def conflicts_command(config_dir: str, debug: bool, tenant: str | None, as_json: bool) -> None:
     """Recorded conflicts with both versions and how they were decided."""
-    config = load_quietly(config_dir, debug)
-    try:
-        rows = asyncio.run(_conflicts(config, list(binding_refs(config, tenant, None))))
-    except SyncdError as exc:
-        fail(exc, debug)
-        return
+    rows = _gather(config_dir, debug, tenant, _conflicts)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
