@@ -78,7 +78,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=_floats,
         default=latency.DEFAULTS["poll_delays"],
         help="latency: arq worker poll_delay values to run DingTalk → CalDAV with "
-        "(default 0.5: arq's default, which syncd uses)",
+        "(default: as shipped in syncd.worker.settings)",
     )
     p.add_argument(
         "--n",
@@ -104,6 +104,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=webhook.DEFAULTS["concurrency"],
         help="webhook: concurrent senders, comma-separated (default 1,16)",
     )
+    p.add_argument(
+        "--label",
+        default="",
+        help="save results as bench/results/NAME-LABEL.json (runs with non-default options)",
+    )
     args = p.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
@@ -119,7 +124,7 @@ async def _run_one(name: str, opts: dict[str, Any]) -> str:
     result["machine"] = info
     result["runtime_s"] = round(time.monotonic() - started, 1)
     result["command"] = "python -m bench " + " ".join([name, *opts["argv"]])
-    path = save(name, result)
+    path = save(f"{name}-{opts['label']}" if opts["label"] else name, result)
     log.warning("benchmark_done", name=name, seconds=result["runtime_s"], saved=str(path))
     return (
         f"## {name}\n\n{machine_line(info)}; took {result['runtime_s']} s\n"
