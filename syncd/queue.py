@@ -32,7 +32,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import structlog
 from arq.connections import ArqRedis, RedisSettings
-from arq.constants import job_key_prefix
+from arq.constants import result_key_prefix
 from arq.worker import Function, func
 from redis.asyncio import Redis
 
@@ -113,9 +113,9 @@ async def request_reconcile(
 ) -> bool:
     """Ask for a reconcile of ``ref``: mark it dirty, then queue its job.
 
-    True if a new job was queued; False if a queued job that has not started yet will
-    serve this request (coalesced). Either way a reconcile starts after this call.
-    ``full`` makes the run re-list both sides (:func:`mark_full`). Raises
+    True if a new job was queued; False if a job that had not yet taken the dirty mark
+    when this request set it will serve the request (coalesced). Either way a reconcile
+    starts after this call. ``full`` makes the run re-list both sides (:func:`mark_full`). Raises
     ``StoreUnavailable`` if Redis cannot be reached (the request was not taken).
     """
     if full:
@@ -136,7 +136,10 @@ async def _enqueue(pool: ArqRedis, ref: BindingRef, reason: str) -> bool:
         if job is not None:
             log.info("reconcile_queued", binding=str(ref), job_id=job_id, reason=reason)
             return True
-        if await pool.exists(job_key_prefix + job_id):
+        if not await pool.exists(result_key_prefix + job_id):
+            # The job of this id is queued, or was queued after our mark was set (arq's
+            # WATCH saw its key change) and may already have run: either way it starts
+            # after the mark and takes it, so this request is served.
             log.debug("reconcile_coalesced", binding=str(ref), job_id=job_id, reason=reason)
             return False
         # Only a kept result blocks the id: a job of this generation ended without

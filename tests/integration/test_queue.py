@@ -224,6 +224,32 @@ async def test_racing_workers_under_random_requests(redis_url: str, pool: ArqRed
     assert len(rec.runs) < 60
 
 
+async def test_request_storm_while_jobs_race_is_never_refused(
+    redis_url: str, pool: ArqRedis
+) -> None:
+    """800 concurrent requests while instant jobs come and go: each is taken, none is lost.
+
+    Requests racing on one job id make arq's WATCH fail; that once read as a kept result,
+    retired generations five times over and refused the request (webhook 503s).
+    """
+    rec = Recorder()
+    rec.gate.set()
+    last_request = 0.0
+
+    async def client(n: int) -> None:
+        nonlocal last_request
+        for i in range(20):
+            last_request = max(last_request, time.monotonic())
+            await queue.request_reconcile(pool, REF, f"c{n}-{i}")
+
+    workers = [make_worker(redis_url, rec, burst=False, poll_delay=0.001) for _ in range(2)]
+    async with running(workers, pool):
+        await asyncio.gather(*(client(n) for n in range(40)))
+    assert rec.max_active == 1
+    assert max(start for _, start in rec.runs) > last_request
+    assert not await pool.exists(keys.binding_key(REF, keys.DIRTY))
+
+
 async def test_stale_generation_job_does_no_work(redis_url: str, pool: ArqRedis) -> None:
     """A job queued under an old generation after its requests were served runs no work."""
     rec = Recorder()
