@@ -221,6 +221,31 @@ async def test_untranslatable_item_is_reported_not_dropped(
     assert full[good.id].error is None
 
 
+NO_UID = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+    "DTSTART:20250303T013000Z\r\nDTEND:20250303T020000Z\r\nSUMMARY:{}\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+async def test_items_without_uid_get_distinct_stable_uids(
+    xandikos_calendar: CalendarHandle,
+) -> None:
+    """Items stored without a UID (Xandikos keeps them) each read with their own lasting UID."""
+    for name in ("one", "two"):
+        status, _ = xandikos_calendar.put_raw(f"{name}.ics", NO_UID.format(name))
+        assert status in (200, 201, 204)
+    cal = xandikos_calendar
+    async with CalDAVClient(cal.url, cal.username, cal.password) as dav:
+        side = CalDAVSide(dav, CTX)
+        first, again = by_id(await side.changes(None)), by_id(await side.changes(None))
+    uids = {href: r.event.uid for href, r in first.items() if r.event is not None}
+    assert len(uids) == 2
+    assert len(set(uids.values())) == 2
+    assert all(uid.startswith("caldav-") and uid.endswith("@syncd") for uid in uids.values())
+    assert {href: r.event.uid for href, r in again.items() if r.event is not None} == uids
+
+
 async def test_our_writes_never_bump_sequence(side: CalDAVSide, client: CalDAVClient) -> None:
     """The stored SEQUENCE is the one in the text we generated, after create and after update."""
     event = SHAPES["series"]

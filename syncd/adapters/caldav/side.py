@@ -2,12 +2,17 @@
 
 Implements :class:`syncd.sync.ports.CalendarSide`. Reading never drops an item: one that
 cannot be translated (or fetched) is reported as ``Remote(href, etag, None, error=...)``,
-so the planner leaves it alone instead of taking it for deleted. Writing sends exactly
+so the planner leaves it alone instead of taking it for deleted. An item without a UID
+(RFC 5545 requires one, yet Xandikos stores such items) is given one derived from its href,
+so several of them never share the empty UID. Writing sends exactly
 the text ``event_to_ical`` made (no SEQUENCE bump) and reports that text parsed back as
 ``Written.event``, which is what the next read of the item will say.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import hashlib
 
 import structlog
 
@@ -42,7 +47,11 @@ class CalDAVSide:
 
     def _remote(self, item: RawItem) -> Remote:
         try:
-            return Remote(item.href, item.etag, event_from_ical(item.text, self.ctx))
+            event = event_from_ical(item.text, self.ctx)
+            if not event.uid:
+                event = _with_uid(event, uid_for_href(item.href))
+                log.info("caldav_item_without_uid", href=item.href, uid=event.uid)
+            return Remote(item.href, item.etag, event)
         except TranslationError as exc:
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("caldav_item_untranslatable", href=item.href, error=reason)
@@ -70,3 +79,13 @@ class CalDAVSide:
         """Delete the item if it still has ``etag``; an item already gone is fine."""
         await self.client.delete(item_id, etag)
         log.info("caldav_deleted", href=item_id)
+
+
+def uid_for_href(href: str) -> str:
+    """The stable UID given to an item stored without one: derived from its href."""
+    return f"caldav-{hashlib.sha256(href.encode()).hexdigest()[:32]}@syncd"
+
+
+def _with_uid(event: Event, uid: str) -> Event:
+    overrides = tuple(dataclasses.replace(o, uid=uid) for o in event.overrides)
+    return dataclasses.replace(event, uid=uid, overrides=overrides)
