@@ -13,7 +13,7 @@ from icalendar import Component
 from syncd.errors import BrokenCalendarData, Unrepresentable
 from syncd.model import Attendee, PartStat, Privacy, Status, When
 from syncd.translate import _common, _people, _time
-from syncd.translate._rrule import canonical_rrule
+from syncd.translate._rrule import canonical_rrule, parse_parts, until_value
 from syncd.translate.context import Context
 
 log = structlog.get_logger(__name__)
@@ -173,7 +173,18 @@ def rrule(ev: Component, start: When) -> str | None:
     if not text.strip():
         log.info("empty_rrule_ignored", uid=str(ev.get("UID", "")))
         return None
-    return canonical_rrule(text, start)
+    rule = canonical_rrule(text, start)
+    if _ends_before(rule, start):
+        raise BrokenCalendarData("RRULE UNTIL is before DTSTART: no occurrence", field="rrule")
+    return rule
+
+
+def _ends_before(rule: str, start: When) -> bool:
+    """True when the rule's UNTIL lies before DTSTART (servers refuse such a series)."""
+    until = until_value(parse_parts(rule))
+    if until is None or isinstance(until, datetime) != isinstance(start, datetime):
+        return False
+    return until < start  # both dates, or both aware datetimes
 
 
 def exdates(ev: Component, ctx: Context) -> list[When]:

@@ -143,3 +143,31 @@ def test_bad_input_raises_typed_errors(text: str, error: type[Exception]) -> Non
     with pytest.raises(error) as info:
         event_from_ical(text, CTX)
     assert str(info.value)
+
+
+def _series(start: str, rule: str) -> str:
+    return (
+        f"BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:u\nSUMMARY:s\nDTSTART{start}\nRRULE:{rule}\n"
+        "END:VEVENT\nEND:VCALENDAR\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _series(";VALUE=DATE:20231002", "FREQ=WEEKLY;UNTIL=20231001;INTERVAL=2;BYDAY=MO"),
+        _series(":20250301T100000Z", "FREQ=DAILY;UNTIL=20250301T095959Z"),
+        _series(";TZID=Asia/Shanghai:20250301T100000", "FREQ=DAILY;UNTIL=20250301T015959Z"),
+    ],
+)
+def test_series_ending_before_it_starts_is_broken(text: str) -> None:
+    """UNTIL before DTSTART (no occurrence; Radicale refuses it) is broken data, with a reason."""
+    with pytest.raises(BrokenCalendarData, match="UNTIL is before DTSTART"):
+        event_from_ical(text, CTX)
+
+
+def test_series_ending_on_its_start_is_kept() -> None:
+    """UNTIL equal to DTSTART is one occurrence: a valid series, read as usual."""
+    event = event_from_ical(_series(":20250301T100000Z", "FREQ=DAILY;UNTIL=20250301T100000Z"), CTX)
+    assert event.recurrence is not None
+    assert "UNTIL=20250301T100000Z" in event.recurrence.rrule
