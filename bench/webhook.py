@@ -8,7 +8,9 @@ a 50-push warm-up. Every push does the full work: verify, decrypt, dedupe, mark 
 enqueue (coalesced: no worker runs), encrypted ``success`` reply.
 
 Measured: pushes/second, per-push ack latency (request sent → reply read) p50/p99/max
-against DingTalk's 1,500 ms limit, CPU seconds the webhook process used per push. Checked
+against DingTalk's 1,500 ms limit, CPU seconds the webhook process used per push, Redis
+commands per push (server's INFO counter). Baseline in the same run: a bare aiohttp
+receiver doing only the crypto (``bench._bare_receiver``), also in its own process. Checked
 afterwards: every reply decrypts to ``success`` and every push's dedupe key is in Redis.
 """
 
@@ -191,9 +193,11 @@ async def _level(
     web: Webhook, session: aiohttp.ClientSession, n: int, c: int, *, bare: bool = False
 ) -> dict[str, Any]:
     pushes = [push(i) for i in range(n)]
+    commands0 = await _redis_commands(web.redis.url)
     cpu0 = _cpu_seconds(web.process.pid)
     latencies, replies, wall = await _send(session, web.url, pushes, c)
     cpu = _cpu_seconds(web.process.pid) - cpu0
+    commands = await _redis_commands(web.redis.url) - commands0 - 1  # less our INFO
     _check_replies(replies)
     stored = n if bare else await _stored(web.redis.url, pushes)
     if stored != n:
@@ -210,7 +214,17 @@ async def _level(
         },
         "over_limit": sum(1 for x in latencies if x > DINGTALK_LIMIT_S),
         "webhook_cpu_ms_per_push": cpu * 1000 / n,
+        "redis_commands_per_push": 0.0 if bare else commands / n,
     }
+
+
+async def _redis_commands(url: str) -> int:
+    """Commands the Redis server has processed so far (INFO stats)."""
+    client = aredis.Redis.from_url(url)
+    try:
+        return int((await client.info("stats"))["total_commands_processed"])
+    finally:
+        await client.aclose()
 
 
 async def _serve_and_load(opts: dict[str, Any], *, bare: bool) -> list[dict[str, Any]]:
@@ -256,6 +270,7 @@ def render(result: dict[str, Any]) -> str:
                 ms(lat["max"]),
                 f"{lv['over_limit']} of {lv['callbacks']}",
                 f"{lv['webhook_cpu_ms_per_push']:.2f} ms",
+                f"{lv.get('redis_commands_per_push', 0):.1f}" if who == "syncd web" else "—",
             ]
         )
     header = [
@@ -269,5 +284,6 @@ def render(result: dict[str, Any]) -> str:
         "ack max",
         "over 1,500 ms",
         "webhook CPU per push",
+        "Redis commands per push",
     ]
     return table(header, rows)
