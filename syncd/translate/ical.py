@@ -9,11 +9,12 @@ and every attendee, so servers never send invitations for mirrored copies.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from icalendar import Alarm, Calendar, Component, vCalAddress, vRecur, vUri
+from icalendar import Alarm, Calendar, Component, Timezone, vCalAddress, vRecur, vUri
 from icalendar import Event as VEvent
 
 from syncd.errors import BrokenCalendarData, Unrepresentable
@@ -117,9 +118,22 @@ def event_to_ical(event: Event, ctx: Context) -> str:
     cal.add_component(_vevent(event))
     for item in event.overrides:
         cal.add_component(_vevent(dataclasses.replace(item, uid=event.uid)))
-    cal.add_missing_timezones()
+    zones = [z for z in map(_vtimezone, sorted(cal.get_missing_tzids())) if z is not None]
+    cal.subcomponents[:0] = zones
     text: bytes = cal.to_ical()
     return text.decode()
+
+
+@functools.lru_cache(maxsize=256)
+def _vtimezone(tzid: str) -> Timezone | None:
+    """The VTIMEZONE of an IANA zone, built once per process (about 17 ms each).
+
+    Shared read-only between calendars: serialising never modifies it.
+    """
+    try:
+        return Timezone.from_tzid(tzid)
+    except ValueError:
+        return None
 
 
 def _vevent(event: Event) -> VEvent:
