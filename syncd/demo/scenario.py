@@ -29,7 +29,6 @@ from syncd.demo._dingtalk import ZONE, DingTalkUser, meeting, start_of, tomorrow
 from syncd.demo._errors import DemoFailed
 from syncd.demo._wait import wait_until
 from syncd.demo.stack import Stack
-from syncd.worker.settings import POLL_TICK_SECONDS
 
 Echo = Callable[[str], None]
 
@@ -193,7 +192,7 @@ async def caldav_to_dingtalk(
     latency = _ms_since(started)
     echo(
         f"  DingTalk: changed (CalDAV has no push; syncd polls it: interval"
-        f" {_config.POLL_INTERVAL}, cron tick {POLL_TICK_SECONDS} s):"
+        f" {_config.POLL_INTERVAL}):"
     )
     _show_event(event, echo)
     echo(f"  CalDAV -> DingTalk latency: {latency:.0f} ms")

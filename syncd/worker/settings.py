@@ -14,8 +14,14 @@ from syncd.config import Config
 from syncd.store.redis import RedisStore
 from syncd.worker import tasks
 
-# How often the poll cron looks for bindings whose poll interval has passed.
+# How often (at most) the poll cron looks for bindings whose poll interval has passed.
 POLL_TICK_SECONDS = 5
+
+
+def poll_tick(config: Config) -> int:
+    """The poll cron's tick: 5 s, or the shortest CalDAV poll interval if that is shorter."""
+    intervals = [b.poll_interval for _, b in config.bindings() if b.caldav is not None]
+    return max(1, min([POLL_TICK_SECONDS, *(int(i) for i in intervals)]))
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -46,7 +52,8 @@ def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -
         )
     ]
     if poll:
-        crons.append(cron(tasks.poll_due, second=set(range(0, 60, POLL_TICK_SECONDS)), unique=True))
+        tick = poll_tick(config)
+        crons.append(cron(tasks.poll_due, second=set(range(0, 60, tick)), unique=True))
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["config"] = config
