@@ -12,7 +12,7 @@ from syncd.errors import StoreError, SyncdError, SyncError, SyncTokenInvalid
 from syncd.model import BindingRef, Changes, Side
 from syncd.reconcile._apply import Applied, Applier, Progress
 from syncd.reconcile._report import Report
-from syncd.sync import Plan, Policy, plan
+from syncd.sync import Plan, Policy, Skip, plan
 from syncd.sync.ports import CalendarSide, MappingStore
 
 log = structlog.get_logger(__name__)
@@ -125,6 +125,16 @@ async def _failed_status(
 
 
 def _log_run(report: Report) -> None:
+    """The canonical line of the run, plus one line per item left alone (with its reason)."""
+    for action in report.plan.actions:
+        if isinstance(action, Skip):
+            log.warning(
+                "item_skipped",
+                binding=str(report.ref),
+                item=action.ref,
+                side=str(action.side) if action.side else None,
+                reason=action.reason,
+            )
     c = report.counts
     log.info(
         "reconciled",

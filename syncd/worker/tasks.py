@@ -20,11 +20,13 @@ from syncd.model import BindingRef
 from syncd.observability import (
     ACTIONS,
     CONFLICTS,
+    ITEM_ERRORS,
     LAST_SUCCESS,
     RECONCILE_SECONDS,
     RECONCILES,
 )
 from syncd.reconcile import Progress, Report, reconcile
+from syncd.sync import Skip
 from syncd.worker.wiring import wire
 
 log = structlog.get_logger(__name__)
@@ -103,6 +105,11 @@ def _record(ref: BindingRef, report: Report, seconds: float) -> None:
                 ACTIONS.labels(ref.tenant, str(side), kind).inc(n)
     if report.counts.conflicts:
         CONFLICTS.labels(ref.tenant).inc(report.counts.conflicts)
+    for error in report.errors:
+        ITEM_ERRORS.labels(ref.tenant, str(error.side or "-"), error.error).inc()
+    for action in report.plan.actions:
+        if isinstance(action, Skip):
+            ITEM_ERRORS.labels(ref.tenant, str(action.side or "-"), "skipped").inc()
     if report.ok:
         LAST_SUCCESS.labels(ref.tenant, ref.binding).set(time.time())
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 
 import icalendar
+import structlog.testing
 
 from syncd import queue
 from syncd.adapters.caldav.client import RawItem
 from syncd.model import BindingRef
+from syncd.observability import REGISTRY
 from tests.fixtures.spine import REF, Spine
 
 
@@ -177,3 +179,31 @@ async def test_attendee_edits_only_send_their_answer(spine: Spine) -> None:
     answers = {a["id"]: a["responseStatus"] for a in event["attendees"]}
     assert answers["u-alice"] == "accepted"
     await _assert_quiet(spine)
+
+
+TODO = """BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//test//EN\r
+BEGIN:VTODO\r
+UID:todo-1@client.example\r
+DTSTAMP:20250101T000000Z\r
+SUMMARY:Buy milk\r
+END:VTODO\r
+END:VCALENDAR\r
+"""
+
+
+async def test_an_item_that_cannot_sync_is_reported_and_the_rest_syncs(spine: Spine) -> None:
+    """A CalDAV item with no event in it: a log line with the reason, a metric, no crash."""
+    metric = ("syncd_item_errors_total", {"tenant": "acme", "side": "caldav", "error": "skipped"})
+    before = REGISTRY.get_sample_value(metric[0], metric[1]) or 0.0
+    assert spine.calendar.put_raw("todo.ics", TODO)[0] in (201, 204)
+    assert spine.calendar.put_raw("ok.ics", ICS.format(summary="Still syncs"))[0] in (201, 204)
+    with structlog.testing.capture_logs() as logs:
+        await spine.settle(poll=True)
+    assert [e["summary"] for e in spine.dingtalk_events()] == ["Still syncs"]
+    skipped = [e for e in logs if e["event"] == "item_skipped"]
+    assert len(skipped) == 1
+    assert skipped[0]["side"] == "caldav"
+    assert skipped[0]["reason"]
+    assert (REGISTRY.get_sample_value(metric[0], metric[1]) or 0.0) == before + 1
