@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from syncd import crypto
+from syncd.config import Tenant
 from syncd.errors import (
     BadEnvelope,
     BadPayload,
@@ -39,47 +40,19 @@ def _reject(tenant: str, status: int, outcome: str, reason: str) -> web.Response
 
 async def callback(request: web.Request) -> web.Response:
     """``POST /callbacks/{tenant}``: DingTalk's event subscription URL."""
-    config = request.app[CONFIG_KEY]
     tenant_id = request.match_info["tenant"]
-    tenant = config.tenants.get(tenant_id)
+    tenant = request.app[CONFIG_KEY].tenants.get(tenant_id)
     if tenant is None:
         return _reject("_unknown", 404, "unknown_tenant", f"no tenant {tenant_id!r}")
-    limit = config.settings.callback_max_body
-    if request.content_length is not None and request.content_length > limit:
-        return _reject(tenant_id, 413, "too_large", f"body over {limit} bytes")
-    query = request.query
-    signature = query.get("msg_signature") or query.get("signature")
-    timestamp = query.get("timeStamp") or query.get("timestamp")
-    nonce = query.get("nonce")
-    if not (signature and timestamp and nonce):
-        return _reject(tenant_id, 400, "malformed", "signature, timestamp and nonce required")
-    body = await _read_body(request, limit)
-    if body is None:
-        return _reject(tenant_id, 413, "too_large", f"body over {limit} bytes")
+    opened = await _open(request, tenant)
+    if isinstance(opened, web.Response):
+        return opened
     try:
-        _check_timestamp(timestamp, config.settings.callback_max_skew)
-        encrypted = _encrypted_field(body)
-        cb = tenant.dingtalk.callback
-        plaintext = crypto.open_callback(
-            cb.token.get_secret_value(),
-            cb.aes_key.get_secret_value(),
-            tenant.owner_key,
-            signature=signature,
-            timestamp=timestamp,
-            nonce=nonce,
-            encrypt=encrypted,
-        )
-        event = parse_event(plaintext)
-    except (BadSignature, StaleTimestamp) as exc:
-        return _reject(tenant_id, 403, type(exc).__name__.lower(), str(exc))
-    except (BadEnvelope, BadPayload) as exc:
-        return _reject(tenant_id, 400, type(exc).__name__.lower(), str(exc))
-    try:
-        outcome = await _handle(request, tenant_id, event)
+        outcome = await _handle(request, tenant_id, opened)
     except StoreError as exc:  # unreachable (StoreUnavailable) or refusing: DingTalk retries
         outcome = "store_unavailable" if isinstance(exc, StoreUnavailable) else "store_error"
         CALLBACKS.labels(tenant_id, outcome).inc()
-        log.error("callback_not_stored", tenant=tenant_id, push_id=event.push_id, error=str(exc))
+        log.error("callback_not_stored", tenant=tenant_id, push_id=opened.push_id, error=str(exc))
         return web.json_response({"error": outcome}, status=503)
     CALLBACKS.labels(tenant_id, outcome).inc()
     cb = tenant.dingtalk.callback
@@ -87,6 +60,40 @@ async def callback(request: web.Request) -> web.Response:
         cb.token.get_secret_value(), cb.aes_key.get_secret_value(), tenant.owner_key
     )
     return web.json_response(reply)
+
+
+async def _open(request: web.Request, tenant: Tenant) -> CallbackEvent | web.Response:
+    """Size, signature, timestamp and envelope checks; the parsed push or a 4xx answer."""
+    settings = request.app[CONFIG_KEY].settings
+    limit = settings.callback_max_body
+    if request.content_length is not None and request.content_length > limit:
+        return _reject(tenant.id, 413, "too_large", f"body over {limit} bytes")
+    query = request.query
+    signature = query.get("msg_signature") or query.get("signature")
+    timestamp = query.get("timeStamp") or query.get("timestamp")
+    nonce = query.get("nonce")
+    if not (signature and timestamp and nonce):
+        return _reject(tenant.id, 400, "malformed", "signature, timestamp and nonce required")
+    body = await _read_body(request, limit)
+    if body is None:
+        return _reject(tenant.id, 413, "too_large", f"body over {limit} bytes")
+    cb = tenant.dingtalk.callback
+    try:
+        _check_timestamp(timestamp, settings.callback_max_skew)
+        plaintext = crypto.open_callback(
+            cb.token.get_secret_value(),
+            cb.aes_key.get_secret_value(),
+            tenant.owner_key,
+            signature=signature,
+            timestamp=timestamp,
+            nonce=nonce,
+            encrypt=_encrypted_field(body),
+        )
+        return parse_event(plaintext)
+    except (BadSignature, StaleTimestamp) as exc:
+        return _reject(tenant.id, 403, type(exc).__name__.lower(), str(exc))
+    except (BadEnvelope, BadPayload) as exc:
+        return _reject(tenant.id, 400, type(exc).__name__.lower(), str(exc))
 
 
 async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) -> str:
@@ -103,7 +110,12 @@ async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) ->
         return "duplicate"
     tenant = request.app[CONFIG_KEY].tenants[tenant_id]
     affected = set(event.union_ids)
-    refs = [BindingRef(tenant_id, b.id) for b in tenant.bindings if b.dingtalk_user in affected]
+    # ICS feed bindings are not synced by this version (the poller skips them too).
+    refs = [
+        BindingRef(tenant_id, b.id)
+        for b in tenant.bindings
+        if b.dingtalk_user in affected and b.caldav is not None
+    ]
     for ref in refs:
         await request_reconcile(pool, ref, f"callback:{event.change_type or 'change'}")
     # Remember the push only after its work is stored: a retry after a failure re-queues.
