@@ -267,6 +267,6 @@ async def _replay(config: Config, refs: list[BindingRef]) -> list[tuple[BindingR
             if not letters:
                 continue
             await queue.request_reconcile(ctx["redis"], ref, "replay", full=True)
-            await store.clear_dead_letters(ref)
+            await store.clear_dead_letters(ref, len(letters))
             out.append((ref, len(letters)))
     return out

@@ -113,9 +113,9 @@ class MemoryStore:
         """Every dead letter, oldest first."""
         return [json.loads(text) for text in self._of(ref).dead]
 
-    async def clear_dead_letters(self, ref: BindingRef) -> None:
-        """Forget every dead letter of the binding."""
-        self._of(ref).dead.clear()
+    async def clear_dead_letters(self, ref: BindingRef, count: int | None = None) -> None:
+        """Forget the binding's oldest ``count`` dead letters (all of them when None)."""
+        del self._of(ref).dead[: count if count is not None else len(self._of(ref).dead)]
 
     async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
         """Merge ``status`` into the stored status: given fields replace, others stay."""

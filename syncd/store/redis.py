@@ -189,10 +189,14 @@ class RedisStore:
                 log.error("store_dead_letter_corrupt", binding=str(ref), error=repr(exc))
         return entries
 
-    async def clear_dead_letters(self, ref: BindingRef) -> None:
-        """Forget every dead letter of the binding."""
+    async def clear_dead_letters(self, ref: BindingRef, count: int | None = None) -> None:
+        """Forget the binding's oldest ``count`` dead letters (all of them when None)."""
+        key = keys.binding_key(ref, keys.DEAD_LETTERS)
         with redis_errors("clear_dead_letters"):
-            await self._redis.delete(keys.binding_key(ref, keys.DEAD_LETTERS))
+            if count is None:
+                await self._redis.delete(key)
+            else:
+                await awaited(self._redis.ltrim(key, count, -1))
 
     async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
         """Merge ``status`` into the stored status: given fields replace, others stay."""

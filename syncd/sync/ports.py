@@ -100,7 +100,10 @@ class MappingStore(Protocol):
 
     async def list_dead_letters(self, ref: BindingRef) -> list[dict[str, Any]]: ...
 
-    async def clear_dead_letters(self, ref: BindingRef) -> None: ...
+    async def clear_dead_letters(self, ref: BindingRef, count: int | None = None) -> None:
+        """Forget the oldest ``count`` dead letters (all when None): a replay clears only
+        what it read, so a letter added meanwhile survives."""
+        ...
 
     async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
         """Record the outcome of the last run (state, last success, counts, errors)."""

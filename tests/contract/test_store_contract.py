@@ -213,6 +213,16 @@ async def test_dead_letters_add_list_clear(store: Store) -> None:
     assert await store.list_dead_letters(REF) == []
 
 
+async def test_clearing_what_was_read_keeps_later_dead_letters(store: Store) -> None:
+    """A replay clears the letters it read; one added in between survives."""
+    await store.add_dead_letter(REF, {"uid": "u1"})
+    await store.add_dead_letter(REF, {"uid": "u2"})
+    read = await store.list_dead_letters(REF)
+    await store.add_dead_letter(REF, {"uid": "u3"})  # arrives while the replay runs
+    await store.clear_dead_letters(REF, len(read))
+    assert await store.list_dead_letters(REF) == [{"uid": "u3"}]
+
+
 async def test_status_merges_fields(store: Store) -> None:
     """set_status replaces the fields it names and keeps the others (last success survives)."""
     await store.set_status(
