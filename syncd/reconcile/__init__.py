@@ -8,5 +8,15 @@ tests hand it in-memory ones.
 from syncd.reconcile._apply import Progress
 from syncd.reconcile._report import ActionError, Disposition, Report, disposition
 from syncd.reconcile._runner import reconcile
+from syncd.reconcile._siblings import WithoutForeign, owned_elsewhere
 
-__all__ = ["ActionError", "Disposition", "Progress", "Report", "disposition", "reconcile"]
+__all__ = [
+    "ActionError",
+    "Disposition",
+    "Progress",
+    "Report",
+    "WithoutForeign",
+    "disposition",
+    "owned_elsewhere",
+    "reconcile",
+]

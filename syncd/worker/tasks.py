@@ -25,9 +25,9 @@ from syncd.observability import (
     RECONCILE_SECONDS,
     RECONCILES,
 )
-from syncd.reconcile import Progress, Report, reconcile
+from syncd.reconcile import Progress, Report, WithoutForeign, owned_elsewhere, reconcile
 from syncd.sync import Skip
-from syncd.worker.wiring import wire
+from syncd.worker.wiring import siblings, wire
 
 log = structlog.get_logger(__name__)
 
@@ -45,10 +45,11 @@ async def run_once(
 ) -> Report:
     """One reconcile of ``ref`` with the worker's shared resources (no locking)."""
     config, session, tokens = ctx["config"], ctx["session"], ctx["tokens"]
+    foreign = await owned_elsewhere(ctx["store"], siblings(config, ref))
     async with wire(config, ref, session, tokens, force_delete=force_delete) as w:
         return await reconcile(
             ref,
-            w.dingtalk,
+            WithoutForeign(w.dingtalk, foreign),
             w.other,
             ctx["store"],
             w.policy,

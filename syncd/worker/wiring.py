@@ -67,6 +67,17 @@ def dingtalk_client(
     )
 
 
+def siblings(config: Config, ref: BindingRef) -> list[BindingRef]:
+    """The other CalDAV bindings of the same tenant and DingTalk user as ``ref``."""
+    tenant = config.tenant(ref.tenant)
+    user = tenant.binding(ref.binding).dingtalk_user
+    return [
+        BindingRef(tenant.id, b.id)
+        for b in tenant.bindings
+        if b.id != ref.binding and b.dingtalk_user == user and b.caldav is not None
+    ]
+
+
 @asynccontextmanager
 async def wire(
     config: Config,
