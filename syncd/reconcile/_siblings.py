@@ -5,7 +5,8 @@ see the user's whole DingTalk calendar. An event that binding A brought into Din
 its CalDAV calendar belongs to A: binding B leaves it out of its DingTalk listing, so it is
 never copied into B's calendar. A's pairs say which DingTalk ids those are (pairs whose
 origin is CalDAV). If B copied such an event before A recorded its pair (a race), B's next
-full listing lacks it and B removes its copy again.
+full listing lacks it and B removes its copy again. A ``to_caldav`` binding is a mirror of
+the whole DingTalk calendar and has no siblings (see ``syncd.worker.wiring.siblings``).
 """
 
 from __future__ import annotations

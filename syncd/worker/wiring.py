@@ -68,9 +68,16 @@ def dingtalk_client(
 
 
 def siblings(config: Config, ref: BindingRef) -> list[BindingRef]:
-    """The other CalDAV bindings of the same tenant and DingTalk user as ``ref``."""
+    """The other CalDAV bindings of the same tenant and DingTalk user as ``ref``.
+
+    Their events stay out of ``ref``'s calendar, except for a ``to_caldav`` binding:
+    that one mirrors the user's whole DingTalk calendar by definition (no siblings).
+    """
     tenant = config.tenant(ref.tenant)
-    user = tenant.binding(ref.binding).dingtalk_user
+    binding = tenant.binding(ref.binding)
+    if binding.direction == "to_caldav":
+        return []
+    user = binding.dingtalk_user
     return [
         BindingRef(tenant.id, b.id)
         for b in tenant.bindings

@@ -78,3 +78,31 @@ async def test_each_calendar_keeps_its_own_events(spine: Spine, tmp_path: Path) 
     assert sorted(e["summary"] for e in spine.dingtalk_events()) == ["1:1", "All hands", "Party"]
     assert await _summaries(spine.calendar.url) == ["1:1", "All hands"]
     assert await _summaries(home.url) == ["All hands", "Party"]
+
+
+async def test_a_mirror_binding_gets_every_event(spine: Spine, tmp_path: Path) -> None:
+    """A to_caldav binding mirrors the whole DingTalk calendar, siblings' events included."""
+    mirror = make_calendar(spine.calendar.dav)
+    root = write_config(
+        tmp_path / "two", spine.sandbox, spine.calendar.url, spine.config.settings.redis_url
+    )
+    tenant = root / "tenants" / "acme.yaml"
+    tenant.write_text(
+        tenant.read_text()
+        + f'  - id: alice-home\n    dingtalk_user: u-alice\n    caldav: {{url: "{mirror.url}"}}\n'
+        + "    direction: to_caldav\n"
+    )
+    config = load_config(root, {})
+    assert spine.calendar.put_raw("1on1.ics", ICS.format(uid="1on1@work", summary="1:1"))[0] in (
+        201,
+        204,
+    )
+    for _ in range(2):
+        for ref in (WORK, HOME):
+            await queue.request_reconcile(spine.pool, ref, "poll")
+        worker = create_worker(config, burst=True, poll=False)
+        try:
+            await worker.main()
+        finally:
+            await worker.close()
+    assert await _summaries(mirror.url) == ["1:1"]
