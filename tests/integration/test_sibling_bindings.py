@@ -8,9 +8,8 @@ import icalendar
 
 from syncd import queue
 from syncd.adapters.caldav.client import CalDAVClient
-from syncd.config import load_config
+from syncd.config import Config, load_config
 from syncd.model import BindingRef
-from syncd.worker.settings import create_worker
 from tests.fixtures.caldav_servers import make_calendar
 from tests.fixtures.spine import Spine, write_config
 
@@ -41,23 +40,39 @@ async def _summaries(url: str) -> list[str]:
     )
 
 
-async def test_each_calendar_keeps_its_own_events(spine: Spine, tmp_path: Path) -> None:
-    """An event from the home calendar reaches DingTalk but never the work calendar."""
-    home = make_calendar(spine.calendar.dav)
+def _with_home(spine: Spine, tmp_path: Path, url: str, extra: str = "") -> Config:
+    """The spine's config plus a second binding ``alice-home`` of u-alice to ``url``."""
     root = write_config(
         tmp_path / "two", spine.sandbox, spine.calendar.url, spine.config.settings.redis_url
     )
     tenant = root / "tenants" / "acme.yaml"
     tenant.write_text(
         tenant.read_text()
-        + f'  - id: alice-home\n    dingtalk_user: u-alice\n    caldav: {{url: "{home.url}"}}\n'
+        + f'  - id: alice-home\n    dingtalk_user: u-alice\n    caldav: {{url: "{url}"}}\n'
+        + extra
     )
-    config = load_config(root, {})
+    return load_config(root, {})
+
+
+async def _rounds(spine: Spine, config: Config, rounds: int) -> None:
+    """Reconcile both bindings ``rounds`` times, as successive polls would."""
+    for _ in range(rounds):
+        for ref in (WORK, HOME):
+            await queue.request_reconcile(spine.pool, ref, "poll")
+        await spine.run_worker(config)
+
+
+def _put_work_event(spine: Spine) -> None:
+    status, _ = spine.calendar.put_raw("1on1.ics", ICS.format(uid="1on1@work", summary="1:1"))
+    assert status in (201, 204)
+
+
+async def test_each_calendar_keeps_its_own_events(spine: Spine, tmp_path: Path) -> None:
+    """An event from the home calendar reaches DingTalk but never the work calendar."""
+    home = make_calendar(spine.calendar.dav)
+    config = _with_home(spine, tmp_path, home.url)
     assert home.put_raw("party.ics", ICS.format(uid="party@home", summary="Party"))[0] in (201, 204)
-    assert spine.calendar.put_raw("1on1.ics", ICS.format(uid="1on1@work", summary="1:1"))[0] in (
-        201,
-        204,
-    )
+    _put_work_event(spine)
     await spine.api.create(
         "u-alice",
         {
@@ -67,14 +82,7 @@ async def test_each_calendar_keeps_its_own_events(spine: Spine, tmp_path: Path) 
         },
     )
     await spine.sandbox.sandbox.drain()
-    for _ in range(3):  # each binding runs; then again, as polls would
-        for ref in (WORK, HOME):
-            await queue.request_reconcile(spine.pool, ref, "poll")
-        worker = create_worker(config, burst=True, poll=False)
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
+    await _rounds(spine, config, 3)
     assert sorted(e["summary"] for e in spine.dingtalk_events()) == ["1:1", "All hands", "Party"]
     assert await _summaries(spine.calendar.url) == ["1:1", "All hands"]
     assert await _summaries(home.url) == ["All hands", "Party"]
@@ -83,26 +91,7 @@ async def test_each_calendar_keeps_its_own_events(spine: Spine, tmp_path: Path) 
 async def test_a_mirror_binding_gets_every_event(spine: Spine, tmp_path: Path) -> None:
     """A to_caldav binding mirrors the whole DingTalk calendar, siblings' events included."""
     mirror = make_calendar(spine.calendar.dav)
-    root = write_config(
-        tmp_path / "two", spine.sandbox, spine.calendar.url, spine.config.settings.redis_url
-    )
-    tenant = root / "tenants" / "acme.yaml"
-    tenant.write_text(
-        tenant.read_text()
-        + f'  - id: alice-home\n    dingtalk_user: u-alice\n    caldav: {{url: "{mirror.url}"}}\n'
-        + "    direction: to_caldav\n"
-    )
-    config = load_config(root, {})
-    assert spine.calendar.put_raw("1on1.ics", ICS.format(uid="1on1@work", summary="1:1"))[0] in (
-        201,
-        204,
-    )
-    for _ in range(2):
-        for ref in (WORK, HOME):
-            await queue.request_reconcile(spine.pool, ref, "poll")
-        worker = create_worker(config, burst=True, poll=False)
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
+    config = _with_home(spine, tmp_path, mirror.url, "    direction: to_caldav\n")
+    _put_work_event(spine)
+    await _rounds(spine, config, 2)
     assert await _summaries(mirror.url) == ["1:1"]
