@@ -41,7 +41,8 @@ every subclass of :class:`Retryable` may succeed when tried again later.
     │   ├── DeletionsHeld                 planned deletions above the safety threshold
     │   └── IdentConflict                 two items on one side share one identity
     └── StoreError                        the mapping store (Redis) failed
-        └── StoreUnavailable (Retryable)  Redis unreachable
+        ├── StoreUnavailable (Retryable)  Redis unreachable
+        └── LockLost                      a write of a run whose binding lock is no longer its own
 """
 
 from __future__ import annotations
@@ -223,3 +224,11 @@ class StoreUnavailable(StoreError, Retryable):
 
     def __init__(self, message: str) -> None:
         Retryable.__init__(self, message)
+
+
+class LockLost(StoreError):
+    """Raised when a run's store write is refused because its binding lock is not its own.
+
+    The lock expired (the worker stalled, was paused, or could not reach Redis for longer
+    than the lock's ttl) and maybe another worker holds it now: the run must stop.
+    """

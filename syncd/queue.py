@@ -21,6 +21,15 @@ The only module that knows arq's enqueue API. The protocol, and why it loses not
 
 :func:`run_exclusive` does all of this around the worker's reconcile coroutine; the
 worker registers that coroutine with :func:`reconcile_function` (``keep_result=0``).
+* A worker can die at any point (SIGKILL, OOM, a lost machine). Its lock expires after
+  a short ttl (:mod:`syncd.store.lock`); the request it had taken is not lost, because
+  taking the mark also wrote a *running record* that only the end of the run deletes
+  (:mod:`syncd.store.runs`). Every worker's revive cron (:func:`revive_orphans`) puts
+  the marks of a record whose lock is gone back and queues a run, so the binding is
+  served again within the lock ttl plus one cron tick. arq itself would re-run the dead
+  job only when its in-progress key expires (the longest job timeout plus 10 s) and
+  never refreshes that key; the generation scheme keeps that stale job id out of the way.
+
 """
 
 from __future__ import annotations
@@ -31,22 +40,24 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, Literal, TypeVar
 
 import structlog
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 from arq.constants import result_key_prefix
 from arq.worker import Function, func
 from redis.asyncio import Redis
 
-from syncd.errors import StoreError
+from syncd.errors import LockLost, StoreError
 from syncd.model import BindingRef
-from syncd.store import keys
+from syncd.store import keys, runs
 from syncd.store import lock as _lock
+from syncd.store.connection import redis_settings
 from syncd.store.guard import awaited, redis_errors
-from syncd.store.lock import DEFAULT_LOCK_TTL_S, BindingLock, run_holding
+from syncd.store.lock import DEFAULT_LOCK_TTL_S, BindingLock, FencedSide, run_holding
 
 __all__ = [
     "DEFAULT_LOCK_TTL_S",
     "RECONCILE_TASK",
     "BindingLock",
+    "FencedSide",
     "RunOutcome",
     "binding_lock",
     "first_delivery",
@@ -60,6 +71,7 @@ __all__ = [
     "redis_settings",
     "request_reconcile",
     "rerun_if_dirty",
+    "revive_orphans",
     "run_exclusive",
     "seen_delivery",
     "take_dirty",
@@ -85,11 +97,6 @@ return current
 def job_id_for(ref: BindingRef, generation: int = 0) -> str:
     """The arq job id of the binding's reconcile job of ``generation``."""
     return keys.reconcile_job_id(ref, generation)
-
-
-def redis_settings(url: str) -> RedisSettings:
-    """arq connection settings for a ``redis://`` URL."""
-    return RedisSettings.from_dsn(url)
 
 
 def reconcile_function(
@@ -158,10 +165,13 @@ async def job_started(redis: Redis, ref: BindingRef) -> int:
         return int(await redis.incr(keys.binding_key(ref, keys.GENERATION)))
 
 
-async def take_dirty(redis: Redis, ref: BindingRef) -> bool:
-    """Atomically read and clear the binding's dirty mark (call while holding the lock)."""
-    with redis_errors("take_dirty"):
-        return bool(await redis.delete(keys.binding_key(ref, keys.DIRTY)))
+async def take_dirty(redis: Redis, ref: BindingRef, token: str = "") -> bool:
+    """Atomically read and clear the binding's dirty mark (call while holding the lock).
+
+    Taking it records the run (``token``: its lock's) until :func:`end_run`, so that a
+    worker dying meanwhile does not lose the request (:func:`revive_orphans`).
+    """
+    return await runs.take_request(redis, ref, token)
 
 
 async def rerun_if_dirty(pool: ArqRedis, ref: BindingRef) -> bool:
@@ -192,16 +202,33 @@ async def mark_full(redis: Redis, ref: BindingRef) -> None:
 
 
 async def take_full(redis: Redis, ref: BindingRef) -> bool:
-    """Atomically read and clear the binding's full-reconcile mark."""
-    with redis_errors("take_full"):
-        return bool(await redis.delete(keys.binding_key(ref, keys.FULL)))
+    """Atomically read and clear the binding's full-reconcile mark (the run's record keeps it)."""
+    return await runs.take_full(redis, ref)
 
 
-async def _restore_dirty(redis: Redis, ref: BindingRef) -> None:
+async def end_run(redis: Redis, ref: BindingRef, token: str, *, failed: bool) -> None:
+    """The run ``token`` ended: forget its record; a failed run puts the dirty mark back.
+
+    Best effort: if Redis cannot be reached the record stays, and once the lock has
+    expired :func:`revive_orphans` restores the mark instead.
+    """
     try:
-        await mark_dirty(redis, ref)
+        await runs.end_run(redis, ref, token, restore=failed)
     except StoreError as exc:
-        log.warning("dirty_restore_failed", binding=str(ref), error=str(exc))
+        log.warning("run_end_not_recorded", binding=str(ref), error=str(exc))
+
+
+async def revive_orphans(pool: ArqRedis, refs: list[BindingRef]) -> int:
+    """Queue a run for every binding whose request a dead worker left behind.
+
+    See :mod:`syncd.store.runs` for what counts as orphaned. Returns how many were found.
+    """
+    found = await runs.find_orphans(pool, refs)
+    for ref, why in found:
+        log.warning("reconcile_revived", binding=str(ref), why=why)
+        with redis_errors("revive"):
+            await _enqueue(pool, ref, f"revive:{why}")
+    return len(found)
 
 
 async def poll_due(redis: Redis, ref: BindingRef, interval_s: float) -> bool:
@@ -247,14 +274,17 @@ async def first_delivery(redis: Redis, tenant: str, push_id: str, ttl_s: int = 8
 class RunOutcome(Generic[T]):
     """What :func:`run_exclusive` did.
 
-    ``ran`` says whether the work ran. If not, ``skipped`` says why: ``"locked"`` (another
-    run holds the binding and re-runs if needed) or ``"clean"`` (no request is pending:
-    runs since the last request have served it). ``result`` is what the work returned,
+    ``ran`` says whether the work ran to its end. If not, ``skipped`` says why:
+    ``"locked"`` (another run holds the binding and re-runs if needed), ``"clean"`` (no
+    request is pending: runs since the last request have served it) or ``"lost"`` (the
+    work started but its lock expired under it, e.g. the worker was paused; it was
+    stopped, none of its later store writes landed, and the lock's new owner or the
+    revive cron serves the request). ``result`` is what the work returned,
     ``rerun_queued`` whether a follow-up job was queued for requests made meanwhile.
     """
 
     ran: bool
-    skipped: Literal["locked", "clean"] | None = None
+    skipped: Literal["locked", "clean", "lost"] | None = None
     result: T | None = None
     rerun_queued: bool = False
 
@@ -270,15 +300,17 @@ async def run_exclusive(
     """Run ``work`` as the binding's one reconcile, following the module's protocol.
 
     ``force`` runs the work even when no request is pending (``syncd sync``). The lock
-    is refreshed every ``lock_ttl_s / 3`` while ``work`` runs; if it is lost anyway
-    (Redis unreachable for longer than the ttl), ``work`` is cancelled and
-    ``StoreError`` raised. Errors of ``work`` propagate after the mark is put back.
+    is refreshed every ``lock_ttl_s / 3`` while ``work`` runs; if it is lost anyway,
+    ``work`` is cancelled and the outcome is ``skipped="lost"`` (no error: the binding
+    is in other hands). Errors of ``work`` propagate after the mark is put back.
     """
     async with binding_lock(pool, ref, lock_ttl_s) as lock:
         if not lock.held:
             log.info("reconcile_skipped", binding=str(ref), why="locked")
             return RunOutcome(ran=False, skipped="locked")
-        outcome = await _run_locked(pool, ref, lock, work, force)
+        outcome = await _run_locked(pool, lock, work, force)
+    if outcome.skipped == "lost":
+        return outcome
     return replace(outcome, rerun_queued=await _rerun_quietly(pool, ref))
 
 
@@ -293,17 +325,23 @@ async def _rerun_quietly(pool: ArqRedis, ref: BindingRef) -> bool:
 
 async def _run_locked(
     pool: ArqRedis,
-    ref: BindingRef,
     lock: BindingLock,
     work: Callable[[], Coroutine[Any, Any, T]],
     force: bool,
 ) -> RunOutcome[T]:
-    if not await take_dirty(pool, ref) and not force:
+    ref = lock.ref
+    if not await take_dirty(pool, ref, lock.token) and not force:
         log.info("reconcile_skipped", binding=str(ref), why="clean")
         return RunOutcome(ran=False, skipped="clean")
     try:
         result = await run_holding(lock, work)
+    except LockLost as exc:
+        # Not ours any more: leave the record (the revive cron restores it once the
+        # lock is free) and write nothing else.
+        log.warning("reconcile_abandoned", binding=str(ref), why=str(exc))
+        return RunOutcome(ran=False, skipped="lost")
     except BaseException:
-        await _restore_dirty(pool, ref)
+        await end_run(pool, ref, lock.token, failed=True)
         raise
+    await end_run(pool, ref, lock.token, failed=False)
     return RunOutcome(ran=True, result=result)

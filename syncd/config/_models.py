@@ -74,6 +74,20 @@ class Settings(_Frozen):
     callback_max_skew: Duration = 3600.0
     full_reconcile_at: TimeOfDay = time(3, 0)
     deletion_threshold: DeletionThreshold = DeletionThreshold()
+    lock_ttl: Duration = Field(
+        default=15.0,
+        ge=1.0,
+        le=600.0,
+        description="lease of a binding's reconcile lock: a killed worker's bindings are "
+        "taken over this long after its last heartbeat (refreshed every third of it)",
+    )
+    shutdown_timeout: Duration = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="on SIGTERM, how long running jobs may take to finish before they are "
+        "abandoned (safely: they run again elsewhere) and the process exits",
+    )
 
     @property
     def listen_host(self) -> str:

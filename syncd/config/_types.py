@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from syncd import crypto
 from syncd.errors import ConfigError
+from syncd.store.connection import SENTINEL_SCHEME, redis_settings
 
 __all__ = [
     "AesKey",
@@ -83,9 +84,15 @@ def _check_http_url(value: str) -> str:
 
 
 def _check_redis_url(value: str) -> str:
+    if value.startswith(SENTINEL_SCHEME + "://"):
+        try:
+            redis_settings(value)
+        except ConfigError as exc:
+            raise _fail("url", str(exc)) from None
+        return value
     parts = urlsplit(value)
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
-        raise _fail("url", "must be a redis://, rediss:// or unix:// URL")
+        raise _fail("url", f"must be a redis://, rediss://, unix:// or {SENTINEL_SCHEME}:// URL")
     return value
 
 

@@ -11,8 +11,10 @@ percent-encoded, so no id can reach into another's namespace::
     syncd:<tenant>:binding:<binding>:dead       list   JSON dead letters, oldest first
     syncd:<tenant>:binding:<binding>:status     hash   field -> JSON value (merged)
     syncd:<tenant>:binding:<binding>:dirty      string "1" while a reconcile request is untaken
+    syncd:<tenant>:binding:<binding>:full       string "1" while a full reconcile is asked for
     syncd:<tenant>:binding:<binding>:gen        int    generation of the binding's reconcile job id
     syncd:<tenant>:binding:<binding>:lock       string owner token of the running reconcile (PX)
+    syncd:<tenant>:binding:<binding>:running    hash   token (, full) of the run serving a request
     syncd:<tenant>:binding:<binding>:poll       string "1" until the next poll is due (PX)
     syncd:<tenant>:push:<push id>               string "1" once a DingTalk push was accepted (EX)
 
@@ -43,6 +45,7 @@ DIRTY = "dirty"
 FULL = "full"  # the next run re-lists both sides (daily safety net, replays)
 GENERATION = "gen"
 LOCK = "lock"
+RUNNING = "running"  # a run took the dirty mark and has not finished (crash recovery)
 POLL = "poll"
 RECONCILE_JOB = "reconcile"
 

@@ -1,14 +1,55 @@
-"""A per-binding Redis lock with expiry and an owner token.
+"""A per-binding Redis lock with a short lease, a heartbeat, and fenced writes.
 
 ``SET key token NX PX ttl`` takes it without waiting; refresh and release are Lua
-compare-and-act scripts, so an owner whose lock expired (a crashed or stalled worker) can
-never extend or delete the lock a successor has taken since.
+compare-and-act scripts, so an owner whose lock expired can never extend or delete the
+lock a successor has taken since. The ttl is short (:data:`DEFAULT_LOCK_TTL_S`) so that a
+killed worker costs its binding seconds, not minutes: :func:`run_holding` refreshes the
+lock every ``ttl / 3`` while the work runs.
+
+**Why two workers never both write one binding.** Holding the lock, a run's work is
+executed with a :class:`~syncd.store.guard.Lease` (token + local deadline) as its current
+lease. Three things stop a run whose lock is gone, whatever it was doing when it lost it
+(crashed, SIGSTOPped, stuck in a GC pause or a blocked event loop, cut off from Redis):
+
+1. *Store writes are fenced.* Every write of the Redis mapping store to the binding
+   (``save_pair``, ``drop_pair``, ``set_cursors``, conflicts, dead letters, status) is a
+   Lua script that first compares the lock's value with the lease token and refuses with
+   :class:`~syncd.errors.LockLost` otherwise. The lock and the data are in one Redis, so
+   check and write are one atomic step: after a successor took the lock, not one store
+   write of the old run lands, however late it wakes up.
+2. *Side writes check the lease first.* :class:`FencedSide` calls ``Lease.check()`` before
+   every create/update/delete; past the local deadline (the send time of the last
+   successful refresh plus the ttl; Redis started its own clock later, so the lock is
+   surely ours before it) the run is cancelled instead. The monotonic clock runs on
+   while a process is stopped, so a woken-up worker fails this check at once.
+3. *The heartbeat cancels the work* as soon as a refresh says the lock is not ours, and
+   a watchdog timer cancels it at the local deadline when refreshes keep failing
+   (Redis unreachable): the work never outlives what it can prove.
+
+What a stale run can still have done to the *sides* is bounded to requests it sent
+before its deadline and whose answers it never recorded: at most one write in flight
+per pair. The successor starts from the store the stale run could not change and from
+the cursors it could not move (cursors are committed last, fenced), so it reads every
+such write back as a change and decides it three-way like any edit:
+
+* a create is ``If-None-Match: *`` at the deterministic UID (CalDAV) or carries the
+  content of its original (DingTalk): the successor pairs it by UID or by content
+  (:mod:`syncd.sync._unpaired`) and never creates it twice;
+* an update or delete is conditional on the etag (CalDAV ``If-Match``) or
+  ``updateTime`` (DingTalk) the stale run read: it either landed before the successor
+  read the item, which then holds what the stale run decided from the same inputs
+  (echo suppression makes it a no-op), or it fails its precondition.
+
+The residual risk is a server that applies a request more than a ttl after receiving
+it, when DingTalk's ``updateTime`` check (a read before the PATCH, not an atomic
+precondition) cannot catch a late PATCH; the ttl is far above normal write latencies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -16,15 +57,19 @@ from typing import Any, TypeVar
 import structlog
 from redis.asyncio import Redis
 
-from syncd.errors import StoreError
-from syncd.model import BindingRef
+from syncd.errors import LockLost, StoreError
+from syncd.model import BindingRef, Changes, Event
 from syncd.store import keys
-from syncd.store.guard import redis_errors
+from syncd.store.guard import Lease, current_lease, leased, redis_errors
+from syncd.sync.ports import CalendarSide, Written
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-DEFAULT_LOCK_TTL_S = 300.0
+DEFAULT_LOCK_TTL_S = 15.0
+"""A killed worker's binding is free again this long after its last heartbeat."""
+
+_RETRY_S = 0.5  # how soon a failed refresh is tried again
 
 _REFRESH = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -50,15 +95,17 @@ class BindingLock:
 
     ``held`` (also the lock's truth value) says whether this owner believes it holds
     the lock (it may have expired meanwhile: :meth:`refresh` tells for sure).
+    ``confirmed_at`` is the monotonic time the last successful acquire/refresh was sent.
     """
 
     def __init__(self, redis: Redis, ref: BindingRef, ttl_s: float = DEFAULT_LOCK_TTL_S) -> None:
         self.ref = ref
         self.ttl_s = ttl_s
         self.held = False
+        self.confirmed_at = 0.0
+        self.key = keys.binding_key(ref, keys.LOCK)
+        self.token = secrets.token_hex(16)
         self._redis = redis
-        self._key = keys.binding_key(ref, keys.LOCK)
-        self._token = secrets.token_hex(16)
         self._refresh = redis.register_script(_REFRESH)
         self._release = redis.register_script(_RELEASE)
 
@@ -67,22 +114,28 @@ class BindingLock:
 
     async def acquire(self) -> bool:
         """Take the lock if nobody holds it; never waits. True when taken."""
+        sent = time.monotonic()
         with redis_errors("lock_acquire"):
-            taken = await self._redis.set(self._key, self._token, nx=True, px=_ms(self.ttl_s))
+            taken = await self._redis.set(self.key, self.token, nx=True, px=_ms(self.ttl_s))
         self.held = bool(taken)
+        if self.held:
+            self.confirmed_at = sent
         return self.held
 
     async def refresh(self) -> bool:
         """Extend the lock to a full ``ttl_s`` again; False if it is no longer ours."""
+        sent = time.monotonic()
         with redis_errors("lock_refresh"):
-            extended = await self._refresh(keys=[self._key], args=[self._token, _ms(self.ttl_s)])
+            extended = await self._refresh(keys=[self.key], args=[self.token, _ms(self.ttl_s)])
         self.held = bool(extended)
+        if self.held:
+            self.confirmed_at = sent
         return self.held
 
     async def release(self) -> bool:
         """Give the lock up if it is still ours; False if it had expired or been taken."""
         with redis_errors("lock_release"):
-            deleted = await self._release(keys=[self._key], args=[self._token])
+            deleted = await self._release(keys=[self.key], args=[self.token])
         self.held = False
         return bool(deleted)
 
@@ -109,35 +162,89 @@ async def binding_lock(
 
 
 async def run_holding(lock: BindingLock, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``work`` while refreshing ``lock`` every ``ttl_s / 3``.
+    """Run ``work`` under ``lock``'s lease, refreshing the lock every ``ttl_s / 3``.
 
-    If the lock turns out to be lost (it expired, e.g. Redis was unreachable longer than
-    the ttl, and maybe another owner took it), ``work`` is cancelled and ``StoreError``
+    If the lock turns out to be lost (a refresh finds another owner, refreshes keep
+    failing until the lease's deadline, a fenced write is refused, or a side write finds
+    the deadline passed), ``work`` is cancelled and :class:`~syncd.errors.LockLost`
     raised: two runs must not write one binding at once.
     """
-    task = asyncio.create_task(work())
-    lost = asyncio.Event()
-    keeper = asyncio.create_task(_keep_alive(lock, task, lost))
+    lease = Lease(lock.ref, lock.token, lock.ttl_s, lock.confirmed_at)
+    with leased(lease):
+        task = asyncio.create_task(work())
+    lease.on_revoke = task.cancel
+    keeper = asyncio.create_task(_keep_alive(lock, lease))
     try:
         return await task
     except asyncio.CancelledError:
-        if lost.is_set():
-            raise StoreError(f"{lock.ref}: reconcile lock lost during the run") from None
+        if lease.revoked:
+            raise LockLost(f"{lock.ref}: reconcile lock lost during the run") from None
+        raise
+    except LockLost:
+        lease.revoke("a fenced store write was refused")
         raise
     finally:
         keeper.cancel()
+        if not task.done():
+            task.cancel()
 
 
-async def _keep_alive(lock: BindingLock, task: asyncio.Task[Any], lost: asyncio.Event) -> None:
-    while True:
-        await asyncio.sleep(lock.ttl_s / 3)
-        try:
-            if await lock.refresh():
+async def _keep_alive(lock: BindingLock, lease: Lease) -> None:
+    """Refresh every ttl/3; revoke the lease when the lock is gone or its deadline passes."""
+    loop = asyncio.get_running_loop()
+    watchdog = loop.call_at(lease.deadline, lease.revoke, "no refresh before the deadline")
+    try:
+        pause = lock.ttl_s / 3
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                ours = await lock.refresh()
+            except StoreError as exc:
+                log.warning("lock_refresh_failed", binding=str(lock.ref), error=str(exc))
+                pause = min(_RETRY_S, lock.ttl_s / 3)
                 continue
-        except StoreError as exc:
-            log.warning("lock_refresh_failed", binding=str(lock.ref), error=str(exc))
-            continue
-        log.error("lock_lost", binding=str(lock.ref))
-        lost.set()
-        task.cancel()
-        return
+            if not ours:
+                lease.revoke("another owner has the lock")
+                return
+            lease.confirm(lock.confirmed_at)
+            watchdog.cancel()
+            watchdog = loop.call_at(lease.deadline, lease.revoke, "no refresh before the deadline")
+            pause = lock.ttl_s / 3
+    finally:
+        watchdog.cancel()
+
+
+class FencedSide:
+    """A :class:`~syncd.sync.ports.CalendarSide` whose writes first check the run's lease.
+
+    Reads pass through. Outside a leased run (dry runs, tests) writes pass through too.
+    """
+
+    def __init__(self, inner: CalendarSide) -> None:
+        self.inner = inner
+        self.side = inner.side
+
+    @staticmethod
+    def _check() -> None:
+        lease = current_lease()
+        if lease is not None:
+            lease.check()
+
+    async def changes(self, cursor: str | None) -> Changes:
+        """The inner side's changes (reading needs no lease)."""
+        return await self.inner.changes(cursor)
+
+    async def create(self, event: Event) -> Written:
+        """Create on the inner side, if the lease still holds."""
+        self._check()
+        return await self.inner.create(event)
+
+    async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
+        """Update on the inner side, if the lease still holds."""
+        self._check()
+        return await self.inner.update(item_id, event, etag)
+
+    async def delete(self, item_id: str, etag: str | None) -> None:
+        """Delete on the inner side, if the lease still holds."""
+        self._check()
+        await self.inner.delete(item_id, etag)

@@ -5,6 +5,12 @@ CalDAV href → uid) change together in one Lua script, so concurrent writers ne
 an index entry pointing at a pair that no longer claims it. ``load_pairs`` is one
 HGETALL whatever the number of pairs. Every redis-py exception leaves this module as
 ``StoreUnavailable`` or ``StoreError`` (:mod:`syncd.store.guard`).
+
+Every write to a binding is fenced: inside a reconcile run holding the binding's lock
+(:func:`syncd.store.lock.run_holding`), the write's script first checks that the lock
+still holds the run's token and raises :class:`~syncd.errors.LockLost` if not
+(:func:`~syncd.store.guard.fenced`; the lock key is each script's last key, the
+token its last argument). Outside a run (tests, ``syncd replay``) writes are unfenced.
 """
 
 from __future__ import annotations
@@ -26,15 +32,15 @@ from syncd.store.codec import (
     pair_from_json,
     pair_to_json,
 )
-from syncd.store.guard import awaited, redis_errors
+from syncd.store.guard import awaited, fence_token, fenced, redis_errors
 from syncd.sync.ports import ConflictRecord
 
 log = structlog.get_logger(__name__)
 
-# KEYS: pairs, by_dt, by_dav.  ARGV: uid, pair JSON, dingtalk id or "", href or "".
-# An old index entry is removed only if it still points at this uid (another pair may
-# have claimed the id since).
-_SAVE_PAIR = """
+# KEYS: pairs, by_dt, by_dav, lock.  ARGV: uid, pair JSON, dingtalk id or "", href or "",
+# fence. An old index entry is removed only if it still points at this uid (another pair
+# may have claimed the id since).
+_SAVE_PAIR = fenced("""
 local uid, blob, dt, href = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local old = redis.call('HGET', KEYS[1], uid)
 if old then
@@ -51,10 +57,10 @@ redis.call('HSET', KEYS[1], uid, blob)
 if dt ~= '' then redis.call('HSET', KEYS[2], dt, uid) end
 if href ~= '' then redis.call('HSET', KEYS[3], href, uid) end
 return 1
-"""
+""")
 
-# KEYS: pairs, by_dt, by_dav.  ARGV: uid.
-_DROP_PAIR = """
+# KEYS: pairs, by_dt, by_dav, lock.  ARGV: uid, fence.
+_DROP_PAIR = fenced("""
 local uid = ARGV[1]
 local old = redis.call('HGET', KEYS[1], uid)
 if not old then return 0 end
@@ -66,7 +72,32 @@ for i, id in ipairs({o['dingtalk_id'], o['caldav_href']}) do
 end
 redis.call('HDEL', KEYS[1], uid)
 return 1
-"""
+""")
+
+# KEYS: cursors, lock.  ARGV: JSON {side: token or null}, fence.
+_SET_CURSORS = fenced("""
+for side, token in pairs(cjson.decode(ARGV[1])) do
+  if token == cjson.null then
+    redis.call('HDEL', KEYS[1], side)
+  else
+    redis.call('HSET', KEYS[1], side, token)
+  end
+end
+return 1
+""")
+
+# KEYS: a list, lock.  ARGV: the value, fence.
+_APPEND = fenced("""
+return redis.call('RPUSH', KEYS[1], ARGV[1])
+""")
+
+# KEYS: a hash, lock.  ARGV: field, value, field, value, ..., fence.
+_MERGE = fenced("""
+for i = 1, #ARGV - 1, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return 1
+""")
 
 # KEYS: an index, pairs.  ARGV: the id.  The pair an id maps to, read atomically.
 _FIND = """
@@ -88,10 +119,19 @@ class RedisStore:
         self._save = redis.register_script(_SAVE_PAIR)
         self._drop = redis.register_script(_DROP_PAIR)
         self._find = redis.register_script(_FIND)
+        self._set_cursors = redis.register_script(_SET_CURSORS)
+        self._append = redis.register_script(_APPEND)
+        self._merge = redis.register_script(_MERGE)
 
     @staticmethod
     def _pair_keys(ref: BindingRef) -> list[str]:
-        return [keys.binding_key(ref, n) for n in (keys.PAIRS, keys.BY_DINGTALK, keys.BY_HREF)]
+        names = (keys.PAIRS, keys.BY_DINGTALK, keys.BY_HREF, keys.LOCK)
+        return [keys.binding_key(ref, n) for n in names]
+
+    @staticmethod
+    def _fenced(ref: BindingRef, name: str) -> list[str]:
+        """The binding's key ``name`` and its lock key (the last key of a fenced script)."""
+        return [keys.binding_key(ref, name), keys.binding_key(ref, keys.LOCK)]
 
     async def load_pairs(self, ref: BindingRef) -> dict[str, PairState]:
         """All pairs of the binding, keyed by uid, in one round trip."""
@@ -109,13 +149,14 @@ class RedisStore:
     async def save_pair(self, ref: BindingRef, pair: PairState) -> None:
         """Insert or replace the pair, moving its index entries in the same atomic step."""
         args = [pair.uid, pair_to_json(pair), pair.dingtalk_id or "", pair.caldav_href or ""]
+        args.append(fence_token(ref))
         with redis_errors("save_pair"):
             await self._save(keys=self._pair_keys(ref), args=args)
 
     async def drop_pair(self, ref: BindingRef, uid: str) -> None:
         """Forget the pair and its index entries atomically; an unknown uid is fine."""
         with redis_errors("drop_pair"):
-            await self._drop(keys=self._pair_keys(ref), args=[uid])
+            await self._drop(keys=self._pair_keys(ref), args=[uid, fence_token(ref)])
 
     async def _find_by(self, ref: BindingRef, index: str, item_id: str) -> PairState | None:
         pair_keys = [keys.binding_key(ref, index), keys.binding_key(ref, keys.PAIRS)]
@@ -140,24 +181,20 @@ class RedisStore:
         return _text(token) if token is not None else None
 
     async def set_cursors(self, ref: BindingRef, cursors: Mapping[Side, str | None]) -> None:
-        """Commit the given cursors in one transaction; None clears a side's cursor."""
-        key = keys.binding_key(ref, keys.CURSORS)
-        new = {Side(s).value: t for s, t in cursors.items() if t is not None}
-        gone = [Side(s).value for s, t in cursors.items() if t is None]
+        """Commit the given cursors in one atomic step; None clears a side's cursor."""
+        if not cursors:
+            return
+        blob = dumps({Side(s).value: t for s, t in cursors.items()})
         with redis_errors("set_cursors"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                if new:
-                    pipe.hset(key, mapping=new)
-                if gone:
-                    pipe.hdel(key, *gone)
-                await pipe.execute()
+            await self._set_cursors(
+                keys=self._fenced(ref, keys.CURSORS), args=[blob, fence_token(ref)]
+            )
 
     async def add_conflict(self, ref: BindingRef, record: ConflictRecord) -> None:
         """Append a decided conflict (kept in the order recorded)."""
+        args = [conflict_to_json(record), fence_token(ref)]
         with redis_errors("add_conflict"):
-            await awaited(
-                self._redis.rpush(keys.binding_key(ref, keys.CONFLICTS), conflict_to_json(record))
-            )
+            await self._append(keys=self._fenced(ref, keys.CONFLICTS), args=args)
 
     async def list_conflicts(self, ref: BindingRef) -> list[ConflictRecord]:
         """Every readable recorded conflict, oldest first (unreadable ones are logged)."""
@@ -173,9 +210,9 @@ class RedisStore:
 
     async def add_dead_letter(self, ref: BindingRef, entry: Mapping[str, Any]) -> None:
         """Append a dead letter (values that are not JSON are kept as their ``str``)."""
+        args = [dumps(dict(entry)), fence_token(ref)]
         with redis_errors("add_dead_letter"):
-            key = keys.binding_key(ref, keys.DEAD_LETTERS)
-            await awaited(self._redis.rpush(key, dumps(dict(entry))))
+            await self._append(keys=self._fenced(ref, keys.DEAD_LETTERS), args=args)
 
     async def list_dead_letters(self, ref: BindingRef) -> list[dict[str, Any]]:
         """Every readable dead letter, oldest first (unreadable ones are logged)."""
@@ -202,9 +239,10 @@ class RedisStore:
         """Merge ``status`` into the stored status: given fields replace, others stay."""
         if not status:
             return
-        fields = {name: dumps(value) for name, value in status.items()}
+        args = [text for name, value in status.items() for text in (name, dumps(value))]
+        args.append(fence_token(ref))
         with redis_errors("set_status"):
-            await awaited(self._redis.hset(keys.binding_key(ref, keys.STATUS), mapping=fields))
+            await self._merge(keys=self._fenced(ref, keys.STATUS), args=args)
 
     async def get_status(self, ref: BindingRef) -> dict[str, Any]:
         """The merged status of the binding ({} before the first run)."""

@@ -1,4 +1,11 @@
-"""arq ``WorkerSettings`` built from configuration, and the worker's shared resources."""
+"""arq ``WorkerSettings`` built from configuration, and the worker's shared resources.
+
+Besides the reconcile function, a long-running worker runs three crons: the CalDAV poll,
+the daily full reconcile, and :func:`revive_orphans`, which queues a run for any binding whose
+running worker died (see :mod:`syncd.queue`) so that it is served again within the lock
+ttl plus :data:`REVIVE_TICK_SECONDS`. Jobs hold the lock under the configured
+``lock_ttl``, passed to the tasks as ``ctx["lock_ttl_s"]``.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,14 @@ from arq.worker import Worker
 from syncd import queue
 from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Config
+from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
 from syncd.worker import tasks
 
 # How often (at most) the poll cron looks for bindings whose poll interval has passed.
 POLL_TICK_SECONDS = 5
+# How often the revive cron looks for bindings orphaned by a dead worker.
+REVIVE_TICK_SECONDS = 2
 
 
 def poll_tick(config: Config) -> int:
@@ -29,6 +39,16 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["session"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
     ctx["tokens"] = TokenCache(ctx["redis"])
     ctx["store"] = RedisStore(ctx["redis"])
+
+
+def caldav_refs(config: Config) -> list[BindingRef]:
+    """Every binding that reconcile jobs serve (those with a CalDAV side)."""
+    return [BindingRef(t.id, b.id) for t, b in config.bindings() if b.caldav is not None]
+
+
+async def revive_orphans(ctx: dict[str, Any]) -> int:
+    """Cron: queue a run for every binding a dead worker left with a request taken."""
+    return await queue.revive_orphans(ctx["redis"], caldav_refs(ctx["config"]))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -54,9 +74,13 @@ def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -
     if poll:
         tick = poll_tick(config)
         crons.append(cron(tasks.poll_due, second=set(range(0, 60, tick)), unique=True))
+    if not burst:  # a burst worker only drains the queue; long-running ones revive
+        every = set(range(0, 60, REVIVE_TICK_SECONDS))
+        crons.append(cron(revive_orphans, second=every, unique=True))
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["config"] = config
+        ctx["lock_ttl_s"] = config.settings.lock_ttl
         await startup(ctx)
 
     return {

@@ -49,8 +49,8 @@ async def run_once(
     async with wire(config, ref, session, tokens, force_delete=force_delete) as w:
         return await reconcile(
             ref,
-            WithoutForeign(w.dingtalk, foreign),
-            w.other,
+            WithoutForeign(queue.FencedSide(w.dingtalk), foreign),
+            queue.FencedSide(w.other),
             ctx["store"],
             w.policy,
             full=full,
@@ -64,7 +64,12 @@ async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reas
     ref = BindingRef(tenant, binding)
     started = time.monotonic()
     try:
-        outcome = await queue.run_exclusive(ctx["redis"], ref, lambda: _locked_run(ctx, ref))
+        outcome = await queue.run_exclusive(
+            ctx["redis"],
+            ref,
+            lambda: _locked_run(ctx, ref),
+            lock_ttl_s=ctx.get("lock_ttl_s", queue.DEFAULT_LOCK_TTL_S),
+        )
     except Retryable as exc:
         return await _retry_or_dead_letter(ctx, ref, reason, exc)
     except SyncdError as exc:

@@ -1,0 +1,122 @@
+"""The record of a run in progress, so that a crashed worker's request is not lost.
+
+A run that takes the binding's dirty mark (:func:`take_request`) writes a ``running``
+record (its lock token, and ``full`` if it took a full-reconcile mark) in the same
+atomic step; it deletes the record when it ends, finished or failed
+(:func:`end_run`). A worker that dies in between leaves the record behind while its
+lock expires: :func:`find_orphans` turns every such record whose lock is gone back
+into the dirty (and full) marks it consumed, and reports the binding so that the caller
+queues a run. It also reports a binding whose current reconcile job is stuck "in
+progress" at arq without anybody holding the lock (a worker died after arq handed it the
+job and before the job began its generation), after moving it to a new generation.
+
+Only the keys of :mod:`syncd.store.keys` and arq's in-progress key prefix are touched;
+enqueueing is :mod:`syncd.queue`'s business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from arq.constants import in_progress_key_prefix
+from redis.asyncio import Redis
+
+from syncd.model import BindingRef
+from syncd.store import keys
+from syncd.store.guard import redis_errors
+
+# KEYS: dirty, running.  ARGV: token.  Take the request and record who serves it.
+_TAKE = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'token', ARGV[1])
+return 1
+"""
+
+# KEYS: full, running.  Take a full-reconcile mark; a recorded run remembers it.
+_TAKE_FULL = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSET', KEYS[2], 'full', '1') end
+return 1
+"""
+
+# KEYS: running, dirty.  ARGV: token, "1" to put the dirty mark back.
+_END = """
+local owner = redis.call('HGET', KEYS[1], 'token')
+if not owner or owner == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], '1') end
+return 1
+"""
+
+# KEYS: running, lock, dirty, full, gen.  ARGV: arq in-progress key of the job id prefix.
+# 1: a run died (record left, lock gone): marks restored.  2: the current job is stuck
+# in progress at arq with nobody holding the lock: generation moved on.  0: nothing.
+_ORPHAN = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'full') then redis.call('SET', KEYS[4], '1') end
+  redis.call('SET', KEYS[3], '1')
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
+local gen = redis.call('GET', KEYS[5]) or '0'
+if redis.call('EXISTS', ARGV[1] .. gen) == 1 then
+  redis.call('INCR', KEYS[5])
+  return 2
+end
+return 0
+"""
+
+Orphan = Literal["crashed_run", "stuck_job"]
+
+
+def _key(ref: BindingRef, name: str) -> str:
+    return keys.binding_key(ref, name)
+
+
+async def take_request(redis: Redis, ref: BindingRef, token: str) -> bool:
+    """Atomically clear the dirty mark and record the run ``token`` serving it.
+
+    False (nothing recorded) when no request is pending.
+    """
+    script = redis.register_script(_TAKE)
+    with redis_errors("take_dirty"):
+        taken = await script(keys=[_key(ref, keys.DIRTY), _key(ref, keys.RUNNING)], args=[token])
+    return bool(taken)
+
+
+async def take_full(redis: Redis, ref: BindingRef) -> bool:
+    """Atomically clear the full-reconcile mark; a recorded run keeps it in its record."""
+    script = redis.register_script(_TAKE_FULL)
+    with redis_errors("take_full"):
+        taken = await script(keys=[_key(ref, keys.FULL), _key(ref, keys.RUNNING)])
+    return bool(taken)
+
+
+async def end_run(redis: Redis, ref: BindingRef, token: str, *, restore: bool) -> None:
+    """Forget the record of run ``token``; ``restore`` puts the dirty mark back (failed run)."""
+    script = redis.register_script(_END)
+    run_keys = [_key(ref, keys.RUNNING), _key(ref, keys.DIRTY)]
+    with redis_errors("end_run"):
+        await script(keys=run_keys, args=[token, "1" if restore else "0"])
+
+
+async def find_orphans(redis: Redis, refs: Sequence[BindingRef]) -> list[tuple[BindingRef, Orphan]]:
+    """Bindings whose request was orphaned by a dead worker, with their marks restored.
+
+    One round trip for all ``refs``. The caller must queue a run for each one returned.
+    """
+    if not refs:
+        return []
+    names = (keys.RUNNING, keys.LOCK, keys.DIRTY, keys.FULL, keys.GENERATION)
+    script = redis.register_script(_ORPHAN)
+    with redis_errors("find_orphans"):
+        async with redis.pipeline(transaction=False) as pipe:
+            for ref in refs:
+                prefix = in_progress_key_prefix + keys.reconcile_job_id(ref, 0)[:-1]
+                await script(keys=[_key(ref, n) for n in names], args=[prefix], client=pipe)
+            found = await pipe.execute()
+    kinds: dict[int, Orphan] = {1: "crashed_run", 2: "stuck_job"}
+    return [(ref, kinds[int(code)]) for ref, code in zip(refs, found, strict=True) if int(code)]
