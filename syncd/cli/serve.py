@@ -1,24 +1,32 @@
-"""``syncd web``, ``syncd worker`` and ``syncd run``: the long-running processes."""
+"""``syncd web``, ``syncd worker`` and ``syncd run``: the long-running processes.
+
+They start and keep running whether or not Redis is reachable (the webhook answers 503,
+the worker waits and reconnects with backoff: :mod:`syncd.worker.supervisor`). SIGTERM
+or SIGINT stops them gracefully within ``shutdown_timeout`` (``syncd.yaml``, default
+30 s); past it, or on a second signal, the process exits at once. Nothing is lost either
+way: a callback is acknowledged only once queued, and an interrupted reconcile is re-run.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import signal
 
 import click
 import structlog
 from aiohttp import web
 
-from syncd.cli._root import common_options, fail, load, main, setup_logging
+from syncd.cli._root import EXIT_RUNTIME, common_options, fail, load, main, setup_logging
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.observability import configure_logging
-from syncd.store.guard import redis_errors
 from syncd.webhook.app import create_app
-from syncd.worker.settings import create_worker
+from syncd.worker.supervisor import supervise
 
 log = structlog.get_logger(__name__)
+
+_HARD_MARGIN_S = 3.0  # past shutdown_timeout + this, the process exits whatever is left
 
 listen_option = click.option(
     "--listen", metavar="HOST:PORT", default=None, help="Address to serve on (syncd.yaml: listen)."
@@ -68,48 +76,52 @@ def _run(config_dir: str, debug: bool, listen: str | None, *, web: bool, worker:
 
 
 async def _serve(config: Config, listen: str | None, *, web: bool, worker: bool) -> None:
-    """Run the chosen parts until SIGINT or SIGTERM, then stop them cleanly."""
+    """Run the chosen parts until SIGINT or SIGTERM, then stop them within the shutdown timeout.
+
+    Redis need not be up: the webhook answers 503 and the worker waits until it is.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _on_signal, stop, config.settings.shutdown_timeout)
     runner = await start_web(config, listen) if web else None
     try:
         if worker:
-            await _work_until(config, stop)
+            await supervise(config, stop)
         else:
             await stop.wait()
-            log.info("shutting_down")
     finally:
         if runner is not None:
             await runner.cleanup()
+    log.info("stopped")
 
 
-async def _work_until(config: Config, stop: asyncio.Event) -> None:
-    """Run an arq worker until ``stop`` is set or the worker ends (Redis lost at start)."""
-    arq_worker = create_worker(config)
-    worker_task = asyncio.create_task(arq_worker.async_run())
-    waiter = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait([waiter, worker_task], return_when=asyncio.FIRST_COMPLETED)
-        log.info("shutting_down")
-        worker_task.cancel()
-        with redis_errors("worker"), contextlib.suppress(asyncio.CancelledError):
-            await worker_task
-    finally:
-        waiter.cancel()
-        await arq_worker.close()
+def _on_signal(stop: asyncio.Event, timeout_s: float) -> None:
+    """First signal: stop gracefully, with a hard deadline; a second one: exit now."""
+    if stop.is_set():
+        log.warning("shutdown_forced")
+        os._exit(EXIT_RUNTIME)
+    log.info("shutting_down", timeout_s=timeout_s)
+    stop.set()
+    asyncio.get_running_loop().call_later(timeout_s + _HARD_MARGIN_S, _overdue, timeout_s)
+
+
+def _overdue(timeout_s: float) -> None:
+    """The graceful shutdown overran its bound: leave anyway (jobs are re-run elsewhere)."""
+    log.error("shutdown_overdue", timeout_s=timeout_s)
+    os._exit(EXIT_RUNTIME)
 
 
 async def start_web(config: Config, listen: str | None) -> web.AppRunner:
     """Start the webhook app on HOST:PORT; returns the runner to clean up.
 
-    Raises ``StoreUnavailable`` if Redis stays unreachable, ``SyncdError`` if the address
-    cannot be bound.
+    Starts whether or not Redis is reachable (callbacks get 503 until it is). Raises
+    ``SyncdError`` if the address cannot be bound.
     """
     host, port = _host_port(config, listen)
-    runner = web.AppRunner(create_app(config), access_log=None)
-    await runner.setup()  # opens the arq pool: StoreUnavailable if Redis stays unreachable
+    grace = max(1.0, config.settings.shutdown_timeout - _HARD_MARGIN_S)
+    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=grace)
+    await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:

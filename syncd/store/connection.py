@@ -18,6 +18,7 @@ with ``StoreUnavailable`` (:mod:`syncd.store.guard`) until it is back.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 from urllib.parse import unquote
 
@@ -26,7 +27,7 @@ from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ResponseError
 
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, StoreUnavailable
 from syncd.store.guard import redis_errors
 
 log = structlog.get_logger(__name__)
@@ -139,3 +140,30 @@ async def check_persistence(redis: ArqRedis) -> str:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+_checked: set[str] = set()  # "persistence" once checked in this process
+
+
+async def warn_if_not_persistent(redis: ArqRedis) -> None:
+    """:func:`check_persistence`, once per process (``syncd run`` has a web and a worker)."""
+    if "persistence" not in _checked:
+        _checked.add("persistence")
+        await check_persistence(redis)
+
+
+async def watch(redis: ArqRedis, every_s: float = 2.0) -> None:
+    """Ping Redis every ``every_s`` forever (cancel to stop).
+
+    Keeps :data:`~syncd.store.guard.REACHABILITY` current, so losing and regaining Redis
+    is logged once each even when no traffic touches it, and checks persistence at the
+    first contact (:func:`warn_if_not_persistent`).
+    """
+    while True:
+        try:
+            with redis_errors("ping"):
+                await redis.ping()
+            await warn_if_not_persistent(redis)
+        except StoreUnavailable:
+            pass  # REACHABILITY logged it (once)
+        await asyncio.sleep(every_s)

@@ -1,27 +1,48 @@
-"""The webhook's aiohttp application factory."""
+"""The webhook's aiohttp application factory.
+
+The app opens its own Redis client unless given one, and never waits for Redis: the
+client connects on first use, so the process starts (``/readyz`` 503, callbacks 503)
+while Redis is down and serves normally once it is back. A watcher pings Redis every
+:data:`WATCH_S` so that losing and regaining it is logged once each
+(:func:`syncd.store.connection.watch`).
+
+Shutdown (``AppRunner.cleanup``): the listening sockets close first, then
+:class:`~syncd.webhook.keys.WebState` turns ``draining`` (``/readyz`` 503), callbacks
+already received finish (queued → ``success``; not queued → 503), and only then is the
+Redis client closed (``closed``: anything still asking to queue gets 503).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
 
 from syncd.config import Config
-from syncd.queue import redis_settings
-from syncd.store.guard import redis_errors
+from syncd.store.connection import connect, redis_settings, watch
 from syncd.webhook import handlers
-from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY
+from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, STATE_KEY, WebState
+
+WATCH_S = 2.0
+"""How often the webhook pings Redis to notice outages without traffic."""
+
+REDIS_TIMEOUT_S = 1.0
+"""Per Redis command: a hanging Redis must not hold a callback past DingTalk's deadline."""
 
 
 def create_app(config: Config, pool: ArqRedis | None = None) -> web.Application:
-    """Build the webhook app; opens its own arq pool on the configured Redis unless given."""
+    """Build the webhook app; opens its own Redis client on the configured Redis unless given."""
     app = web.Application(client_max_size=config.settings.callback_max_body + 1024)
     app[CONFIG_KEY] = config
+    app[STATE_KEY] = WebState()
     if pool is not None:
         app[ARQ_KEY] = pool
     else:
-        app.cleanup_ctx.append(_pool_ctx)
+        app.cleanup_ctx.append(_redis_ctx)
+    app.on_shutdown.append(_drain)
     app.router.add_post("/callbacks/{tenant}", handlers.callback)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
@@ -29,9 +50,18 @@ def create_app(config: Config, pool: ArqRedis | None = None) -> web.Application:
     return app
 
 
-async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    with redis_errors("connect"):  # arq retries a few seconds first
-        pool = await create_pool(redis_settings(app[CONFIG_KEY].settings.redis_url))
+async def _drain(app: web.Application) -> None:
+    app[STATE_KEY].draining = True
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = redis_settings(app[CONFIG_KEY].settings.redis_url)
+    pool = connect(settings, socket_timeout=REDIS_TIMEOUT_S)
     app[ARQ_KEY] = pool
+    watcher = asyncio.create_task(watch(pool, WATCH_S))
     yield
+    app[STATE_KEY].closed = True
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
     await pool.aclose()

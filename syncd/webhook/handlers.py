@@ -1,7 +1,8 @@
 """Route handlers: verify → decrypt → dedupe → mark dirty + enqueue → encrypted ack.
 
 The callback handler answers ``success`` only after every affected binding is safely
-marked dirty in Redis; when Redis is unreachable it answers 503 so DingTalk retries.
+marked dirty in Redis; when Redis is unreachable, or the process is shutting down and
+can no longer queue, it answers 503 so DingTalk retries.
 It never talks to DingTalk or CalDAV and never imports the sync engine.
 """
 
@@ -26,7 +27,7 @@ from syncd.errors import (
 from syncd.model import BindingRef
 from syncd.observability import CALLBACKS, metrics_text
 from syncd.queue import first_delivery, ping, request_reconcile, seen_delivery
-from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY
+from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, STATE_KEY
 from syncd.webhook.payload import CALENDAR_CHANGE, CHECK_URL, CallbackEvent, parse_event
 
 log = structlog.get_logger(__name__)
@@ -50,16 +51,21 @@ async def callback(request: web.Request) -> web.Response:
     try:
         outcome = await _handle(request, tenant_id, opened)
     except StoreError as exc:  # unreachable (StoreUnavailable) or refusing: DingTalk retries
-        outcome = "store_unavailable" if isinstance(exc, StoreUnavailable) else "store_error"
-        CALLBACKS.labels(tenant_id, outcome).inc()
-        log.error("callback_not_stored", tenant=tenant_id, push_id=opened.push_id, error=str(exc))
-        return web.json_response({"error": outcome}, status=503)
+        return _not_stored(tenant_id, opened, exc)
     CALLBACKS.labels(tenant_id, outcome).inc()
     cb = tenant.dingtalk.callback
     reply = crypto.reply_success(
         cb.token.get_secret_value(), cb.aes_key.get_secret_value(), tenant.owner_key
     )
     return web.json_response(reply)
+
+
+def _not_stored(tenant_id: str, event: CallbackEvent, exc: StoreError) -> web.Response:
+    """503: nothing was acknowledged that is not queued; DingTalk retries the push."""
+    outcome = "store_unavailable" if isinstance(exc, StoreUnavailable) else "store_error"
+    CALLBACKS.labels(tenant_id, outcome).inc()
+    log.error("callback_not_stored", tenant=tenant_id, push_id=event.push_id, error=str(exc))
+    return web.json_response({"error": outcome}, status=503)
 
 
 async def _open(request: web.Request, tenant: Tenant) -> CallbackEvent | web.Response:
@@ -104,6 +110,8 @@ async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) ->
     if event.event_type != CALENDAR_CHANGE:
         log.info("callback_ignored", tenant=tenant_id, event_type=event.event_type)
         return "ignored"
+    if request.app[STATE_KEY].closed:
+        raise StoreUnavailable("shutting down: the Redis client is closed")
     pool = request.app[ARQ_KEY]
     if await seen_delivery(pool, tenant_id, event.push_id):
         log.info("callback_duplicate", tenant=tenant_id, push_id=event.push_id)
@@ -175,7 +183,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """``GET /readyz``: configuration loaded and Redis reachable."""
+    """``GET /readyz``: configuration loaded, Redis reachable, not shutting down."""
+    if request.app[STATE_KEY].draining:
+        return web.json_response({"status": "shutting_down"}, status=503)
     try:
         await ping(request.app[ARQ_KEY])
     except StoreUnavailable as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -13,3 +14,19 @@ if TYPE_CHECKING:
 
 CONFIG_KEY: web.AppKey[Config] = web.AppKey("config")
 ARQ_KEY: web.AppKey[ArqRedis] = web.AppKey("arq")
+
+
+@dataclass
+class WebState:
+    """Where the webhook process is in its life.
+
+    ``draining``: a shutdown began (``/readyz`` answers 503 so load balancers move on;
+    callbacks already received are still queued). ``closed``: the Redis client is
+    closing, so a callback can no longer be queued and is answered 503, never success.
+    """
+
+    draining: bool = False
+    closed: bool = False
+
+
+STATE_KEY: web.AppKey[WebState] = web.AppKey("state", WebState)

@@ -1,0 +1,141 @@
+"""Keep an arq worker running through Redis outages, and stop it within a bounded time.
+
+arq's ``Worker.main()`` ends with an exception at the first Redis error of its poll
+loop. :func:`supervise` runs it in a loop instead: when Redis is lost it lets the jobs
+in flight finish or fail for a few seconds (:data:`LOST_GRACE_S`), cancels the rest,
+closes the worker's resources (HTTP session, Redis client) and waits for Redis with
+exponential backoff (:data:`BACKOFF_S`), then starts a fresh worker. The process logs
+``redis_lost`` and ``redis_back`` once each (:mod:`syncd.store.guard`), not a traceback.
+
+Nothing is lost meanwhile: an abandoned reconcile puts its dirty mark back when it can,
+and otherwise leaves its running record, which the revive cron turns back into a request
+once its lock has expired (:mod:`syncd.queue`); jobs still queued in Redis wait there.
+
+On ``stop`` (SIGTERM/SIGINT) the worker takes no new job, running jobs get until
+``shutdown_timeout`` minus :data:`CANCEL_GRACE_S` to finish, and the rest are cancelled:
+a cancelled reconcile stops before its next write, puts its mark back and releases its
+lock, and arq re-queues the job for the next worker (its cursors did not move, so the
+next run redoes exactly what is missing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Literal
+
+import structlog
+from arq.connections import ArqRedis
+from arq.worker import Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from syncd.config import Config
+from syncd.errors import StoreError, SyncdError
+from syncd.store.connection import connect, redis_settings, warn_if_not_persistent
+from syncd.store.guard import REACHABILITY, redis_errors
+from syncd.worker.settings import create_worker
+
+log = structlog.get_logger(__name__)
+
+BACKOFF_S = (0.5, 15.0)
+"""First and longest wait between attempts to reach a lost Redis."""
+LOST_GRACE_S = 5.0
+"""How long jobs in flight may go on once Redis is lost, before they are cancelled."""
+CANCEL_GRACE_S = 5.0
+"""Of the shutdown timeout, what is kept for cancelled jobs to clean up and close."""
+
+_REDIS_TROUBLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError, StoreError)
+
+Ended = Literal["stop", "lost"]
+
+
+async def supervise(config: Config, stop: asyncio.Event) -> None:
+    """Run arq workers for ``config`` until ``stop`` is set, surviving Redis outages.
+
+    Raises ``SyncdError`` if a worker fails for a reason other than Redis.
+    """
+    settings = redis_settings(config.settings.redis_url)
+    while not stop.is_set():
+        pool = connect(settings)
+        if not await _until_reachable(pool, stop):
+            await pool.aclose()
+            return
+        await warn_if_not_persistent(pool)
+        worker = create_worker(config, redis_pool=pool)
+        main = asyncio.create_task(worker.main())
+        log.info("worker_started", functions=len(worker.functions))
+        ended = await _run(main, stop)
+        stopping = config.settings.shutdown_timeout - CANCEL_GRACE_S
+        await dispose(worker, main, max(stopping, 0.0) if ended == "stop" else LOST_GRACE_S)
+        with contextlib.suppress(RedisConnectionError, OSError):
+            await pool.aclose()  # ours: arq's own close() would need Redis
+
+
+async def _until_reachable(pool: ArqRedis, stop: asyncio.Event) -> bool:
+    """Ping until Redis answers (True) or ``stop`` is set (False), backing off."""
+    delay, longest = BACKOFF_S
+    while not stop.is_set():
+        try:
+            with redis_errors("ping"):
+                await pool.ping()
+            return True
+        except StoreError:
+            pass  # logged once by REACHABILITY
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, longest)
+    return False
+
+
+async def _run(main: asyncio.Task[None], stop: asyncio.Event) -> Ended:
+    """Wait for ``stop`` or for the worker's loop to end; say which."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if not main.done() or main.cancelled():
+        return "stop"
+    exc = main.exception()
+    if exc is None:
+        return "stop"
+    if isinstance(exc, _REDIS_TROUBLE):
+        REACHABILITY.lost(f"{type(exc).__name__}: {exc}")
+        return "lost"
+    raise SyncdError(f"worker failed: {type(exc).__name__}: {exc}") from exc
+
+
+async def dispose(worker: Worker, main: asyncio.Task[None], grace_s: float) -> None:
+    """Stop taking jobs, give running ones ``grace_s``, cancel the rest, run ``on_shutdown``.
+
+    Unlike ``Worker.close()`` this works with Redis gone (nothing here needs it); the
+    Redis client passed to the worker is the caller's to close.
+    """
+    started = time.monotonic()
+    worker.allow_pick_jobs = False
+    running = [t for t in worker.tasks.values() if not t.done()]
+    finished = 0
+    if running and grace_s > 0:
+        done, _ = await asyncio.wait(running, timeout=grace_s)
+        finished = len(done)
+    for task in running:
+        task.cancel()
+    main.cancel()
+    done, _ = await asyncio.wait([main, *running], timeout=CANCEL_GRACE_S - 1)
+    for task in done:  # retrieved here: their errors (Redis gone) were expected
+        if not task.cancelled():
+            task.exception()
+    if REACHABILITY.up:
+        with contextlib.suppress(StoreError), redis_errors("health_check_key"):
+            await worker.pool.delete(worker.health_check_key)
+    if worker.on_shutdown is not None:
+        await worker.on_shutdown(worker.ctx)
+    log.info(
+        "worker_stopped",
+        finished=finished,
+        abandoned=len(running) - finished,
+        seconds=round(time.monotonic() - started, 1),
+    )
