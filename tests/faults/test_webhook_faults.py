@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import shutil
+import signal
 import struct
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from structlog.testing import capture_logs
@@ -26,6 +26,7 @@ from structlog.testing import capture_logs
 from syncd import crypto, queue
 from syncd.model import BindingRef
 from tests.fixtures.ports import free_port
+from tests.fixtures.processes import start_syncd
 from tests.fixtures.redis_server import RedisServer, start_redis
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, CALLBACK_TOKEN
 from tests.integration.test_webhook import (
@@ -40,6 +41,7 @@ from tests.integration.test_webhook import (
     hook,
     running_hook,
     sealed_push,
+    write_webhook_config,
 )
 
 __all__ = ["hook"]  # the fixture, shared with the acceptance tests
@@ -401,30 +403,56 @@ async def test_unqueueable_job_is_503_and_not_remembered(hook: Hook) -> None:
     assert await hook.accepted_pushes() == []  # DingTalk's retry will be processed again
 
 
+async def _status(session: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[int, Any]:
+    async with session.request(kwargs.pop("method", "GET"), url, **kwargs) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
 @pytest.mark.parametrize("command", ["web", "worker"])
-async def test_syncd_web_without_redis_exits_1_with_one_line(tmp_path: Path, command: str) -> None:
-    """``syncd web``/``worker`` with Redis unreachable at start: exit 1, one line, no traceback."""
-    root = tmp_path / "config"
-    (root / "tenants").mkdir(parents=True)
-    (root / "syncd.yaml").write_text(
-        f"redis_url: redis://127.0.0.1:{free_port()}/0\nlog: {{format: console}}\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("SYNCD_REDIS_URL", "SYNCD_CONFIG")}
-    listen = ["--listen", f"127.0.0.1:{free_port()}"] if command == "web" else []
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "syncd"),
-        command,
-        "--config",
-        str(root),
-        *listen,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 1, err.decode()
-    lines = [ln for ln in err.decode().splitlines() if ln.startswith("syncd: ")]
-    assert len(lines) == 1
-    assert lines[0].startswith("syncd: StoreUnavailable: redis unavailable")
-    assert b"Traceback" not in err
-    assert out == b""
+async def test_syncd_without_redis_waits_for_it(tmp_path: Path, command: str) -> None:
+    """``syncd web``/``worker`` started while Redis is down keep running and serve once it is up.
+
+    The webhook answers ``/healthz`` 200 but ``/readyz`` and callbacks 503 (never
+    ``success``) until Redis starts, then 200 and ``success``; the worker waits and starts
+    working. Each logs ``redis_lost`` and ``redis_back`` once, no traceback, and SIGTERM
+    still ends it with exit 0.
+    """
+    port, listen = free_port(), free_port()
+    root = write_webhook_config(tmp_path / "config", f"redis://127.0.0.1:{port}/0")
+    yaml = (root / "syncd.yaml").read_text().replace("format: console", "format: json")
+    (root / "syncd.yaml").write_text(yaml)
+    args = ("--listen", f"127.0.0.1:{listen}") if command == "web" else ()
+    proc = await start_syncd(command, root, *args, log_dir=tmp_path)
+    base, server = f"http://127.0.0.1:{listen}", None
+    query, body = sealed_push(PUSH)
+    try:
+        await proc.wait_logged("redis_lost", within=30)
+        async with aiohttp.ClientSession() as session:
+            if command == "web":
+                assert (await _status(session, base + "/healthz"))[0] == 200
+                assert (await _status(session, base + "/readyz"))[0] == 503
+                url = f"{base}/callbacks/acme"
+                status, answer = await _status(
+                    session, url, method="POST", params=query, data=body
+                )
+                assert (status, "encrypt" in answer) == (503, False)
+            server = await asyncio.to_thread(start_redis, port=port)
+            await proc.wait_logged("redis_back", within=30)
+            if command == "web":
+                assert (await _status(session, base + "/readyz"))[0] == 200
+                status, answer = await _status(
+                    session, url, method="POST", params=query, data=body
+                )
+                assert status == 200, answer
+                assert "encrypt" in answer
+            else:
+                await proc.wait_logged("worker_started", within=30)
+        proc.send(signal.SIGTERM)
+        assert await proc.exited(within=30) == 0
+    finally:
+        await proc.kill()
+        if server is not None:
+            server.stop()
+    assert len(proc.named("redis_lost")) == 1
+    assert len(proc.named("redis_back")) == 1
+    assert "Traceback" not in proc.text()
