@@ -40,7 +40,7 @@ from syncd.worker.settings import create_worker
 
 log = structlog.get_logger(__name__)
 
-BACKOFF_S = (0.5, 15.0)
+BACKOFF_S = (0.5, 5.0)
 """First and longest wait between attempts to reach a lost Redis."""
 LOST_GRACE_S = 5.0
 """How long jobs in flight may go on once Redis is lost, before they are cancelled."""

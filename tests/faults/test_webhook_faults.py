@@ -432,17 +432,13 @@ async def test_syncd_without_redis_waits_for_it(tmp_path: Path, command: str) ->
                 assert (await _status(session, base + "/healthz"))[0] == 200
                 assert (await _status(session, base + "/readyz"))[0] == 503
                 url = f"{base}/callbacks/acme"
-                status, answer = await _status(
-                    session, url, method="POST", params=query, data=body
-                )
+                status, answer = await _status(session, url, method="POST", params=query, data=body)
                 assert (status, "encrypt" in answer) == (503, False)
             server = await asyncio.to_thread(start_redis, port=port)
             await proc.wait_logged("redis_back", within=30)
             if command == "web":
                 assert (await _status(session, base + "/readyz"))[0] == 200
-                status, answer = await _status(
-                    session, url, method="POST", params=query, data=body
-                )
+                status, answer = await _status(session, url, method="POST", params=query, data=body)
                 assert status == 200, answer
                 assert "encrypt" in answer
             else:
