@@ -355,12 +355,19 @@ def test_settings_file(tmp_path: Path) -> None:
 
 
 def test_redis_url_environment_wins(tmp_path: Path) -> None:
-    """SYNCD_REDIS_URL overrides redis_url; a bad one is reported against the variable."""
+    """SYNCD_REDIS_URL overrides redis_url (a Sentinel URL too); a bad one is reported
+    against the variable."""
     root = write(tmp_path, {}, "redis_url: redis://127.0.0.1:6379/0\n")
     url = "redis://10.1.1.1:6379/3"
     assert load_config(root, {"SYNCD_REDIS_URL": url}).settings.redis_url == url
     assert problems(root, {"SYNCD_REDIS_URL": "http://x"}) == (
-        "$SYNCD_REDIS_URL:1: redis_url: must be a redis://, rediss:// or unix:// URL",
+        "$SYNCD_REDIS_URL:1: redis_url: must be a redis://, rediss://, unix:// or "
+        "redis+sentinel:// URL",
+    )
+    sentinel = "redis+sentinel://:pw@10.0.0.7:26379,10.0.0.8/syncd-master/2"
+    assert load_config(root, {"SYNCD_REDIS_URL": sentinel}).settings.redis_url == sentinel
+    assert problems(root, {"SYNCD_REDIS_URL": "redis+sentinel://10.0.0.7:x/m"}) == (
+        "$SYNCD_REDIS_URL:1: redis_url: redis+sentinel URL: '10.0.0.7:x' is not HOST[:PORT]",
     )
 
 
@@ -370,7 +377,8 @@ def test_settings_problems_have_lines(tmp_path: Path) -> None:
     assert problems(root) == (
         f"{root}/syncd.yaml:2: log.format: Input should be 'json' or 'console'",
         f"{root}/syncd.yaml:3: workers: unknown key (allowed: redis_url, listen, log, "
-        "callback_max_body, callback_max_skew, full_reconcile_at, deletion_threshold)",
+        "callback_max_body, callback_max_skew, full_reconcile_at, deletion_threshold, "
+        "lock_ttl, shutdown_timeout)",
         f"{root}/syncd.yaml:4: callback_max_body: Input should be greater than or equal to 1024",
     )
 
