@@ -19,6 +19,7 @@ with ``StoreUnavailable`` (:mod:`syncd.store.guard`) until it is back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, cast
 from urllib.parse import unquote
 
@@ -152,18 +153,22 @@ async def warn_if_not_persistent(redis: ArqRedis) -> None:
         await check_persistence(redis)
 
 
-async def watch(redis: ArqRedis, every_s: float = 2.0) -> None:
-    """Ping Redis every ``every_s`` forever (cancel to stop).
+async def watch(redis: ArqRedis, stop: asyncio.Event, every_s: float = 2.0) -> None:
+    """Ping Redis every ``every_s`` until ``stop`` is set.
 
     Keeps :data:`~syncd.store.guard.REACHABILITY` current, so losing and regaining Redis
     is logged once each even when no traffic touches it, and checks persistence at the
-    first contact (:func:`warn_if_not_persistent`).
+    first contact (:func:`warn_if_not_persistent`). Stopped by an event, not by
+    cancelling: redis-py 5 on Python 3.11 can lose a cancellation that lands while it
+    opens a connection (its reads run under ``asyncio.timeout``), and a watcher that
+    missed it would keep its owner's shutdown waiting forever.
     """
-    while True:
+    while not stop.is_set():
         try:
             with redis_errors("ping"):
                 await redis.ping()
             await warn_if_not_persistent(redis)
         except StoreUnavailable:
             pass  # REACHABILITY logged it (once)
-        await asyncio.sleep(every_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)

@@ -129,6 +129,7 @@ class Lease:
     ttl_s: float
     confirmed_at: float
     revoked: bool = False
+    ended: bool = False
     on_revoke: Callable[[], object] | None = field(default=None, repr=False)
 
     @property
@@ -144,13 +145,18 @@ class Lease:
         return not self.revoked and time.monotonic() < self.deadline
 
     def revoke(self, why: str) -> None:
-        """Stop the run: mark the lease dead and call ``on_revoke`` (once)."""
-        if self.revoked:
+        """Stop the run: mark the lease dead and call ``on_revoke`` (once; never after
+        :meth:`end`)."""
+        if self.revoked or self.ended:
             return
         self.revoked = True
         log.error("lock_lost", binding=str(self.ref), why=why)
         if self.on_revoke is not None:
             self.on_revoke()
+
+    def end(self) -> None:
+        """The run is over: nothing it left behind (a late timer) may revoke it now."""
+        self.ended = True
 
     def check(self) -> None:
         """Raise ``CancelledError`` (after revoking) unless the lease is still valid.

@@ -173,7 +173,7 @@ async def run_holding(lock: BindingLock, work: Callable[[], Coroutine[Any, Any, 
     with leased(lease):
         task = asyncio.create_task(work())
     lease.on_revoke = task.cancel
-    keeper = asyncio.create_task(_keep_alive(lock, lease))
+    keeper = asyncio.create_task(_keep_alive(lock, lease, task))
     try:
         return await task
     except asyncio.CancelledError:
@@ -184,25 +184,34 @@ async def run_holding(lock: BindingLock, work: Callable[[], Coroutine[Any, Any, 
         lease.revoke("a fenced store write was refused")
         raise
     finally:
+        lease.end()
         keeper.cancel()
         if not task.done():
             task.cancel()
 
 
-async def _keep_alive(lock: BindingLock, lease: Lease) -> None:
-    """Refresh every ttl/3; revoke the lease when the lock is gone or its deadline passes."""
+async def _keep_alive(lock: BindingLock, lease: Lease, work: asyncio.Task[Any]) -> None:
+    """Refresh every ttl/3; revoke the lease when the lock is gone or its deadline passes.
+
+    Ends with the work even if its own cancellation was lost (redis-py 5 can swallow a
+    cancel that lands while it opens a connection): it never outlives the run.
+    """
     loop = asyncio.get_running_loop()
     watchdog = loop.call_at(lease.deadline, lease.revoke, "no refresh before the deadline")
     try:
         pause = lock.ttl_s / 3
-        while True:
+        while not work.done():
             await asyncio.sleep(pause)
+            if work.done():
+                return
             try:
                 ours = await lock.refresh()
             except StoreError as exc:
                 log.warning("lock_refresh_failed", binding=str(lock.ref), error=str(exc))
                 pause = min(_RETRY_S, lock.ttl_s / 3)
                 continue
+            if work.done():
+                return
             if not ours:
                 lease.revoke("another owner has the lock")
                 return

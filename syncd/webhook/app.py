@@ -58,10 +58,11 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = redis_settings(app[CONFIG_KEY].settings.redis_url)
     pool = connect(settings, socket_timeout=REDIS_TIMEOUT_S)
     app[ARQ_KEY] = pool
-    watcher = asyncio.create_task(watch(pool, WATCH_S))
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch(pool, stop, WATCH_S))
     yield
     app[STATE_KEY].closed = True
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    stop.set()
+    with contextlib.suppress(TimeoutError):  # a ping in flight ends within its timeout
+        await asyncio.wait_for(asyncio.shield(watcher), 2 * REDIS_TIMEOUT_S)
     await pool.aclose()
