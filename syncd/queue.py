@@ -52,6 +52,7 @@ from syncd.store import lock as _lock
 from syncd.store.connection import redis_settings
 from syncd.store.guard import awaited, redis_errors
 from syncd.store.lock import DEFAULT_LOCK_TTL_S, BindingLock, FencedSide, run_holding
+from syncd.store.marks import first_delivery, ping, poll_due, seen_delivery
 
 __all__ = [
     "DEFAULT_LOCK_TTL_S",
@@ -231,13 +232,6 @@ async def revive_orphans(pool: ArqRedis, refs: list[BindingRef]) -> int:
     return len(found)
 
 
-async def poll_due(redis: Redis, ref: BindingRef, interval_s: float) -> bool:
-    """True at most once per ``interval_s`` per binding, across all workers (cron polls)."""
-    with redis_errors("poll_due"):
-        key = keys.binding_key(ref, keys.POLL)
-        return bool(await redis.set(key, "1", nx=True, px=max(1, int(interval_s * 1000))))
-
-
 @asynccontextmanager
 async def binding_lock(
     redis: Redis, ref: BindingRef, ttl_s: float = DEFAULT_LOCK_TTL_S
@@ -250,24 +244,6 @@ async def binding_lock(
     await job_started(redis, ref)
     async with _lock.binding_lock(redis, ref, ttl_s) as lock:
         yield lock
-
-
-async def ping(redis: Redis) -> None:
-    """Raise ``StoreUnavailable`` unless Redis answers (readiness checks)."""
-    with redis_errors("ping"):
-        await redis.ping()
-
-
-async def seen_delivery(redis: Redis, tenant: str, push_id: str) -> bool:
-    """True if :func:`first_delivery` already accepted ``push_id`` for ``tenant``."""
-    with redis_errors("seen_delivery"):
-        return bool(await redis.exists(keys.push_key(tenant, push_id)))
-
-
-async def first_delivery(redis: Redis, tenant: str, push_id: str, ttl_s: int = 86400) -> bool:
-    """True the first time ``push_id`` is seen for ``tenant`` within ``ttl_s`` (webhook dedupe)."""
-    with redis_errors("first_delivery"):
-        return bool(await redis.set(keys.push_key(tenant, push_id), "1", nx=True, ex=ttl_s))
 
 
 @dataclass(frozen=True, slots=True)
