@@ -26,23 +26,28 @@ lease. Three things stop a run whose lock is gone, whatever it was doing when it
    a watchdog timer cancels it at the local deadline when refreshes keep failing
    (Redis unreachable): the work never outlives what it can prove.
 
-What a stale run can still have done to the *sides* is bounded to requests it sent
-before its deadline and whose answers it never recorded: at most one write in flight
-per pair. The successor starts from the store the stale run could not change and from
-the cursors it could not move (cursors are committed last, fenced), so it reads every
-such write back as a change and decides it three-way like any edit:
+What a stale run can still do to the *sides* is bounded to writes whose lease check
+passed before its deadline and whose answers it never recorded: at most one write per
+pair, already sent or (if the pause fell between the check and the send) sent on waking.
+The successor starts from the store the stale run could not change and from the cursors
+it could not move (cursors are committed last, fenced), so it reads every such write
+back as a change and decides it three-way like any edit:
 
-* a create is ``If-None-Match: *`` at the deterministic UID (CalDAV) or carries the
-  content of its original (DingTalk): the successor pairs it by UID or by content
-  (:mod:`syncd.sync._unpaired`) and never creates it twice;
-* an update or delete is conditional on the etag (CalDAV ``If-Match``) or
-  ``updateTime`` (DingTalk) the stale run read: it either landed before the successor
-  read the item, which then holds what the stale run decided from the same inputs
-  (echo suppression makes it a no-op), or it fails its precondition.
+* a create that landed is found by the successor as a new item and paired with its
+  original, by UID (CalDAV copies carry the deterministic UID) or by content (DingTalk
+  copies), instead of being created again (:mod:`syncd.sync._unpaired`); a late CalDAV
+  create is ``If-None-Match: *`` at that UID, so it fails if the successor was first;
+* an update or delete is conditional on the etag (CalDAV ``If-Match``, atomic) or
+  ``updateTime`` (DingTalk, checked by a read just before): it either lands on the state
+  the stale run read, which the successor then reads as that side's current state (the
+  same decision from the same inputs; echo suppression makes it a no-op), or it fails.
 
-The residual risk is a server that applies a request more than a ttl after receiving
-it, when DingTalk's ``updateTime`` check (a read before the PATCH, not an atomic
-precondition) cannot catch a late PATCH; the ttl is far above normal write latencies.
+The residual risk is DingTalk, which has no atomic precondition: a DingTalk create (or
+PATCH) decided before a pause longer than the ttl and sent only after the successor
+wrote the same event is not caught, and a late create then duplicates that event.
+It takes a pause that lands in the instant between the lease check and the send and
+outlasts the ttl; a deterministic ``x-client-token`` per source event would let
+DingTalk's own idempotency absorb it.
 """
 
 from __future__ import annotations

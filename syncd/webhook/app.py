@@ -29,7 +29,7 @@ from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, STATE_KEY, WebState
 WATCH_S = 2.0
 """How often the webhook pings Redis to notice outages without traffic."""
 
-REDIS_TIMEOUT_S = 1.0
+REDIS_TIMEOUT_S = 2.0
 """Per Redis command: a hanging Redis must not hold a callback past DingTalk's deadline."""
 
 

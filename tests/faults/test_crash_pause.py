@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aredis
+from defusedxml import ElementTree
 
 from syncd.model import BindingRef
 from tests.fixtures.caldav_servers import CalendarHandle
@@ -50,6 +51,26 @@ def writes(calendar: CalendarHandle) -> list[tuple[str, str]]:
     return [r for r in calendar.settled_requests() if r[0] in ("PUT", "DELETE")]
 
 
+PROPFIND_ETAGS = (
+    '<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
+)
+
+
+async def dav_state(http: aiohttp.ClientSession, url: str) -> dict[str, str]:
+    """href -> etag of every item in the collection (a write that landed changes it)."""
+    headers = {"Depth": "1"}
+    async with http.request("PROPFIND", url, data=PROPFIND_ETAGS, headers=headers) as resp:
+        assert resp.status == 207
+        tree = ElementTree.fromstring(await resp.read())
+    state = {}
+    for response in tree.iter("{DAV:}response"):
+        href = response.findtext("{DAV:}href") or ""
+        etag = response.findtext(".//{DAV:}getetag")
+        if etag and not href.endswith("/"):  # the collection itself is not an item
+            state[href] = etag
+    return state
+
+
 @pytest.mark.slow
 async def test_worker_woken_after_its_lease_writes_nothing(
     tmp_path: Path,
@@ -62,7 +83,8 @@ async def test_worker_woken_after_its_lease_writes_nothing(
 ) -> None:
     """SIGSTOP A mid-copy; B takes over after the lock ttl and finishes; SIGCONT A.
 
-    Afterwards Radicale received no PUT or DELETE and Redis no change to any syncd key;
+    Afterwards no item in Radicale changed (a request A had decided on just before the
+    pause may still arrive, and is refused by its precondition) and no syncd key in Redis;
     A logged that it lost the lock, abandoned the run without a traceback, and is still
     running. Every event is in Radicale once.
     """
@@ -84,11 +106,13 @@ async def test_worker_woken_after_its_lease_writes_nothing(
             await binding_settled(redis_client, REF)
             taken_over = b.named("reconcile_revived")
             before_store, before_dav = await store_snapshot(redis_client), writes(radicale_calendar)
+            before_items = await dav_state(http, url)
             a.send(signal.SIGCONT)
             woke = time.monotonic()
             await a.wait_logged("reconcile_abandoned", within=30)
             await asyncio.sleep(1.0)  # anything A still had in mind would have been sent
             after_store, after_dav = await store_snapshot(redis_client), writes(radicale_calendar)
+            after_items = await dav_state(http, url)
             summaries = await caldav_summaries(http, url)
             a_alive = a.proc.returncode is None
         finally:
@@ -99,12 +123,15 @@ async def test_worker_woken_after_its_lease_writes_nothing(
     with capsys.disabled():
         print(
             f"\n[faults] worker SIGSTOP past its lease: paused_s={woke - paused:.1f} "
-            f"writes_after_wake: caldav={len(after_dav) - len(before_dav)} "
+            f"after waking: caldav_items_changed="
+            f"{sum(after_items.get(h) != e for h, e in before_items.items())} "
+            f"caldav_write_requests={len(after_dav) - len(before_dav)} "
             f"redis_keys_changed={sum(after_store.get(k) != v for k, v in before_store.items())} "
             f"fenced_store_writes={len(a.named('store_write_fenced'))}"
         )
     assert taken_over, "B served the binding only after A's lock expired, via the revive cron"
-    assert after_dav == before_dav
+    assert len(before_items) == EVENTS
+    assert after_items == before_items
     assert after_store == before_store
     assert a.named("lock_lost"), a.text()[-2000:]
     assert "Traceback" not in a.text()

@@ -33,7 +33,7 @@ from tests.fixtures.processes import (
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle
 
 SHUTDOWN_TIMEOUT_S = 8
-FIRST, DURING, CALDAV_SIDE = 150, 60, 5
+FIRST, DURING, CALDAV_SIDE = 120, 40, 5
 
 
 async def start_run(root: Path, port: int, log_dir: Path) -> SyncdProcess:
