@@ -148,9 +148,14 @@ _checked: set[str] = set()  # "persistence" once checked in this process
 
 async def warn_if_not_persistent(redis: ArqRedis) -> None:
     """:func:`check_persistence`, once per process (``syncd run`` has a web and a worker)."""
-    if "persistence" not in _checked:
-        _checked.add("persistence")
+    if "persistence" in _checked:
+        return
+    _checked.add("persistence")
+    try:
         await check_persistence(redis)
+    except StoreUnavailable:
+        _checked.discard("persistence")  # checked again at the next contact
+        raise
 
 
 async def watch(redis: ArqRedis, stop: asyncio.Event, every_s: float = 2.0) -> None:

@@ -28,9 +28,7 @@ from typing import Literal
 import structlog
 from arq.connections import ArqRedis
 from arq.worker import Worker
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from syncd.config import Config
 from syncd.errors import StoreError, SyncdError
@@ -47,7 +45,9 @@ LOST_GRACE_S = 5.0
 CANCEL_GRACE_S = 5.0
 """Of the shutdown timeout, what is kept for cancelled jobs to clean up and close."""
 
-_REDIS_TROUBLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError, StoreError)
+# arq's loop talks to nothing but Redis: any Redis error there (a connection lost under a
+# WATCH surfaces as WatchError; READONLY, LOADING, OOM as replies) means "Redis trouble".
+_REDIS_TROUBLE = (RedisError, OSError, StoreError)
 
 Ended = Literal["stop", "lost"]
 
@@ -63,15 +63,19 @@ async def supervise(config: Config, stop: asyncio.Event) -> None:
         if not await _until_reachable(pool, stop):
             await pool.aclose()
             return
-        await warn_if_not_persistent(pool)
+        with contextlib.suppress(StoreError):  # Redis went again: the worker notices
+            await warn_if_not_persistent(pool)
         worker = create_worker(config, redis_pool=pool)
         main = asyncio.create_task(worker.main())
         log.info("worker_started", functions=len(worker.functions))
-        ended = await _run(main, stop)
-        stopping = config.settings.shutdown_timeout - CANCEL_GRACE_S
-        await dispose(worker, main, max(stopping, 0.0) if ended == "stop" else LOST_GRACE_S)
-        with contextlib.suppress(RedisConnectionError, OSError):
-            await pool.aclose()  # ours: arq's own close() would need Redis
+        ended: Ended = "stop"
+        try:
+            ended = await _run(main, stop)
+        finally:  # a worker that failed for another reason is closed all the same
+            stopping = config.settings.shutdown_timeout - CANCEL_GRACE_S
+            await dispose(worker, main, max(stopping, 0.0) if ended == "stop" else LOST_GRACE_S)
+            with contextlib.suppress(RedisError, OSError):
+                await pool.aclose()  # ours: arq's own close() would need Redis
 
 
 async def _until_reachable(pool: ArqRedis, stop: asyncio.Event) -> bool:
