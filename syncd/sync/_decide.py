@@ -36,6 +36,7 @@ from syncd.sync.plan import (
     Skip,
     Update,
     held_of,
+    pair_etag,
     pair_id,
     rebased,
     with_held,
@@ -85,11 +86,16 @@ def event_of(pair: PairState, view: View, side: Side) -> Event | None:
 
 
 def etag_of(pair: PairState, view: View, side: Side) -> str | None:
-    """The etag to write ``side`` under: the one just read, else the stored one."""
+    """The etag to write ``side`` under: the one just read, else the stored one.
+
+    Never None for an item syncd read or wrote before (unless its server keeps no etags),
+    so a change made after the listing fails the write (``EtagMismatch``) and the next
+    run sees it: an edit racing a deletion is never deleted blindly.
+    """
     item = view[side].remote
     if item is not None:
         return item.etag
-    return pair.caldav_etag if side is Side.CALDAV else None
+    return pair_etag(pair, side)
 
 
 def _id(pair: PairState, view: View, side: Side) -> str:
@@ -203,7 +209,7 @@ def _refresh(pair: PairState, view: View) -> list[Action]:
         item = view[side].remote
         if item is not None:
             moved = moved or item.id != pair_id(pair, side)
-            moved = moved or (side is Side.CALDAV and item.etag != pair.caldav_etag)
+            moved = moved or item.etag != pair_etag(pair, side)
     if not moved:
         return []  # nothing changed anywhere (or only echoes of our own writes)
     return [Record(after(pair, view, pair.base), "ids or etags changed, content did not")]
