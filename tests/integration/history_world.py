@@ -147,14 +147,15 @@ class History:
     # --- runs ---------------------------------------------------------------------------
 
     async def round(self) -> None:
-        """Both bindings reconciled by a burst worker, as a poll of each would."""
+        """Each binding reconciled by a burst worker in turn, as a poll of each would
+        (one after the other, so a seed replays the same history)."""
         for ref in REFS.values():
             await queue.request_reconcile(self.pool, ref, "poll")
-        worker = create_worker(self.config, burst=True, poll=False)
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
+            worker = create_worker(self.config, burst=True, poll=False)
+            try:
+                await worker.main()
+            finally:
+                await worker.close()
 
     def writes(self) -> Counter[str]:
         """Write requests so far: DingTalk API writes, CalDAV PUT/DELETE per calendar."""
