@@ -136,6 +136,7 @@ class History:
     calendars: dict[str, CalendarHandle]
     pool: ArqRedis
     redis_url: str
+    together: bool = False
     figures: Figures = field(default_factory=Figures)
     logical: dict[int, Logical] = field(default_factory=dict)
     expect: list[tuple[str, int, str, str]] = field(default_factory=list)  # user, n, title, why
@@ -148,9 +149,12 @@ class History:
 
     async def round(self) -> None:
         """Each binding reconciled by a burst worker in turn, as a poll of each would
-        (one after the other, so a seed replays the same history)."""
-        for ref in REFS.values():
-            await queue.request_reconcile(self.pool, ref, "poll")
+        (one after the other, so a seed replays the same history; with ``together`` both
+        in one worker at once, as in production, where timing decides the interleaving)."""
+        batches = [list(REFS.values())] if self.together else [[r] for r in REFS.values()]
+        for refs in batches:
+            for ref in refs:
+                await queue.request_reconcile(self.pool, ref, "poll")
             worker = create_worker(self.config, burst=True, poll=False)
             try:
                 await worker.main()

@@ -26,6 +26,7 @@ from tests.integration.history_world import MAX_HELD, REFS, History, Op, write_c
 
 SEEDS = [int(s) for s in os.environ.get("SYNCD_HISTORY_SEEDS", "1").split(",")]
 ROUNDS = int(os.environ.get("SYNCD_HISTORY_ROUNDS", "12"))
+TOGETHER = os.environ.get("SYNCD_HISTORY_TOGETHER") == "1"  # both bindings in one worker
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ async def history(
     async with aiohttp.ClientSession() as session:
         api = SandboxApi(sandbox, session, await sandbox_token(sandbox))
         rng = random.Random(request.param)
-        yield History(rng, config, root, sandbox, api, calendars, pool, redis_url)
+        yield History(rng, config, root, sandbox, api, calendars, pool, redis_url, TOGETHER)
     await pool.aclose()
 
 

@@ -139,6 +139,40 @@ class SyncMachine(RuleBasedStateMachine):
         self._side(side).fail(op, error)
         self.injected = True
 
+    @precondition(lambda self: self.world.dingtalk.items and self.world.caldav.items)
+    @rule(data=st.data(), deleted=SIDES, mid_run=st.sampled_from(["edit", "delete"]))
+    def edit_vs_delete(self, data: st.DataObject, deleted: Side, mid_run: str) -> None:
+        """One side deletes a synced event while the other edits it, and one of the two
+        lands between a run's reads and its first write: the edit wins on both sides."""
+        pairs = self.loop.run_until_complete(self.world.store.load_pairs(REF))
+        live = sorted(
+            uid
+            for uid, p in pairs.items()
+            if all(self._id(p, side) in self._side(side).items for side in Side)
+        )
+        if not live:
+            return
+        pair = pairs[data.draw(st.sampled_from(live))]
+        self.serial += 1
+        marker, edited = f"edited-{self.serial}", deleted.other
+
+        def edit() -> None:
+            self._side(edited).user_update(self._id(pair, edited), location=marker)
+
+        def delete() -> None:
+            self._side(deleted).user_delete(self._id(pair, deleted))
+
+        first, later = (edit, delete) if mid_run == "delete" else (delete, edit)
+        first()
+        self.world.dingtalk.between.append(later)
+        self.ops += 2
+        self._run_confirmed(Policy(max_deletions=10**6), False)  # its writes may fail
+        self.world.dingtalk.land()  # the run wrote nothing: the change lands now
+        self.reconcile("newest", False)
+        for side in Side:
+            found = [e for e in self._side(side).events().values() if e.location == marker]
+            assert len(found) == 1, (side, mid_run, found)
+
     # --- runs -----------------------------------------------------------------------
 
     def _run(self, policy: Policy, full: bool) -> Report | None:
