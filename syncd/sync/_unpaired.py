@@ -90,12 +90,9 @@ def _kept_copies(
     by_fp: dict[str, list[str]] = {}
     for uid, item in sorted(caldav.items(), key=lambda kv: kv[1].id):
         assert item.event is not None
-        try:
-            kept = keeps(item.event)
-        except (SyncdError, ValueError) as exc:  # cannot say what DingTalk keeps: no match
-            log.info("projection_failed", item=item.id, error=f"{type(exc).__name__}: {exc}")
-            continue
-        by_fp.setdefault(_unanswered(kept), []).append(uid)
+        kept = _kept_fp(item.event, keeps)
+        if kept is not None:
+            by_fp.setdefault(kept, []).append(uid)
     couples = []
     for uid, item in sorted(dingtalk.items(), key=lambda kv: kv[1].id):
         assert item.event is not None
@@ -103,6 +100,23 @@ def _kept_copies(
         if waiting:
             couples.append((dingtalk.pop(uid), caldav.pop(waiting.pop(0))))
     return couples
+
+
+def _holds_kept(dingtalk: Event, caldav: Event, keeps: Projection | None) -> bool:
+    """Whether ``dingtalk`` is exactly what DingTalk keeps of ``caldav`` (answers aside)."""
+    if keeps is None or dingtalk.fingerprint() == caldav.fingerprint():
+        return False
+    return _kept_fp(caldav, keeps) == _unanswered(dingtalk)
+
+
+def _kept_fp(caldav: Event, keeps: Projection) -> str | None:
+    """The fingerprint (answers aside) of what DingTalk keeps of ``caldav``; None when the
+    projection fails (then nothing matches by it)."""
+    try:
+        return _unanswered(keeps(caldav))
+    except (SyncdError, ValueError) as exc:
+        log.info("projection_failed", uid=caldav.uid, error=f"{type(exc).__name__}: {exc}")
+        return None
 
 
 def _unanswered(event: Event) -> str:
@@ -115,11 +129,12 @@ def _unanswered(event: Event) -> str:
     return dataclasses.replace(event, attendees=people).fingerprint()
 
 
-def _record_copy(d: Remote, c: Remote) -> Record:
-    """The pair of a CalDAV event and its DingTalk copy, as syncd records it after copying."""
+def _record_copy(d: Remote, c: Remote, origin: Side = Side.CALDAV) -> Record:
+    """The pair of a CalDAV event and its DingTalk copy, as syncd records it after copying
+    (the CalDAV event is the base; DingTalk holds what it keeps of it)."""
     assert d.event is not None
     assert c.event is not None
-    pair = PairState(c.event.uid, None, None, None, None, None, c.event, Side.CALDAV)
+    pair = PairState(c.event.uid, None, None, None, None, None, c.event, origin)
     pair = with_side(pair, Side.CALDAV, c.id, c.event.fingerprint(), c.etag)
     pair = with_side(pair, Side.DINGTALK, d.id, d.event.fingerprint(), d.etag)
     held = dataclasses.replace(d.event, uid=c.event.uid)
@@ -132,10 +147,13 @@ def _fp(item: Remote) -> str:
 
 
 def _couple(d: Remote, c: Remote, policy: Policy, now: datetime) -> list[Action]:
-    """A new pair from two items found to be one event; decided as if both sides changed."""
+    """A new pair from two items found to be one event; decided as if both sides changed,
+    unless DingTalk's item holds what DingTalk keeps of the CalDAV one (then recorded)."""
     assert d.event is not None
     assert c.event is not None
     origin = Side.DINGTALK if d.event.uid == c.event.uid else Side.CALDAV
+    if _holds_kept(d.event, c.event, policy.dingtalk_keeps):
+        return [_record_copy(d, c, origin)]
     pair = PairState(c.event.uid, d.id, c.id, None, None, c.etag, None, origin)
     view = {Side.DINGTALK: Seen(Kind.CHANGED, d), Side.CALDAV: Seen(Kind.CHANGED, c)}
     return decide(pair, view, policy, now)

@@ -215,7 +215,7 @@ class History:
         lines: dict[str, str] = {}
         for user, ref in REFS.items():
             proc = await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).parent / "syncd"), "sync", "--config", str(self.config_dir),
+                str(Path(sys.executable).parent / "syncd"), "sync", "--debug", "--config", str(self.config_dir),
                 ref.tenant, ref.binding, "--full",
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
@@ -223,6 +223,11 @@ class History:
             text = out.decode()
             assert proc.returncode == 0, (text, err.decode()[-2000:])
             lines[user] = next(line for line in text.splitlines() if line.startswith(str(ref)))
+            self.figures.problems += [
+                f"full run of {ref}: {line.strip()}"
+                for line in err.decode().splitlines()
+                if "applied" in line and "action=" in line
+            ]
         return lines
 
     # --- checks -------------------------------------------------------------------------

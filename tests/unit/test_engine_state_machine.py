@@ -166,7 +166,7 @@ class SyncMachine(RuleBasedStateMachine):
         first()
         self.world.dingtalk.between.append(later)
         self.ops += 2
-        self._run_confirmed(Policy(max_deletions=10**6), False)  # its writes may fail
+        self._run_confirmed(self._policy(), False)  # its writes may fail
         self.world.dingtalk.land()  # the run wrote nothing: the change lands now
         self.reconcile("newest", False)
         for side in Side:
@@ -174,6 +174,14 @@ class SyncMachine(RuleBasedStateMachine):
             assert len(found) == 1, (side, mid_run, found)
 
     # --- runs -----------------------------------------------------------------------
+
+    def _policy(self, conflict: str = "newest") -> Policy:
+        """No deletion limit; DingTalk keeps of a CalDAV event what its rewrite leaves."""
+        return Policy(
+            conflict=conflict,  # type: ignore[arg-type]
+            max_deletions=10**6,
+            dingtalk_keeps=type(self).dingtalk_rewrite or _same,
+        )
 
     def _run(self, policy: Policy, full: bool) -> Report | None:
         before = self.world.writes()
@@ -204,7 +212,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule(conflict=POLICIES, full=st.booleans())
     def reconcile(self, conflict: str, full: bool) -> None:
-        policy = Policy(conflict=conflict, max_deletions=10**6)  # type: ignore[arg-type]
+        policy = self._policy(conflict=conflict)
         self.world.reset_counts()
         edited = {side: self._edited(side) for side in Side}
         deleted = {side: set(self.snap[side]) - set(self._side(side).items) for side in Side}
@@ -318,7 +326,7 @@ class LostStoreMachine(SyncMachine):
         self.reconcile("newest", full=False)
         self.loop.run_until_complete(self.world.store.wipe(REF))
         self.world.reset_counts()
-        report = self._run(Policy(max_deletions=10**6), False)
+        report = self._run(self._policy(), False)
         assert report is not None
         assert (self.world.writes(), report.counts.conflicts) == (0, 0), report.plan.describe()
         self._assert_converged()
@@ -331,9 +339,19 @@ class LossyMachine(SyncMachine):
     dingtalk_rewrite = staticmethod(drop_description)
 
 
+class LossyLostStoreMachine(LostStoreMachine):
+    """DingTalk drops descriptions, and the store is lost: copies of CalDAV events with a
+    description re-pair exactly by what DingTalk keeps of them, without writes."""
+
+    dingtalk_rewrite = staticmethod(drop_description)
+
+
 TestLostStore = LostStoreMachine.TestCase
 TestLostStore.settings = CI
 TestLostStore.__doc__ = "Random edits and runs converge; a lost store is recovered without writes."
+TestLossyLostStore = LossyLostStoreMachine.TestCase
+TestLossyLostStore.settings = CI
+TestLossyLostStore.__doc__ = "A lost store is recovered without writes when DingTalk drops fields."
 TestLossy = LossyMachine.TestCase
 TestLossy.settings = CI
 TestLossy.__doc__ = "Random edits and runs converge against servers that rewrite or drop fields."
