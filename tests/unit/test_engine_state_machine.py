@@ -69,6 +69,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     caldav_rewrite: Callable[[Event], Event] | None = None
     dingtalk_rewrite: Callable[[Event], Event] | None = None
+    day = datetime(2025, 3, 3, tzinfo=SH)  # when created events happen
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,7 +94,7 @@ class SyncMachine(RuleBasedStateMachine):
     @rule(side=SIDES, summary=TEXT, hour=st.integers(8, 10))
     def create(self, side: Side, summary: str, hour: int) -> None:
         self.serial += 1
-        start = datetime(2025, 3, 3, hour, tzinfo=SH)
+        start = self.day.replace(hour=hour)
         event = ev(f"u{self.serial}", summary, start=start, end=start.replace(minute=30))
         self._side(side).user_create(event)
         self.ops += 1
@@ -237,7 +238,8 @@ class SyncMachine(RuleBasedStateMachine):
         assert (self.world.writes(), again.counts.conflicts) == (0, 0), again.plan.describe()
 
     def _norm(self, event: Event) -> Event:
-        """An event as both servers would leave it (their rewrites commute)."""
+        """An event as both servers would leave it (their rewrites commute); the oracles
+        compare events in this form."""
         cls = type(self)
         return (cls.dingtalk_rewrite or _same)((cls.caldav_rewrite or _same)(event))
 
