@@ -75,9 +75,11 @@ class DingTalkUser:
 
     def events(self) -> list[dict[str, Any]]:
         """The user's live events, as ListEvents renders them."""
-        return [e for e in self.handle.sandbox.events_of(self.user) if e.get("status") != "cancelled"]
+        return [
+            e for e in self.handle.sandbox.events_of(self.user) if e.get("status") != "cancelled"
+        ]
 
-    def keys(self) -> list[Key]:
+    def listing(self) -> list[Key]:
         return [_dingtalk_key(e) for e in self.events()]
 
     async def create(self, ev: Logical, rng: random.Random) -> None:
@@ -90,20 +92,28 @@ class DingTalkUser:
             body["reminders"] = [{"method": "dingtalk", "minutes": 15}]
         await self.api.create(self.user, body)
 
-    async def edit(self, event_id: str, ev: Logical, rng: random.Random) -> str:
-        """Edit title, time or attendees of an event the user organizes; says what."""
+    async def edit(
+        self, event_id: str, ev: Logical, rng: random.Random, what: str | None = None
+    ) -> str:
+        """Edit title, time or attendees of an event the user organizes (always a real
+        change: a new title version, a new slot, another set of attendees); says what."""
         body: dict[str, Any] = {"id": event_id}
-        what = rng.choice(("title", "time", "attendees"))
-        if what == "title":
-            ev.version += 1
-            body["summary"] = ev.title
+        what = what or rng.choice(("title", "time", "attendees"))
+        current = next(e for e in self.events() if str(e["id"]) == event_id)
+        people = {a["id"] for a in current.get("attendees") or ()} - {self.user}
+        others = {u for u in (ALICE, BOB, CAROL) if u != self.user and rng.random() < 0.5}
+        if what == "attendees" and others != people:
+            body["attendees"] = [{"id": u} for u in sorted(others)]
         elif what == "time":
             start, end = _slot(rng)
             body["start"], body["end"] = _dt(start), _dt(end)
         else:
-            others = [u for u in (ALICE, BOB, CAROL) if u != self.user and rng.random() < 0.5]
-            body["attendees"] = [{"id": u} for u in others]
-        status, data = await self.api.call("PUT", self.api.events(self.user, f"/{event_id}"), json=body)
+            what = "title"
+            ev.version += 1
+            body["summary"] = ev.title
+        status, data = await self.api.call(
+            "PUT", self.api.events(self.user, f"/{event_id}"), json=body
+        )
         assert status == 200, data
         return what
 
@@ -151,7 +161,7 @@ class CalDAVUser:
         self.texts = out
         return out
 
-    def keys(self) -> list[Key]:
+    def listing(self) -> list[Key]:
         out: list[Key] = []
         for text in self.load().values():
             for vevent in icalendar.Calendar.from_ical(text).walk("VEVENT"):
@@ -205,22 +215,25 @@ class CalDAVUser:
         if rng.random() < 0.25:
             vevent.add("ATTENDEE", f"mailto:{EXTERNAL}", parameters={"PARTSTAT": "NEEDS-ACTION"})
 
-    def edit(self, href: str, ev: Logical, rng: random.Random) -> str:
-        """Edit title, time or attendees of the item at ``href``; says what."""
-        text = self.texts.get(href) or self.load()[href]
+    def edit(self, href: str, ev: Logical, rng: random.Random, what: str | None = None) -> str:
+        """Edit title, time or attendees of the item at ``href`` (always a real change);
+        says what."""
+        text = self.load()[href]
         cal = icalendar.Calendar.from_ical(text)
         vevent = next(iter(cal.walk("VEVENT")))
-        what = rng.choice(("title", "time", "attendees"))
-        if what == "title":
-            ev.version += 1
-            vevent["SUMMARY"] = icalendar.vText(ev.title)
-        elif what == "time":
+        what = what or rng.choice(("title", "time", "attendees"))
+        before = _people(vevent)
+        if what == "attendees":
+            self._attendees(vevent, rng)
+            what = "attendees" if _people(vevent) != before else "title"
+        if what == "time":
             start, end = _slot(rng)
             for name, value in (("DTSTART", start), ("DTEND", end)):
                 del vevent[name]
                 vevent.add(name, value)
-        else:
-            self._attendees(vevent, rng)
+        elif what == "title":
+            ev.version += 1
+            vevent["SUMMARY"] = icalendar.vText(ev.title)
         if "SEQUENCE" in vevent:
             vevent["SEQUENCE"] = int(vevent["SEQUENCE"]) + 1
         self._put(href, cal.to_ical().decode())
@@ -234,6 +247,11 @@ class CalDAVUser:
         headers = {"Content-Type": "text/calendar; charset=utf-8"}
         status, _, body = http(self.calendar.base_url + quote(href), "PUT", text.encode(), headers)
         assert status in (200, 201, 204), (status, body[:300])
+
+
+def _people(vevent: icalendar.Event) -> list[str]:
+    found = vevent.get("ATTENDEE") or []
+    return sorted(str(a) for a in (found if isinstance(found, list) else [found]))
 
 
 def _wrap(vevent: icalendar.Event) -> str:

@@ -119,6 +119,7 @@ class Figures:
     operations: int = 0
     interleaved: int = 0
     edit_vs_delete: int = 0
+    held_deletions: int = 0
     duplicates_after_wipe: dict[str, int] = field(default_factory=dict)
     writes_after_wipe: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -171,7 +172,9 @@ class History:
             if op.startswith(("Create", "Patch", "Delete", "Add", "Remove", "Respond"))
         )
         for user, cal in self.calendars.items():
-            out[f"caldav:{user}"] = sum(1 for m, _ in cal.settled_requests() if m in {"PUT", "DELETE"})
+            out[f"caldav:{user}"] = sum(
+                1 for m, _ in cal.settled_requests() if m in {"PUT", "DELETE"}
+            )
         return out
 
     async def settle(self, label: str) -> None:
@@ -190,16 +193,17 @@ class History:
         ref = REFS[user]
         redis = aredis.Redis.from_url(self.redis_url)
         try:
-            async with aiohttp.ClientSession() as session:
-                async with wire(self.config, ref, session, TokenCache(redis)) as w:
-                    report = await reconcile(
-                        ref,
-                        Interleave(w.dingtalk, pending),
-                        Interleave(w.other, pending),
-                        RedisStore(redis),
-                        w.policy,
-                    )
-                    await w.other.aclose()  # type: ignore[attr-defined]
+            async with (
+                aiohttp.ClientSession() as session,
+                wire(self.config, ref, session, TokenCache(redis)) as w,
+            ):
+                report = await reconcile(
+                    ref,
+                    Interleave(w.dingtalk, pending),
+                    Interleave(w.other, pending),
+                    RedisStore(redis),
+                    w.policy,
+                )
         finally:
             await redis.aclose()
         for op in pending:  # the run wrote nothing: the change lands now
@@ -215,8 +219,8 @@ class History:
         lines: dict[str, str] = {}
         for user, ref in REFS.items():
             proc = await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).parent / "syncd"), "sync", "--debug", "--config", str(self.config_dir),
-                ref.tenant, ref.binding, "--full",
+                str(Path(sys.executable).parent / "syncd"), "sync", "--debug",
+                "--config", str(self.config_dir), ref.tenant, ref.binding, "--full",
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
             out, err = await proc.communicate()
@@ -226,7 +230,7 @@ class History:
             self.figures.problems += [
                 f"full run of {ref}: {line.strip()}"
                 for line in err.decode().splitlines()
-                if "applied" in line and "action=" in line
+                if "applied" in line and re.search(r"action=.(create|update|delete|conflict)", line)
             ]
         return lines
 
@@ -235,8 +239,8 @@ class History:
     def check(self, label: str) -> None:
         """Both sides of each binding hold the same events, once each; edits won."""
         for user in REFS:
-            d = Counter(self.dt[user].keys())
-            c = Counter(self.dav[user].keys())
+            d = Counter(self.dt[user].listing())
+            c = Counter(self.dav[user].listing())
             if d != c:
                 self.figures.problems.append(
                     f"{label}: {user} differs: only DingTalk {sorted(t for t, *_ in d - c)}, "
@@ -248,10 +252,14 @@ class History:
                 if dup:
                     self.figures.problems.append(f"{label}: {user} {side} duplicates E{dup}")
         for user, n, title, why in self.expect:
-            for side, keys in (("dingtalk", self.dt[user].keys()), ("caldav", self.dav[user].keys())):
+            for side, keys in (
+                ("dingtalk", self.dt[user].listing()),
+                ("caldav", self.dav[user].listing()),
+            ):
                 if title not in {t for t, *_ in keys}:
                     self.figures.problems.append(
-                        f"{label}: edit-vs-delete E{n} lost on {user}'s {side} (want {title!r}; {why})"
+                        f"{label}: edit-vs-delete E{n} lost on {user}'s {side} "
+                        f"(want {title!r}; {why})"
                     )
         self.expect.clear()
 
@@ -259,7 +267,10 @@ class History:
         """Copies beyond the first of each logical event, per user and side."""
         out: dict[str, int] = {}
         for user in REFS:
-            for side, keys in (("dingtalk", self.dt[user].keys()), ("caldav", self.dav[user].keys())):
+            for side, keys in (
+                ("dingtalk", self.dt[user].listing()),
+                ("caldav", self.dav[user].listing()),
+            ):
                 numbers = Counter(number_of(t) for t, *_ in keys)
                 out[f"{user}:{side}"] = sum(k - 1 for k in numbers.values())
         return out
@@ -267,7 +278,7 @@ class History:
     def held_titles(self) -> dict[str, set[str]]:
         """Every title on every side, per user and side."""
         return {
-            f"{u}:{s}": {t for t, *_ in (self.dt[u] if s == "dingtalk" else self.dav[u]).keys()}
+            f"{u}:{s}": {t for t, *_ in (self.dt[u] if s == "dingtalk" else self.dav[u]).listing()}
             for u in REFS
             for s in ("dingtalk", "caldav")
         }

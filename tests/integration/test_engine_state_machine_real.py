@@ -133,7 +133,9 @@ class DingTalkUser:
         return Writer(self.handle.sandbox.state, self.handle.sandbox.seed)
 
     def events(self) -> dict[str, Event]:
-        live = [e for e in self.handle.sandbox.events_of("u-alice") if e.get("status") != "cancelled"]
+        live = [
+            e for e in self.handle.sandbox.events_of("u-alice") if e.get("status") != "cancelled"
+        ]
         return {str(e["id"]): event_from_dingtalk(e, [], CTX) for e in live}
 
     def create(self, event: Event) -> str:

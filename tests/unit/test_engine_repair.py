@@ -37,7 +37,8 @@ def test_dingtalk_copy_of_a_caldav_event_is_re_paired_without_writes() -> None:
     assert (pair.uid, pair.dingtalk_id, pair.caldav_href) == ("client-1@example", "dt-9", "c.ics")
     assert pair.base == c
     assert pair.origin is Side.CALDAV
-    assert pair.dingtalk_held is not None and pair.dingtalk_held.description == ""
+    assert pair.dingtalk_held is not None
+    assert pair.dingtalk_held.description == ""
     assert (pair.dingtalk_etag, pair.caldav_etag) == ("1700", '"e1"')
     assert (pair.dingtalk_fp, pair.caldav_fp) == (d.fingerprint(), c.fingerprint())
 
