@@ -88,12 +88,14 @@ class Interleave:
     interleaving that a plan made from stale reads must survive.
     """
 
-    def __init__(self, inner: CalendarSide, pending: list[Op]) -> None:
-        self.inner, self.pending, self.side = inner, pending, inner.side
+    def __init__(self, inner: CalendarSide, pending: list[Op], gate: asyncio.Lock) -> None:
+        self.inner, self.pending, self.gate, self.side = inner, pending, gate, inner.side
 
     async def _land(self) -> None:
-        while self.pending:
-            await self.pending.pop(0)()
+        """Let the pending changes land; writes running at the same time wait for them."""
+        async with self.gate:
+            while self.pending:
+                await self.pending.pop(0)()
 
     async def changes(self, cursor: str | None):  # type: ignore[no-untyped-def]
         return await self.inner.changes(cursor)
@@ -141,6 +143,7 @@ class History:
     figures: Figures = field(default_factory=Figures)
     logical: dict[int, Logical] = field(default_factory=dict)
     expect: list[tuple[str, int, str, str]] = field(default_factory=list)  # user, n, title, why
+    busy: set[int] = field(default_factory=set)  # events no other change may touch this round
 
     def __post_init__(self) -> None:
         self.dt = {u: DingTalkUser(u, self.api, self.sandbox) for u in REFS}
@@ -197,10 +200,11 @@ class History:
                 aiohttp.ClientSession() as session,
                 wire(self.config, ref, session, TokenCache(redis)) as w,
             ):
+                gate = asyncio.Lock()
                 report = await reconcile(
                     ref,
-                    Interleave(w.dingtalk, pending),
-                    Interleave(w.other, pending),
+                    Interleave(w.dingtalk, pending, gate),
+                    Interleave(w.other, pending, gate),
                     RedisStore(redis),
                     w.policy,
                 )
@@ -262,6 +266,7 @@ class History:
                         f"(want {title!r}; {why})"
                     )
         self.expect.clear()
+        self.busy.clear()
 
     def duplicates(self) -> dict[str, int]:
         """Copies beyond the first of each logical event, per user and side."""

@@ -85,6 +85,7 @@ def _op(
             return lambda: h.dt[user].create(ev, rng)
         return _sync_op(lambda: h.dav[user].create(ev, rng))
     choices = _own(h, user, side) if kind == "edit" else _any(h, user, side)
+    choices = [c for c in choices if c not in h.busy]
     if n is None:
         if not choices:
             return None
@@ -144,7 +145,8 @@ async def _couple(h: History, pending: list[Op]) -> None:
     h.figures.edit_vs_delete += 1
     h.figures.operations += 2
     why = f"deleted on {deleted}, edited on {edited}, {mode}"
-    h.expect.append((user, n, h.logical[n].title if mode != "edit lands mid-run" else "", why))
+    h.busy.add(n)
+    h.expect.append((user, n, "", why))  # the title it has once both changes landed
 
 
 async def _round(h: History, i: int) -> None:
