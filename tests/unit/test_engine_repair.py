@@ -130,3 +130,11 @@ async def test_lost_store_with_a_lossy_dingtalk_re_pairs_without_writes() -> Non
     assert (len(world.dingtalk.items), len(world.caldav.items)) == (4, 4)
     stored: dict[str, PairState] = await world.store.load_pairs(REF)
     assert len(stored) == 4
+
+
+def test_a_touch_without_an_edit_does_not_resurrect() -> None:
+    """Deleted in CalDAV while DingTalk only moved its updateTime (no mapped field
+    changed): the deletion goes through, with the new updateTime; nothing is re-created."""
+    pair = dataclasses.replace(paired(ev()), dingtalk_etag="1700")
+    plan = run(pairs(pair), inc(r("dt-1", ev(), "1800")), inc(deleted=("u1.ics",)))
+    assert [(type(a), a.target, a.etag) for a in plan] == [(Delete, Side.DINGTALK, "1800")]  # type: ignore[union-attr]
