@@ -21,7 +21,7 @@ from datetime import datetime
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from structlog.testing import capture_logs
 
 from syncd.errors import EtagMismatch, SourceEmptied, SourceUnavailable, SyncdError
@@ -346,6 +346,16 @@ class LossyLostStoreMachine(LostStoreMachine):
     description re-pair exactly by what DingTalk keeps of them, without writes."""
 
     dingtalk_rewrite = staticmethod(drop_description)
+
+    @initialize()
+    def caldav_event_with_a_description(self) -> None:
+        """Every run starts with what DingTalk cannot hold whole: a described CalDAV event."""
+        self.serial += 1
+        start = self.day.replace(hour=9)
+        event = ev(f"u{self.serial}", "notes", description="agenda", start=start,
+                   end=start.replace(minute=30))  # fmt: skip
+        self.world.caldav.user_create(event)
+        self.ops += 1
 
 
 TestLostStore = LostStoreMachine.TestCase
