@@ -2,9 +2,9 @@
 
 Two zones match when their UTC offsets agree at noon UTC on every day of the three years
 around the value and at every hour around each change (so DST rules, transition days and
-transition hours agree). Candidates are tried in
-a fixed order: the CLDR primary zones of the Windows table first, then every IANA zone by
-name, so the answer is deterministic.
+transition hours agree). Candidates are tried in a fixed order after any the caller
+prefers: the CLDR primary zones of the Windows table first, then every IANA zone by name,
+so the answer is deterministic.
 """
 
 from __future__ import annotations
@@ -48,8 +48,13 @@ def _offsets(tz: tzinfo, instants: tuple[datetime, ...]) -> tuple[timedelta | No
         return None
 
 
-def match_custom_zone(tz: tzinfo, value: datetime) -> ZoneInfo | None:
-    """The first IANA zone whose offsets equal ``tz``'s around ``value``, or None."""
+def match_custom_zone(
+    tz: tzinfo, value: datetime, prefer: tuple[ZoneInfo, ...] = ()
+) -> ZoneInfo | None:
+    """The first IANA zone whose offsets equal ``tz``'s around ``value``, or None.
+
+    ``prefer`` is tried before the fixed order (e.g. the zone a display-name TZID names).
+    """
     wanted = _offsets(tz, _PROBES)
     if wanted is None:
         return None
@@ -57,7 +62,7 @@ def match_custom_zone(tz: tzinfo, value: datetime) -> ZoneInfo | None:
     exact = _offsets(tz, instants) if instants else None
     if exact is None:
         return None
-    for candidate in _candidates():
+    for candidate in (*prefer, *_candidates()):
         if _probe_offsets(candidate.key) == wanted and _offsets(candidate, instants) == exact:
             return candidate
     return None
@@ -65,7 +70,8 @@ def match_custom_zone(tz: tzinfo, value: datetime) -> ZoneInfo | None:
 
 def _instants(tz: tzinfo, value: datetime) -> tuple[datetime, ...]:
     """Noon UTC of every day in three years, plus every hour around each offset change."""
-    first = datetime(value.year - 1, 1, 1, 12, tzinfo=_UTC)
+    year = min(max(value.year, 2), 9997)  # three whole years inside datetime's range
+    first = datetime(year - 1, 1, 1, 12, tzinfo=_UTC)
     days = [first + timedelta(days=n) for n in range(3 * 366)]
     offsets = _offsets(tz, tuple(days))
     if offsets is None:
