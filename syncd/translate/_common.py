@@ -9,7 +9,9 @@
   all-day series, the master's zone for timed ones); an override that says nothing the
   master does not already say for that occurrence is dropped; a cancelled override is an
   EXDATE; EXDATEs and overrides of instants that are not occurrences of the rule are
-  dropped (with a warning): no side could show them.
+  dropped (with a warning): no side could show them. The rule is expanded once for all
+  of them (:mod:`._expand`); a series with more than :data:`~.limits.MAX_EXCEPTIONS`
+  exceptions is refused.
 """
 
 from __future__ import annotations

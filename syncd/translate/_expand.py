@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime, time
+from datetime import datetime, time
 
 from dateutil.rrule import rrulestr
 
@@ -93,8 +93,3 @@ def first_between(rule: str, start: datetime, low: datetime, high: datetime) -> 
 def naive_or_aware(value: When) -> datetime:
     """A datetime as is; a date as its midnight (naive), as dateutil expands all-day rules."""
     return value if isinstance(value, datetime) else datetime.combine(value, time())
-
-
-def as_when(value: datetime, like: When) -> When:
-    """An expanded occurrence in the kind of ``like`` (a date for all-day series)."""
-    return value if isinstance(like, datetime) else date(value.year, value.month, value.day)

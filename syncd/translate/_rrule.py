@@ -7,7 +7,9 @@ BYSETPOS, WKST, then any other part alphabetically; list values sorted and de-du
 WKST only where it can matter; with a ``start``, implicit parts made explicit (a weekly
 rule names its weekday, a monthly one its day of month, a yearly one its month and day),
 ``FREQ=DAILY;BYDAY=..`` written as the equivalent weekly rule, ``BYDAY=TU;BYSETPOS=2``
-as ``BYDAY=2TU``, and UNTIL given as a date for all-day starts or in UTC for timed ones.
+as ``BYDAY=2TU``, and UNTIL given as a date for all-day starts or in UTC for timed ones
+(an UNTIL of the wrong type at its earliest reading: see :func:`until_readings`). A COUNT
+over :data:`~.limits.MAX_COUNT` is refused (Unrepresentable).
 """
 
 from __future__ import annotations
