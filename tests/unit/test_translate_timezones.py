@@ -140,3 +140,13 @@ def test_unknown_tzid_without_vtimezone_is_reported_not_guessed() -> None:
         event_from_ical(text, CTX)
     with pytest.raises(BrokenCalendarData):
         event_from_ical(text, Context(timezone="Europe/Berlin"))
+
+
+def test_a_tzid_another_resource_defined_is_not_borrowed() -> None:
+    """Without its own VTIMEZONE, 'Customized Time Zone' is unknown, even after a resource
+    defined it (icalendar's process-wide cache would lend that resource's rules)."""
+    event_from_ical(read("outlook-customized-zone-sydney.ics"), CTX)
+    text = read("outlook-customized-zone-berlin.ics")
+    alone = text[: text.index("BEGIN:VTIMEZONE")] + text[text.index("BEGIN:VEVENT") :]
+    with pytest.raises(BrokenCalendarData, match="'Customized Time Zone' is not a known"):
+        event_from_ical(alone, CTX)
