@@ -110,10 +110,33 @@ INJECT = (
 )
 
 
-def inject(text: str) -> str:
+NAME = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ-", min_size=1, max_size=8).filter(
+    lambda n: not n.startswith("-") and not n.endswith("-")
+)
+PARAM = st.one_of(
+    st.text(alphabet="abcxyz0123", min_size=1, max_size=6),
+    st.text(alphabet="ab:;, ", min_size=1, max_size=6).map(lambda v: f'"{v}"'),
+)
+VALUE = st.text(alphabet="abc xyz,;:=\"'é中", max_size=20)
+
+
+@st.composite
+def unknown_lines(draw: st.DrawFn) -> str:
+    """Random ``X-`` properties with random ``X-`` parameters (one block per VEVENT)."""
+    lines = []
+    for name in draw(st.lists(NAME, max_size=4, unique=True)):
+        params = draw(st.lists(st.tuples(NAME, PARAM), max_size=2, unique_by=lambda p: p[0]))
+        text = "".join(f";X-{k}={v}" for k, v in params)
+        lines.append(f"X-{name}{text}:{draw(VALUE)}\r\n")
+    return "".join(lines)
+
+
+def inject(text: str, extra: str = "") -> str:
     """Unmapped lines, parameters and components in every VEVENT."""
     parts = text.split("END:VEVENT\r\n")
-    out = "".join(p + INJECT.format(n=i) + "END:VEVENT\r\n" for i, p in enumerate(parts[:-1]))
+    out = "".join(
+        p + INJECT.format(n=i) + extra + "END:VEVENT\r\n" for i, p in enumerate(parts[:-1])
+    )
     out += parts[-1]
     out = out.replace("\r\nATTENDEE;", "\r\nATTENDEE;X-A=1;SCHEDULE-STATUS=2.0;")
     return out.replace("\r\nORGANIZER;", "\r\nORGANIZER;X-O=2;")
@@ -160,7 +183,7 @@ def edits(draw: st.DrawFn, stored: Event) -> Event:
 def test_patch_reaches_the_target_and_keeps_every_unmapped_line(data: st.DataObject) -> None:
     """Fingerprint of the target, no fallback, nothing unmapped lost."""
     base = canonical(data.draw(events()))
-    stored = inject(event_to_ical(base, CTX))
+    stored = inject(event_to_ical(base, CTX), data.draw(unknown_lines()))
     current = event_from_ical(stored, CTX)
     assert current.fingerprint() == base.fingerprint()
     target = data.draw(edits(current))
