@@ -14,7 +14,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from syncd.model import Attendee, Event, Recurrence
-from syncd.translate import Context, Directory, event_from_ical, event_to_ical, patch_ical
+from syncd.translate import (
+    Context,
+    Directory,
+    _patchprops,
+    event_from_ical,
+    event_to_ical,
+    patch_ical,
+)
 
 CTX = Context(
     Directory({"u-alice": "alice@acme.example", "u-bob": "bob@acme.example"}),
@@ -382,3 +389,20 @@ def test_unreadable_stored_text_falls_back_to_a_full_rendering_with_a_log_line()
     assert out == event_to_ical(target, CTX) or "UID:t-1@client" in out
     assert event_from_ical(out, CTX).fingerprint() == target.fingerprint()
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["ical_patch_fallback"]
+
+
+def test_a_patch_that_would_not_read_as_the_target_falls_back_with_a_log_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read-back check catches a patcher bug (injected: text properties left as they
+    were): the full rendering is written instead and the mismatch is logged as an error."""
+    monkeypatch.setattr(_patchprops, "set_text", lambda block, field, value: None)
+    target = dataclasses.replace(_current(), summary="Neu")
+    with capture_logs() as logs:
+        out = patch_ical(STORED, target, CTX)
+    assert event_from_ical(out, CTX).fingerprint() == target.fingerprint()
+    assert "X-UNKNOWN" not in out  # the full rendering: what the guard trades for correctness
+    errors = [e for e in logs if e["event"] == "ical_patch_fallback"]
+    assert [(e["log_level"], e["reason"], e["fields"]) for e in errors] == [
+        ("error", "mismatch", ["summary"])
+    ]
