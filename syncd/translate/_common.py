@@ -48,7 +48,7 @@ def reminders(minutes: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted({max(0, int(m)) for m in minutes}))
 
 
-def _occurrence_of(master: Event, rid: When) -> Event:
+def occurrence_of(master: Event, rid: When) -> Event:
     """The occurrence the master's rule produces at ``rid`` (for redundancy checks)."""
     return dataclasses.replace(
         master,
@@ -72,7 +72,7 @@ def finish_series(master: Event, exdates: Iterable[When], overrides: Iterable[Ev
             continue
         rid = _time.like(item.recurrence_id, ref)
         item = dataclasses.replace(item, uid=master.uid, recurrence_id=rid)
-        if item.fingerprint() != _occurrence_of(master, rid).fingerprint():
+        if item.fingerprint() != occurrence_of(master, rid).fingerprint():
             kept[encode_when(rid)] = item
     days = {encode_when(d): d for d in (_time.like(x, ref) for x in [*exdates, *cancelled])}
     _check_count(master, len(kept) + len(days))
