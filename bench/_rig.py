@@ -111,7 +111,7 @@ async def open_rig(
     root = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     redis = start_redis()
     own_dav = dav is None
-    server = dav or start_caldav_server("radicale")
+    server = dav or start_caldav_server("radicale", authenticate=False)
     extra = {} if poll_interval is None else {"poll_interval": str(poll_interval)}
     try:
         async with start_sandbox() as sandbox, aiohttp.ClientSession() as session:
