@@ -210,3 +210,23 @@ async def test_hrefs_with_odd_characters_round_trip(
     assert "UID:odd" in item.text
     await client.delete(item.href, item.etag)
     assert (await client.sync(None)).items == ()
+
+
+async def test_cyrus_uid_in_another_calendar_of_the_account_is_invalid_request(
+    cyrus_calendar: CalendarHandle,
+) -> None:
+    """Cyrus refuses a UID another calendar of the same account holds: InvalidRequest
+    (a dead letter, not a race to re-read), with the reason in one line."""
+    other = make_calendar(cyrus_calendar.dav)
+    cal = cyrus_calendar
+    async with (
+        CalDAVClient(cal.url, cal.username, cal.password) as first,
+        CalDAVClient(other.url, other.username, other.password) as second,
+    ):
+        await first.put(None, ics("shared-uid"), etag=None, create=True)
+        with pytest.raises(errors.InvalidRequest) as caught:
+            await second.put(None, ics("shared-uid"), etag=None, create=True)
+        assert (await second.sync(None)).items == ()
+    assert caught.value.status == 403
+    assert caught.value.code == quirks.UNIQUE_SCHEDULING_OBJECT
+    assert "another calendar of this account already holds this UID" in str(caught.value)
