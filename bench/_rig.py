@@ -116,7 +116,8 @@ async def open_rig(
     try:
         async with start_sandbox() as sandbox, aiohttp.ClientSession() as session:
             calendar = make_calendar(server)
-            write_config(root / "config", sandbox, calendar.url, redis.url, **extra)
+            auth = (calendar.username, calendar.password)
+            write_config(root / "config", sandbox, calendar.url, redis.url, auth=auth, **extra)
             config = load_config(root / "config", {})
             pool = await create_pool(queue.redis_settings(redis.url))
             ctx: dict[str, Any] = {"redis": pool, "config": config}
