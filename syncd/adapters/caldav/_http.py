@@ -60,6 +60,11 @@ class DavHttp:
         call = partial(self._dav.propfind, self.url, body=body, depth=1)
         return await self.send(op, self.url, self.url, _MULTISTATUS, call)
 
+    async def get(self, href: str, url: str) -> Any:
+        """A GET of one item at ``url``; the 200 answer (``NotFound`` when it is gone)."""
+        call = partial(self._dav.request, url, "GET", "", {"Accept": "text/calendar"})
+        return await self.send(Op.READ, href, url, (200,), call)
+
     async def put(self, op: Op, href: str, url: str, text: str, headers: Mapping[str, str]) -> Any:
         """A PUT of ``text`` at ``url``; the answer (200, 201 or 204)."""
         call = partial(self._dav.put, url, text, headers)

@@ -215,6 +215,15 @@ class CalDAVClient:
             found.update((h, v) for h, v in answer.items() if h in wanted)
         return found
 
+    async def get(self, href: str) -> RawItem:
+        """One item's text and etag by GET; ``NotFound`` when it is gone."""
+        url = self._abs(href)
+        response = await self._http.get(href, url)
+        with map_errors(Op.READ, href):
+            body = response._raw_body or b""  # caldav keeps the undecoded body here
+            text = body.decode("utf-8")
+        return RawItem(href, response.headers.get("ETag"), text)
+
     # --- writing -------------------------------------------------------------------
 
     async def put(
