@@ -55,7 +55,7 @@ from tests.fixtures.caldav_servers import (
 from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import SandboxHandle
 from tests.fixtures.spine import caldav_yaml
-from tests.unit.test_translate_corpus import corpus_files, mixed_kinds, occurrences, resources
+from tests.unit.test_translate_corpus import corpus_files, occurrences, resources
 from tests.unit.test_translate_shapes import CTX
 
 AUTH = (USERNAME, PASSWORD)  # the CalDAV test user (Xandikos ignores it)
@@ -243,7 +243,7 @@ def compare(a_text: str, b_text: str) -> str:
     ``dingtalk_warnings`` about that field reports; occurrences may not differ at all.
     """
     event = event_from_ical(a_text, CTX)
-    by_date = event.all_day or mixed_kinds(a_text)
+    by_date = event.all_day
     theirs, ours = (
         occurrences(a_text, event.start, by_date),
         occurrences(b_text, event.start, by_date),
