@@ -2,7 +2,7 @@
 
 Each hostile resource of ``tests/fixtures/hostile.py`` that the server stores is read back
 by ``CalDAVSide.changes`` as an item with its reason (so the planner leaves it alone),
-and every normal item is read as usual, on Radicale and on Xandikos.
+and every normal item is read as usual, on every server the fixture offers.
 """
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ SERVED = (
     "INTERVAL=1000000000",
 )
 
+# How many hostile items each server stores at least (the rest it refuses at PUT, which is
+# fine: they never reach syncd). Cyrus 3.6 checks objects with libical: 3 stay hostile.
+STORED_AT_LEAST = {"radicale": 5, "xandikos": 5, "cyrus": 3, "davical": 5}
+# Cases a server accepts but stores defused, so they read back as a plain event. Cyrus
+# 3.6 (seen here) keeps the VEVENT and drops the 10,000 nested components inside it.
+DEFUSED = {"cyrus": {"10,000 nested components"}}
+
 
 def normal(n: int) -> str:
     return (
@@ -58,8 +65,10 @@ async def test_hostile_items_are_reported_and_normal_ones_sync(
         text = case.build().replace("UID:hostile", f"UID:hostile-{i}")
         status, href = caldav_calendar.put_raw(f"hostile-{i}.ics", text)
         if status in (200, 201, 204):
-            stored[href] = case.reason
-    assert len([r for r in stored.values() if r]) >= 5, stored  # servers store most
+            defused = case.name in DEFUSED.get(caldav_calendar.server, set())
+            stored[href] = "" if defused else case.reason
+    at_least = STORED_AT_LEAST[caldav_calendar.server]
+    assert len([r for r in stored.values() if r]) >= at_least, stored
     cal = caldav_calendar
     async with CalDAVClient(cal.url, cal.username, cal.password) as dav:
         with capture_logs() as logs:
