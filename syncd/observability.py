@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO, cast
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -63,21 +63,42 @@ def metrics_text() -> bytes:
     return generate_latest(REGISTRY)
 
 
+# The stdlib handler configure_logging installs on the root logger (found again by name,
+# so configuring twice replaces it instead of adding a second one).
+_STDLIB_HANDLER = "syncd-structlog"
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a record comes (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(
     fmt: Literal["json", "console"] = "console", level: str = "info", *, stream: object = None
 ) -> None:
-    """Set up structlog (and stdlib logging beneath it) once, at the process edge."""
+    """Set up structlog (and stdlib logging beneath it) once, at the process edge.
+
+    Third-party libraries that log through the stdlib go through the same renderer, so a
+    JSON log holds nothing but JSON lines; their records carry the ``logger`` name. The
+    stdlib threshold is WARNING at least, so libraries' info chatter stays out.
+    """
     log_level = getattr(logging, level.upper(), logging.INFO)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
@@ -86,4 +107,29 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(log_level, logging.WARNING), stream=sys.stderr)
+    handler = logging.StreamHandler(cast(TextIO, stream)) if stream else _StderrHandler()
+    _route_stdlib(shared, renderer, max(log_level, logging.WARNING), handler)
+
+
+def _route_stdlib(
+    shared: list[structlog.typing.Processor],
+    renderer: structlog.typing.Processor,
+    level: int,
+    handler: logging.Handler,
+) -> None:
+    """Render stdlib records with structlog's processors, on one root handler of ours."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler.set_name(_STDLIB_HANDLER)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _STDLIB_HANDLER]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

@@ -1,4 +1,4 @@
-"""The raw CalDAVClient against real Radicale and Xandikos: text in, text out, syncd.errors only."""
+"""The raw CalDAVClient against real Radicale, Xandikos, Cyrus and DAViCal: text in and out."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from syncd import errors
+from syncd.adapters.caldav import quirks
 from syncd.adapters.caldav.client import CalDAVClient
-from tests.fixtures.caldav_servers import CalendarHandle, make_calendar
+from tests.fixtures.caldav_servers import CalendarHandle, Exchange, make_calendar
+
+# Servers that answer a token they do not know with a plain listing (no error).
+LISTS_ON_UNKNOWN_TOKEN = {q.server for q in quirks.QUIRKS if q.meaning == "full-listing"}
 
 
 def ics(uid: str, summary: str = "hello", sequence: int = 2) -> str:
@@ -31,9 +35,9 @@ async def client(caldav_calendar: CalendarHandle) -> AsyncIterator[CalDAVClient]
         yield dav
 
 
-def reports(cal: CalendarHandle, since: int) -> list[str]:
-    """Methods of the requests the server logged for ``cal`` after the first ``since``."""
-    return [method for method, _ in cal.settled_requests()[since:]]
+def reports(cal: CalendarHandle, before: list[Exchange]) -> list[str]:
+    """Methods of the requests the server logged for ``cal`` since the snapshot ``before``."""
+    return [e.method for e in cal.since(before)]
 
 
 async def test_empty_calendar_lists_nothing_with_a_token(client: CalDAVClient) -> None:
@@ -105,7 +109,7 @@ async def test_incremental_sync_reports_exactly_each_change(
     keep, _ = await client.put(None, ics("keep"), etag=None, create=True)
     href, etag = await client.put(None, ics("edit", "v1"), etag=None, create=True)
     token = (await client.sync(None)).token
-    before = len(caldav_calendar.settled_requests())
+    before = caldav_calendar.settled_exchanges()
     quiet = await client.sync(token)
     assert (quiet.items, quiet.deleted, quiet.complete) == ((), (), False)
     assert reports(caldav_calendar, before) == ["REPORT"]  # one request when nothing changed
@@ -119,27 +123,48 @@ async def test_incremental_sync_reports_exactly_each_change(
     assert (gone.items, gone.deleted) == ((), (keep,))
 
 
-async def test_bogus_token_is_invalid_then_full_listing_works(client: CalDAVClient) -> None:
-    """A made-up token raises SyncTokenInvalid; a full listing afterwards still works."""
-    await client.put(None, ics("t-1"), etag=None, create=True)
-    with pytest.raises(errors.SyncTokenInvalid):
-        await client.sync("http://example.invalid/sync/bogus")
+async def _stale_token_reads_in_full(client: CalDAVClient, server: str, token: str) -> None:
+    """``token`` is unknown to the calendar: SyncTokenInvalid, or a listing read as complete.
+
+    Servers in the quirks table's "full-listing" rows (DAViCal) answer with a plain listing
+    instead of an error; the client must then say the listing is complete.
+    """
+    if server in LISTS_ON_UNKNOWN_TOKEN:
+        answer = await client.sync(token)
+        assert answer.complete
+        assert answer.deleted == ()
+        assert [i.href for i in answer.items] == [client.path + "t-1.ics"]
+    else:
+        with pytest.raises(errors.SyncTokenInvalid):
+            await client.sync(token)
     listing = await client.sync(None)
     assert listing.complete
     assert len(listing.items) == 1
 
 
-async def test_token_of_another_calendar_is_invalid(
+async def test_bogus_token_is_stale_then_full_listing_works(
     client: CalDAVClient, caldav_calendar: CalendarHandle
 ) -> None:
-    """A real token from a different collection is stale here: SyncTokenInvalid."""
+    """A made-up token is stale (an error or a complete listing); a full listing still works."""
+    await client.put(None, ics("t-1"), etag=None, create=True)
+    await _stale_token_reads_in_full(client, caldav_calendar.server, "http://example.invalid/s/1")
+
+
+async def test_token_of_another_calendar_is_stale(
+    client: CalDAVClient, caldav_calendar: CalendarHandle
+) -> None:
+    """A real token from a different collection is stale here: an error or a complete listing."""
+    await client.put(None, ics("t-1"), etag=None, create=True)
     other = make_calendar(caldav_calendar.dav)
     async with CalDAVClient(other.url, other.username, other.password) as foreign:
-        await foreign.put(None, ics("elsewhere"), etag=None, create=True)
+        # Two items: Cyrus' tokens are "<uidvalidity>-<modseq>", so a calendar made in the
+        # same second with as many changes as ours would hold a token equal to ours.
+        for uid in ("elsewhere-1", "elsewhere-2"):
+            await foreign.put(None, ics(uid), etag=None, create=True)
         stale = (await foreign.sync(None)).token
     assert stale
-    with pytest.raises(errors.SyncTokenInvalid):
-        await client.sync(stale)
+    assert stale != (await client.sync(None)).token
+    await _stale_token_reads_in_full(client, caldav_calendar.server, stale)
 
 
 @pytest.mark.slow
@@ -154,7 +179,7 @@ async def test_listing_fetches_in_multiget_chunks(
             await client.put(None, ics(f"bulk-{n:03}"), etag=None, create=True)
 
     await asyncio.gather(*(create(n) for n in range(120)))
-    before = len(caldav_calendar.settled_requests())
+    before = caldav_calendar.settled_exchanges()
     listing = await client.sync(None)
     assert len({i.href for i in listing.items}) == 120
     assert listing.unreadable == ()
@@ -167,7 +192,7 @@ async def test_missing_hrefs_are_asked_again_then_reported(
     """A multiget that leaves an href out is repeated once for it; still missing = unreadable."""
     href, etag = await client.put(None, ics("m-1"), etag=None, create=True)
     ghost = client.path + "ghost.ics"
-    before = len(caldav_calendar.settled_requests())
+    before = caldav_calendar.settled_exchanges()
     items, unreadable = await client.fetch({href: etag, ghost: '"e"'})
     assert [i.href for i in items] == [href]
     assert [(u.href, u.etag) for u in unreadable] == [(ghost, '"e"')]
@@ -185,3 +210,23 @@ async def test_hrefs_with_odd_characters_round_trip(
     assert "UID:odd" in item.text
     await client.delete(item.href, item.etag)
     assert (await client.sync(None)).items == ()
+
+
+async def test_cyrus_uid_in_another_calendar_of_the_account_is_invalid_request(
+    cyrus_calendar: CalendarHandle,
+) -> None:
+    """Cyrus refuses a UID another calendar of the same account holds: InvalidRequest
+    (a dead letter, not a race to re-read), with the reason in one line."""
+    other = make_calendar(cyrus_calendar.dav)
+    cal = cyrus_calendar
+    async with (
+        CalDAVClient(cal.url, cal.username, cal.password) as first,
+        CalDAVClient(other.url, other.username, other.password) as second,
+    ):
+        await first.put(None, ics("shared-uid"), etag=None, create=True)
+        with pytest.raises(errors.InvalidRequest) as caught:
+            await second.put(None, ics("shared-uid"), etag=None, create=True)
+        assert (await second.sync(None)).items == ()
+    assert caught.value.status == 403
+    assert caught.value.code == quirks.UNIQUE_SCHEDULING_OBJECT
+    assert "another calendar of this account already holds this UID" in str(caught.value)

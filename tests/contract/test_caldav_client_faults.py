@@ -8,8 +8,7 @@ falls back the way the quirks table says.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -17,43 +16,23 @@ from aiohttp import web
 from syncd import errors
 from syncd.adapters.caldav.client import CalDAVClient
 from tests.fixtures.ports import free_port
-
-Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
-XML = "application/xml; charset=utf-8"
-COLLECTION = "/cal/"
-NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
-
-
-@dataclass
-class ScriptedServer:
-    """An aiohttp server that answers every request with ``handler`` and records it."""
-
-    port: int
-    handler: Handler | None = None
-    seen: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, body
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{COLLECTION}"
-
-    async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        body = await request.text()
-        self.seen.append((request.method, request.path, body))
-        assert self.handler is not None, "test forgot to script the server"
-        return await self.handler(request, body)
+from tests.fixtures.scripted_dav import (
+    COLLECTION,
+    NS,
+    XML,
+    ScriptedServer,
+    answer,
+    member,
+    multistatus,
+    scripted_server,
+)
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[ScriptedServer]:
     """A scripted server on a free loopback port."""
-    scripted = ScriptedServer(free_port())
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", scripted.dispatch)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", scripted.port).start()
-    yield scripted
-    await runner.cleanup()
+    async with scripted_server() as scripted:
+        yield scripted
 
 
 @pytest.fixture
@@ -61,30 +40,6 @@ async def client(server: ScriptedServer) -> AsyncIterator[CalDAVClient]:
     """A client with a short timeout pointed at the scripted server."""
     async with CalDAVClient(server.url, "alice", "secret", timeout=1.0) as dav:
         yield dav
-
-
-def answer(status: int, body: str = "", headers: dict[str, str] | None = None) -> Handler:
-    """A handler that always gives the same answer."""
-
-    async def handle(_request: web.Request, _body: str) -> web.StreamResponse:
-        return web.Response(status=status, text=body, headers=headers or {})
-
-    return handle
-
-
-def multistatus(*responses: str, token: str | None = None) -> str:
-    """A 207 body holding ``responses`` (and a sync token)."""
-    sync = f"<D:sync-token>{token}</D:sync-token>" if token else ""
-    return f'<?xml version="1.0"?><D:multistatus {NS}>{"".join(responses)}{sync}</D:multistatus>'
-
-
-def member(href: str, etag: str, data: str | None = None) -> str:
-    """One multistatus response with an etag (and calendar data)."""
-    cal = f"<C:calendar-data>{data}</C:calendar-data>" if data else ""
-    return (
-        f"<D:response><D:href>{href}</D:href><D:propstat><D:prop><D:getetag>{etag}</D:getetag>"
-        f"{cal}</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
-    )
 
 
 ICS = "BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nUID:x\nEND:VEVENT\nEND:VCALENDAR\n"
@@ -119,6 +74,8 @@ async def test_rejected_credentials_raise_auth_failed(
         (412, False, errors.EtagMismatch),
         (500, False, errors.SourceUnavailable),
         (503, True, errors.SourceUnavailable),
+        (423, True, errors.SourceUnavailable),  # Xandikos: its repository is locked
+        (423, False, errors.SourceUnavailable),
     ],
 )
 async def test_write_statuses_map_to_syncd_errors(

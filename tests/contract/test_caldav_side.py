@@ -1,4 +1,4 @@
-"""The CalendarSide contract, run by CalDAVSide against real Radicale and Xandikos."""
+"""The CalendarSide contract, run by CalDAVSide against real Radicale, Xandikos, Cyrus, DAViCal."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from syncd import errors
+from syncd.adapters.caldav import quirks
 from syncd.adapters.caldav.client import CalDAVClient
 from syncd.adapters.caldav.side import CalDAVSide
 from syncd.model import Attendee, Changes, Event, Recurrence, Remote, Side
 from syncd.sync.ports import CalendarSide
 from syncd.translate import Context, event_to_ical
-from tests.fixtures.caldav_servers import CalendarHandle
+from tests.fixtures.caldav_servers import CalendarHandle, Exchange
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CTX = Context(timezone="Asia/Shanghai")
+# Servers that answer a token they do not know with a plain listing (no error).
+LISTS_ON_UNKNOWN_TOKEN = {q.server for q in quirks.QUIRKS if q.meaning == "full-listing"}
 
 
 def timed(uid: str = "evt-1", summary: str = "Standup") -> Event:
@@ -84,9 +87,9 @@ def by_id(changes: Changes) -> dict[str, Remote]:
     return {r.id: r for r in changes.items}
 
 
-def requests_after(cal: CalendarHandle, since: int) -> list[str]:
-    """Methods the server logged for the calendar after the first ``since`` requests."""
-    return [method for method, _ in cal.settled_requests()[since:]]
+def requests_after(cal: CalendarHandle, before: list[Exchange]) -> list[str]:
+    """Methods the server logged for the calendar since the snapshot ``before``."""
+    return [e.method for e in cal.since(before)]
 
 
 def test_caldav_side_is_a_calendar_side(side: CalDAVSide) -> None:
@@ -152,7 +155,7 @@ async def test_incremental_changes_report_exactly_each_change(
 ) -> None:
     """After a listing: nothing → nothing (1 request), create/update/delete → exactly that item."""
     cursor = (await side.changes(None)).cursor
-    before = len(caldav_calendar.settled_requests())
+    before = caldav_calendar.settled_exchanges()
     quiet = await side.changes(cursor)
     assert (quiet.items, quiet.deleted, quiet.complete) == ((), (), False)
     assert requests_after(caldav_calendar, before) == ["REPORT"]
@@ -175,30 +178,38 @@ async def test_incremental_changes_report_exactly_each_change(
 
 
 @pytest.mark.parametrize("cursor", ["http://example.invalid/sync/1", "not-a-token", "0"])
-async def test_bogus_cursor_is_invalid_and_full_listing_recovers(
-    side: CalDAVSide, cursor: str
+async def test_bogus_cursor_is_stale_and_full_listing_recovers(
+    side: CalDAVSide, caldav_calendar: CalendarHandle, cursor: str
 ) -> None:
-    """A bogus cursor raises SyncTokenInvalid; changes(None) then lists everything."""
+    """A bogus cursor raises SyncTokenInvalid, or (DAViCal, which answers it with a plain
+    listing) comes back as a complete listing; changes(None) then lists everything."""
     made = await side.create(timed())
-    with pytest.raises(errors.SyncTokenInvalid):
-        await side.changes(cursor)
+    if caldav_calendar.server in LISTS_ON_UNKNOWN_TOKEN:
+        answer = await side.changes(cursor)
+        assert (answer.complete, answer.deleted, list(by_id(answer))) == (True, (), [made.id])
+    else:
+        with pytest.raises(errors.SyncTokenInvalid):
+            await side.changes(cursor)
     listing = await side.changes(None)
     assert listing.complete
     assert list(by_id(listing)) == [made.id]
 
 
-# Servers differ in what they store: Xandikos keeps text it cannot read, Radicale refuses
-# or skips it. Each gets an item it accepts and our translator cannot turn into an Event.
+# Servers differ in what they store: Xandikos keeps text it cannot read, the others refuse
+# or skip it. Each gets an item it accepts and our translator cannot turn into an Event.
+_TASK = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:broken-1\r\n"
+    "DTSTAMP:20250101T000000Z\r\nSUMMARY:a task\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+)
 UNTRANSLATABLE = {
     "xandikos": (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:broken-1\r\n"
         "DTSTAMP:20250101T000000Z\r\nDTSTART:garbage\r\nSUMMARY:x\r\nEND:VEVENT\r\n"
         "END:VCALENDAR\r\n"
     ),
-    "radicale": (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:broken-1\r\n"
-        "DTSTAMP:20250101T000000Z\r\nSUMMARY:a task\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
-    ),
+    "radicale": _TASK,
+    "cyrus": _TASK,
+    "davical": _TASK,
 }
 
 
@@ -268,7 +279,7 @@ async def test_hundred_items_list_in_few_requests(
             await side.create(timed(f"many-{n:03}", f"item {n}"))
 
     await asyncio.gather(*(create(n) for n in range(100)))
-    before = len(caldav_calendar.settled_requests())
+    before = caldav_calendar.settled_exchanges()
     listing = await side.changes(None)
     assert requests_after(caldav_calendar, before) == ["REPORT"] * 4
     assert len(by_id(listing)) == 100

@@ -45,11 +45,20 @@ from syncd.store.redis import RedisStore
 from syncd.translate import as_dingtalk_keeps, dingtalk_warnings, event_from_ical
 from syncd.webhook.app import create_app
 from syncd.worker.settings import create_worker
-from tests.fixtures.caldav_servers import CalDAVServer, CalendarHandle, make_calendar
+from tests.fixtures.caldav_servers import (
+    PASSWORD,
+    USERNAME,
+    CalDAVServer,
+    CalendarHandle,
+    make_calendar,
+)
 from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import SandboxHandle
-from tests.unit.test_translate_corpus import corpus_files, mixed_kinds, occurrences, resources
+from tests.fixtures.spine import caldav_yaml
+from tests.unit.test_translate_corpus import corpus_files, occurrences, resources
 from tests.unit.test_translate_shapes import CTX
+
+AUTH = (USERNAME, PASSWORD)  # the CalDAV test user (Xandikos ignores it)
 
 CHUNKS = 12  # > the most copies of one UID in the corpus (10)
 SRC, SRC_X, DST = BindingRef("acme", "src"), BindingRef("acme", "src-x"), BindingRef("acme", "dst")
@@ -106,11 +115,11 @@ def write_config(
               - {{union_id: u-bob, email: bob@acme.example}}
               - {{union_id: u-carol, email: carol@acme.example}}
             bindings:
-              - {{id: src, dingtalk_user: u-alice, caldav: {{url: "{a}"}},
+              - {{id: src, dingtalk_user: u-alice, caldav: {caldav_yaml(a, AUTH)},
                   direction: to_dingtalk, window: {WINDOW}}}
-              - {{id: src-x, dingtalk_user: u-alice, caldav: {{url: "{x}"}},
+              - {{id: src-x, dingtalk_user: u-alice, caldav: {caldav_yaml(x, AUTH)},
                   direction: to_dingtalk, window: {WINDOW}}}
-              - {{id: dst, dingtalk_user: u-alice, caldav: {{url: "{b}"}},
+              - {{id: dst, dingtalk_user: u-alice, caldav: {caldav_yaml(b, AUTH)},
                   direction: to_caldav, window: {WINDOW}}}
             """
         )
@@ -161,7 +170,7 @@ class Stack:
 
 async def listing(cal: CalendarHandle) -> tuple[dict[str, str], dict[str, str]]:
     """Every item of ``cal``: (href -> text, href -> why the server would not hand it over)."""
-    async with CalDAVClient(cal.url, None, None) as client:
+    async with CalDAVClient(cal.url, cal.username, cal.password) as client:
         found = await client.sync(None)
     return {i.href: i.text for i in found.items}, {u.href: u.reason for u in found.unreadable}
 
@@ -234,7 +243,7 @@ def compare(a_text: str, b_text: str) -> str:
     ``dingtalk_warnings`` about that field reports; occurrences may not differ at all.
     """
     event = event_from_ical(a_text, CTX)
-    by_date = event.all_day or mixed_kinds(a_text)
+    by_date = event.all_day
     theirs, ours = (
         occurrences(a_text, event.start, by_date),
         occurrences(b_text, event.start, by_date),

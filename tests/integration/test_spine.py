@@ -1,7 +1,7 @@
 """End to end through the real webhook, Redis, arq workers, sandbox and CalDAV servers.
 
-Each test runs against both Radicale and Xandikos (the ``caldav_calendar`` fixture is
-parametrised). After every change, a further reconcile must write nothing on either side.
+Each test runs against Radicale, Xandikos, Cyrus and DAViCal (the ``caldav_calendar``
+fixture is parametrised). After every change, a further reconcile must write nothing on either side.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import structlog.testing
 
 from syncd import queue
 from syncd.adapters.caldav.client import RawItem
-from syncd.model import BindingRef
+from syncd.model import BindingRef, Side
 from syncd.observability import REGISTRY
+from syncd.store.redis import RedisStore
 from tests.fixtures.spine import REF, Spine
 
 
@@ -102,10 +103,30 @@ async def test_caldav_changes_reach_dingtalk(spine: Spine) -> None:
     assert [e["summary"] for e in spine.dingtalk_events()] == ["Standup (new room)"]
     await _assert_quiet(spine)
 
-    async with spine.api.s.delete(spine.calendar.url + "standup.ics") as resp:
-        assert resp.status in (200, 204)
+    assert spine.calendar.delete_raw("standup.ics") in (200, 204)
     await spine.settle(poll=True)
     assert spine.dingtalk_events() == []
+    await _assert_quiet(spine)
+
+
+async def test_caldav_deletion_behind_a_stale_cursor_is_found_in_one_run(spine: Spine) -> None:
+    """A CalDAV deletion made while the stored sync token went stale reaches DingTalk in
+    the very next run, with no daily full reconcile needed.
+
+    DAViCal answers the unknown token with a plain listing (no removals): read as a full
+    listing, the missing item counts as deleted. The others refuse the token, and the run
+    lists in full instead.
+    """
+    for uid, summary in (("keep@client.example", "Keep"), ("drop@client.example", "Drop")):
+        text = ICS.format(summary=summary).replace("standup-1@client.example", uid)
+        assert spine.calendar.put_raw(f"{summary.lower()}.ics", text)[0] in (201, 204)
+    await spine.settle(poll=True)
+    assert sorted(e["summary"] for e in spine.dingtalk_events()) == ["Drop", "Keep"]
+    await RedisStore(spine.pool).set_cursors(REF, {Side.CALDAV: "data:,987654321"})
+    assert spine.calendar.delete_raw("drop.ics") in (200, 204)
+    await queue.request_reconcile(spine.pool, REF, "poll")
+    await spine.run_worker()  # one run
+    assert [e["summary"] for e in spine.dingtalk_events()] == ["Keep"]
     await _assert_quiet(spine)
 
 
@@ -113,8 +134,6 @@ async def test_status_after_sync(spine: Spine) -> None:
     """After a reconcile the store reports the pair and a successful run."""
     await spine.api.create("u-alice", timed_event("Retro", day=24))
     await spine.settle()
-    from syncd.store.redis import RedisStore
-
     store = RedisStore(spine.pool)
     ref = BindingRef("acme", "alice-work")
     pairs = await store.load_pairs(ref)

@@ -42,6 +42,9 @@ _BY_STATUS: dict[int, type[errors.SourceError]] = {
     404: errors.NotFound,
     408: errors.SourceUnavailable,
     409: errors.InvalidRequest,
+    # Locked (WebDAV): Xandikos answers it while another write holds its repository's
+    # lock; it passes, so the write is retried (it is no reason to dead-letter the item).
+    423: errors.SourceUnavailable,
     429: errors.RateLimited,
 }
 
@@ -75,6 +78,8 @@ def classify(op: Op, status: int | None, preconditions: list[str]) -> type[error
         return errors.SyncTokenInvalid
     if op is Op.CREATE and quirks.NO_UID_CONFLICT in preconditions:
         return errors.AlreadyExists
+    if op is Op.CREATE and quirks.UID_TAKEN_ELSEWHERE.intersection(preconditions):
+        return errors.InvalidRequest
     if status == 412:
         return _PRECONDITION_BY_OP.get(op, errors.InvalidRequest)
     if status >= 500:
@@ -85,7 +90,12 @@ def classify(op: Op, status: int | None, preconditions: list[str]) -> type[error
 def _from_dav_error(op: Op, what: str, exc: dav_error.DAVError) -> errors.SourceError:
     status = exc.status
     cls = classify(op, status, exc.preconditions)
-    message = f"CalDAV {op} {what}: {exc.reason}"
+    reasons = [
+        quirks.PRECONDITION_REASONS[p]
+        for p in exc.preconditions
+        if p in quirks.PRECONDITION_REASONS
+    ]
+    message = f"CalDAV {op} {what}: {exc.reason}" + "".join(f" ({r})" for r in reasons)
     code = exc.preconditions[0] if exc.preconditions else None  # e.g. {DAV:}valid-sync-token
     if cls is errors.RateLimited:
         return errors.RateLimited(message, code=code, status=status, retry_after=_retry_after(exc))

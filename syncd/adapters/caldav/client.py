@@ -1,14 +1,19 @@
 """The raw CalDAV client: one calendar collection, iCalendar text in and out.
 
-Built on ``caldav.aio.AsyncDAVClient`` (niquests underneath). Its high-level helpers do
-not fit: ``get_objects_by_sync_token(load_objects=True)`` fetches changed objects with
-one GET each and ``save()`` bumps SEQUENCE, so this client uses the library's request
-methods (``report``, ``propfind``, ``put``, ``delete``) and answer parsers
+Built on ``caldav.aio.AsyncDAVClient`` (niquests underneath; ``_http.DavHttp`` sends).
+Its high-level helpers do not fit: ``get_objects_by_sync_token(load_objects=True)``
+fetches changed objects with one GET each and ``save()`` bumps SEQUENCE, so this client
+uses the library's request methods (``report``, ``propfind``, ``put``, ``delete``) and
+answer parsers
 (``parse_sync_collection``, ``parse_calendar_query``, ``parse_propfind``) directly.
 
 Reading costs one sync-collection REPORT when nothing changed (the changed items come
 inline); a full listing is one REPORT (or PROPFIND) for hrefs and etags plus one
-calendar-multiget per ``chunk_size`` items. Every request goes through
+calendar-multiget per ``chunk_size`` items. Some servers (DAViCal) answer a token they no
+longer know with a plain listing of everything instead of an error; an answer that may be
+such a listing is checked against one PROPFIND of the collection's members
+(:meth:`CalDAVClient._lists_every_member`), so deletions are found in the same run.
+Credentials go with the first request (see ``_http``). Every request goes through
 ``_errors.map_errors``: callers only ever see ``syncd.errors``.
 """
 
@@ -24,11 +29,11 @@ from urllib.parse import urljoin, urlsplit
 
 import icalendar
 import structlog
-from caldav import aio
 
 from syncd import errors
 from syncd.adapters.caldav import _wire, quirks
-from syncd.adapters.caldav._errors import Op, map_errors, raise_for_status
+from syncd.adapters.caldav._errors import Op, map_errors
+from syncd.adapters.caldav._http import DavHttp
 from syncd.adapters.caldav._wire import RawItem, Unreadable
 
 __all__ = ["CalDAVClient", "RawChanges", "RawItem", "Unreadable"]
@@ -44,9 +49,10 @@ class RawChanges:
     """What one :meth:`CalDAVClient.sync` saw.
 
     ``complete`` is True for a full listing (then ``deleted`` is empty and an absent href
-    is gone). ``unreadable`` items were listed but could not be fetched: report them,
-    never treat them as deleted. ``token`` is None when the server cannot do
-    sync-collection (the next call must list in full again).
+    is gone), also when a sync with a token was answered with one. ``unreadable`` items
+    were listed but could not be fetched: report them, never treat them as deleted.
+    ``token`` is None when the server cannot do sync-collection (the next call must list
+    in full again).
     """
 
     items: tuple[RawItem, ...]
@@ -71,14 +77,7 @@ class CalDAVClient:
         self.url = url if url.endswith("/") else url + "/"
         self.path = urlsplit(self.url).path
         self.chunk_size = chunk_size
-        self._dav = aio.AsyncDAVClient(
-            url=self.url,
-            username=username,
-            password=password,
-            timeout=timeout,  # type: ignore[arg-type]  # niquests takes float seconds
-            enable_rfc6764=False,
-            rate_limit_handle=False,  # we raise RateLimited and let the job queue back off
-        )
+        self._http = DavHttp(self.url, username, password, timeout=timeout)
 
     async def __aenter__(self) -> Self:
         return self
@@ -93,7 +92,7 @@ class CalDAVClient:
 
     async def close(self) -> None:
         """Close the HTTP session."""
-        await self._dav.close()
+        await self._http.close()
 
     def href_for_uid(self, uid: str) -> str:
         """Where an item with ``uid`` is created: ``<collection>/<uid or its hash>.ics``."""
@@ -113,6 +112,7 @@ class CalDAVClient:
         if token is None:
             return await self._full_listing()
         page = await self._sync_pages(token, with_data=True)
+        complete = await self._lists_every_member(page, token)
         inline = {h: (e, d) for h, (e, d) in page.changed.items() if d is not None}
         bare = {h: e for h, (e, d) in page.changed.items() if d is None}
         items = [RawItem(h, e, d) for h, (e, d) in inline.items()]
@@ -122,8 +122,25 @@ class CalDAVClient:
             deleted=tuple(sorted(page.deleted)),
             unreadable=tuple(unreadable),
             token=page.token,
-            complete=False,
+            complete=complete,
         )
+
+    async def _lists_every_member(self, page: _wire.SyncPage, token: str) -> bool:
+        """Whether an answer to a sync with ``token`` names every member of the collection.
+
+        Asked only when the answer could be a full listing in disguise
+        (:func:`quirks.may_be_full_listing`). Then one PROPFIND lists the members now
+        there: if each of them is in the answer, every href missing from the answer is
+        missing from the collection, so reading the answer as complete can only find
+        real deletions, whether the server meant it as a full listing or not.
+        """
+        if not quirks.may_be_full_listing(page.changed, page.deleted, token, page.token):
+            return False
+        members = await self._propfind_etags()
+        if not members.keys() <= page.changed.keys():
+            return False
+        log.info("caldav_sync_answer_is_full_listing", url=self.url, items=len(page.changed))
+        return True
 
     async def _full_listing(self) -> RawChanges:
         listing, token = await self._list_etags()
@@ -148,9 +165,8 @@ class CalDAVClient:
         deleted: set[str] = set()
         for _ in range(_MAX_SYNC_PAGES):
             body = _wire.sync_collection_body(token, with_data=with_data)
+            response = await self._http.report(op, body, depth=1)
             with map_errors(op, self.url):
-                response = await self._dav.report(self.url, body, depth=1)
-                raise_for_status(response, (200, 207), self.url)
                 page = _wire.parse_sync_page(response, self.path)
             changed.update(page.changed)
             deleted = (deleted | page.deleted) - page.changed.keys()
@@ -166,9 +182,8 @@ class CalDAVClient:
         raise errors.BadResponse(f"CalDAV sync {self.url}: still truncated after many pages")
 
     async def _propfind_etags(self) -> dict[str, str | None]:
+        response = await self._http.propfind(Op.LIST, _wire.etag_listing_body())
         with map_errors(Op.LIST, self.url):
-            response = await self._dav.propfind(self.url, body=_wire.etag_listing_body(), depth=1)
-            raise_for_status(response, (200, 207), self.url)
             return _wire.parse_etag_listing(response, self.path)
 
     async def fetch(self, listing: dict[str, str | None]) -> tuple[list[RawItem], list[Unreadable]]:
@@ -193,14 +208,21 @@ class CalDAVClient:
     async def _multiget_all(self, hrefs: list[str]) -> dict[str, tuple[str | None, str]]:
         found: dict[str, tuple[str | None, str]] = {}
         for chunk in _chunks(hrefs, self.chunk_size):
+            response = await self._http.report(Op.READ, _wire.multiget_body(chunk), depth=None)
             with map_errors(Op.READ, self.url):
-                body = _wire.multiget_body(chunk)
-                response = await self._dav.report(self.url, body, depth=None)
-                raise_for_status(response, (200, 207), self.url)
                 answer = _wire.parse_multiget(response)
             wanted = set(chunk)
             found.update((h, v) for h, v in answer.items() if h in wanted)
         return found
+
+    async def get(self, href: str) -> RawItem:
+        """One item's text and etag by GET; ``NotFound`` when it is gone."""
+        url = self._abs(href)
+        response = await self._http.get(href, url)
+        with map_errors(Op.READ, href):
+            body = response._raw_body or b""  # caldav keeps the undecoded body here
+            text = body.decode("utf-8")
+        return RawItem(href, response.headers.get("ETag"), text)
 
     # --- writing -------------------------------------------------------------------
 
@@ -223,18 +245,15 @@ class CalDAVClient:
         elif etag:
             headers["If-Match"] = _quoted(etag)
         url = self._abs(href)
-        with map_errors(Op.CREATE if create else Op.UPDATE, href):
-            response = await self._dav.put(url, text, headers)
-            raise_for_status(response, (200, 201, 204), url)
+        op = Op.CREATE if create else Op.UPDATE
+        response = await self._http.put(op, href, url, text, headers)
         return _location(response, href), response.headers.get("ETag")
 
     async def delete(self, href: str, etag: str | None) -> None:
         """Delete ``href`` (only if it still has ``etag``, when given); already gone is fine."""
         headers = {"If-Match": _quoted(etag)} if etag else {}
         url = self._abs(href)
-        with map_errors(Op.DELETE, href):
-            response = await self._dav.delete(url, headers)
-            raise_for_status(response, (200, 202, 204, 404), url)
+        await self._http.delete(href, url, headers)
 
 
 def _sync_unsupported(exc: errors.SourceError) -> bool:
