@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.caldav_servers",
     "tests.fixtures.sandbox",
     "tests.fixtures.spine",
+    "tests.fixtures.processes",
 ]

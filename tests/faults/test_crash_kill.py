@@ -13,7 +13,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 import redis.asyncio as aredis
 
@@ -23,12 +22,15 @@ from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.processes import (
     binding_settled,
     caldav_summaries,
+    dav_session,
     seed_events,
     start_syncd,
     wait_items,
     write_fault_config,
 )
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle
+
+pytestmark = pytest.mark.usefixtures("syncd_reaper")  # no syncd child outlives its test
 
 REF = BindingRef("acme", "alice-work")
 EVENTS = 300
@@ -55,10 +57,12 @@ async def test_sigkilled_worker_mid_copy_is_taken_over_within_the_bound(
     """
     expected = await seed_events(sandbox_api, EVENTS, "kill")
     url = radicale_calendar.url
-    root = write_fault_config(tmp_path / "config", sandbox, url, redis_url, poll_interval="1h")
+    root = write_fault_config(
+        tmp_path / "config", sandbox, radicale_calendar, redis_url, poll_interval="1h"
+    )
     worker = await start_syncd("worker", root, log_dir=tmp_path)
     recoveries: list[float] = []
-    async with aiohttp.ClientSession() as http:
+    async with dav_session(radicale_calendar) as http:
         try:
             for threshold in KILL_AT:
                 await wait_items(http, url, worker, threshold, within=120)

@@ -23,12 +23,15 @@ from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.processes import (
     binding_settled,
     caldav_summaries,
+    dav_session,
     seed_events,
     start_syncd,
     wait_items,
     write_fault_config,
 )
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle
+
+pytestmark = pytest.mark.usefixtures("syncd_reaper")  # no syncd child outlives its test
 
 REF = BindingRef("acme", "alice-work")
 EVENTS = 200
@@ -48,7 +51,8 @@ async def store_snapshot(redis: aredis.Redis) -> dict[bytes, bytes]:
 
 def writes(calendar: CalendarHandle) -> list[tuple[str, str]]:
     """PUT and DELETE requests Radicale logged for the calendar so far."""
-    return [r for r in calendar.settled_requests() if r[0] in ("PUT", "DELETE")]
+    found = calendar.settled_exchanges()
+    return [(e.method, e.path) for e in found if e.method in ("PUT", "DELETE")]
 
 
 PROPFIND_ETAGS = (
@@ -92,11 +96,16 @@ async def test_worker_woken_after_its_lease_writes_nothing(
     url = radicale_calendar.url
     settings = {"lock_ttl": f"{LOCK_TTL_S}s"}
     root = write_fault_config(
-        tmp_path / "config", sandbox, url, redis_url, settings=settings, poll_interval="1h"
+        tmp_path / "config",
+        sandbox,
+        radicale_calendar,
+        redis_url,
+        settings=settings,
+        poll_interval="1h",
     )
     a = await start_syncd("worker", root, log_dir=tmp_path)
     b = None
-    async with aiohttp.ClientSession() as http:
+    async with dav_session(radicale_calendar) as http:
         try:
             await wait_items(http, url, a, PAUSE_AT, within=60)
             a.send(signal.SIGSTOP)

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 import redis.asyncio as aredis
 
@@ -25,6 +24,7 @@ from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.processes import (
     binding_settled,
     caldav_summaries,
+    dav_session,
     seed_events,
     start_syncd,
     wait_items,
@@ -32,6 +32,8 @@ from tests.fixtures.processes import (
 )
 from tests.fixtures.redis_server import RedisServer, start_redis
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle
+
+pytestmark = pytest.mark.usefixtures("syncd_reaper")  # no syncd child outlives its test
 
 REF = BindingRef("acme", "alice-work")
 FIRST, SECOND = 150, 30
@@ -85,13 +87,13 @@ async def test_worker_rides_out_redis_restarts_without_a_supervisor(
     root = write_fault_config(
         tmp_path / "config",
         sandbox,
-        url,
+        radicale_calendar,
         persistent_redis.url,
         settings={"lock_ttl": f"{LOCK_TTL_S}s"},
         poll_interval="1h",
     )
     worker = await start_syncd("worker", root, log_dir=tmp_path)
-    async with aiohttp.ClientSession() as http:
+    async with dav_session(radicale_calendar) as http:
         try:
             await wait_items(http, url, worker, 40, within=60)
             back = await outage(persistent_redis, OUTAGE_S)

@@ -13,13 +13,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 import redis
 
 from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.processes import (
     caldav_summaries,
+    dav_session,
     seed_events,
     start_syncd,
     wait_items,
@@ -27,6 +27,8 @@ from tests.fixtures.processes import (
 )
 from tests.fixtures.redis_server import RedisServer, start_redis, start_sentinel
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle
+
+pytestmark = pytest.mark.usefixtures("syncd_reaper")  # no syncd child outlives its test
 
 MASTER = "mymaster"
 BATCH = 20
@@ -78,11 +80,13 @@ async def test_worker_follows_a_sentinel_failover(
     master, replica, sentinel = sentinel_group
     url = radicale_calendar.url
     redis_url = f"redis+sentinel://127.0.0.1:{sentinel.port}/{MASTER}/0"
-    root = write_fault_config(tmp_path / "config", sandbox, url, redis_url, poll_interval="1s")
+    root = write_fault_config(
+        tmp_path / "config", sandbox, radicale_calendar, redis_url, poll_interval="1s"
+    )
     expected = await seed_events(sandbox_api, BATCH, "before")
     worker = await start_syncd("worker", root, log_dir=tmp_path)
     ask = redis.Redis(port=sentinel.port, decode_responses=True)
-    async with aiohttp.ClientSession() as http:
+    async with dav_session(radicale_calendar) as http:
         try:
             await wait_items(http, url, worker, BATCH, within=60)
             await asyncio.to_thread(master.kill)

@@ -24,6 +24,7 @@ from tests.fixtures.ports import free_port
 from tests.fixtures.processes import (
     SyncdProcess,
     caldav_summaries,
+    dav_session,
     seed_events,
     start_syncd,
     upcoming_event,
@@ -31,6 +32,8 @@ from tests.fixtures.processes import (
     write_fault_config,
 )
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle
+
+pytestmark = pytest.mark.usefixtures("syncd_reaper")  # no syncd child outlives its test
 
 SHUTDOWN_TIMEOUT_S = 6
 FIRST, DURING, CALDAV_SIDE = 200, 40, 5
@@ -99,7 +102,7 @@ async def test_sigterm_under_load_loses_nothing(
     root = write_fault_config(
         tmp_path / "config",
         sandbox,
-        url,
+        radicale_calendar,
         redis_url,
         settings={"shutdown_timeout": f"{SHUTDOWN_TIMEOUT_S}s"},
         poll_interval="1h",
@@ -107,7 +110,7 @@ async def test_sigterm_under_load_loses_nothing(
     expected = await seed_events(sandbox_api, FIRST, "load")
     syncd = first = await start_run(root, port, tmp_path)  # its first poll starts the copy
     sandbox.sandbox.set_callback(sandbox.app_key, f"http://127.0.0.1:{port}/callbacks/acme")
-    async with aiohttp.ClientSession() as http:
+    async with dav_session(radicale_calendar) as http:
         try:
             await wait_items(http, url, syncd, 30, within=60)  # the copy is running
             more = asyncio.create_task(seed_events(sandbox_api, DURING, "during", pace_s=0.1))

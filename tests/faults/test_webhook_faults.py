@@ -44,6 +44,8 @@ from tests.integration.test_webhook import (
     write_webhook_config,
 )
 
+pytestmark = pytest.mark.usefixtures("syncd_reaper")  # no syncd child outlives its test
+
 __all__ = ["hook"]  # the fixture, shared with the acceptance tests
 
 PUSH = json.dumps(change_push(["u-alice", "u-bob"]))
