@@ -5,6 +5,12 @@ the daily full reconcile, and :func:`revive_orphans`, which queues a run for any
 running worker died (see :mod:`syncd.queue`) so that it is served again within the lock
 ttl plus :data:`REVIVE_TICK_SECONDS`. Jobs hold the lock under the configured
 ``lock_ttl``, passed to the tasks as ``ctx["lock_ttl_s"]``.
+
+arq (0.26-0.28) alone would not do that: it marks a started job with an in-progress key
+that lives the longest function timeout plus 10 s (here ``job_timeout`` 600 s: 610 s)
+and is never refreshed, keeps the job in its queue meanwhile, and runs it again (as its
+next try) only once that key expired. A job cancelled by a shutdown is different: arq
+deletes its key and re-queues it at once.
 """
 
 from __future__ import annotations
