@@ -21,6 +21,7 @@ from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Binding, Config, Tenant
 from syncd.errors import ConfigError
 from syncd.model import BindingRef
+from syncd.store.ratelimit import RequestPace
 from syncd.sync.policy import Policy
 from syncd.sync.ports import CalendarSide
 from syncd.translate import Context, Directory
@@ -58,12 +59,20 @@ def policy_for(config: Config, binding: Binding, *, force_delete: bool = False) 
 
 
 def dingtalk_client(
-    tenant: Tenant, session: aiohttp.ClientSession, tokens: TokenCache
+    tenant: Tenant,
+    session: aiohttp.ClientSession,
+    tokens: TokenCache,
+    pace: RequestPace | None = None,
 ) -> DingTalkClient:
-    """A client for the tenant's DingTalk app."""
+    """A client for the tenant's DingTalk app, paced at its ``dingtalk.qps`` by ``pace``."""
     app = tenant.dingtalk
     return DingTalkClient(
-        session, app.api_base, app.app_key, app.app_secret.get_secret_value(), tokens
+        session,
+        app.api_base,
+        app.app_key,
+        app.app_secret.get_secret_value(),
+        tokens,
+        pace=pace.for_app(app.app_key, app.qps) if pace is not None else None,
     )
 
 
@@ -93,13 +102,14 @@ async def wire(
     tokens: TokenCache,
     *,
     force_delete: bool = False,
+    pace: RequestPace | None = None,
 ) -> AsyncIterator[Wired]:
     """Open the sides of ``ref`` for one reconcile and close them afterwards."""
     tenant = config.tenant(ref.tenant)
     binding = tenant.binding(ref.binding)
     ctx = translation_context(tenant, binding)
     dingtalk = DingTalkSide(
-        dingtalk_client(tenant, session, tokens),
+        dingtalk_client(tenant, session, tokens, pace),
         binding.dingtalk_user,
         ctx,
         window_days=binding.window.future_days,
