@@ -141,12 +141,19 @@ async def _retry_or_dead_letter(
 
 
 async def _dead_letter(ctx: dict[str, Any], ref: BindingRef, reason: str, exc: Exception) -> None:
-    log.error("reconcile_failed", binding=str(ref), error=f"{type(exc).__name__}: {exc}")
+    """Keep a binding-level dead letter (no ``uid``) of a run that failed for good.
+
+    It stays until ``syncd replay`` or until a later run of the binding succeeds (the
+    runner resolves it then); the status keeps the reason as ``last_error``.
+    """
+    error = f"{type(exc).__name__}: {exc}"
+    log.error("reconcile_failed", binding=str(ref), error=error)
     await ctx["store"].add_dead_letter(
         ref,
         {
+            "kind": "binding",
             "reason": reason,
-            "error": f"{type(exc).__name__}: {exc}",
+            "error": error,
             "at": datetime.now(UTC).isoformat(),
             "tries": int(ctx.get("job_try") or 1),
         },

@@ -22,9 +22,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aredis
-from pydantic import ValidationError
 from aiohttp import web
 from arq.connections import create_pool
+from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from syncd import queue
