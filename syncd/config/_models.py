@@ -132,6 +132,9 @@ class CalDAVSource(_Frozen):
     url: HttpUrl
     username: NonEmptyStr | None = None
     password: Secret | None = None
+    timeout: Duration = Field(
+        default=30.0, description="how long one request may take before it counts as failed"
+    )
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> CalDAVSource:

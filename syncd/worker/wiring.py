@@ -119,7 +119,7 @@ async def wire(
     if binding.caldav is not None:
         dav = binding.caldav
         password = dav.password.get_secret_value() if dav.password else None
-        async with CalDAVClient(dav.url, dav.username, password) as client:
+        async with CalDAVClient(dav.url, dav.username, password, timeout=dav.timeout) as client:
             yield Wired(ref, dingtalk, CalDAVSide(client, ctx), policy)
         return
     raise ConfigError(f"binding {ref}: ICS feed bindings are not supported by this version yet")

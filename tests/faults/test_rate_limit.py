@@ -14,15 +14,11 @@ import asyncio
 import shutil
 import textwrap
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
 import redis.asyncio as aredis
-from aiohttp import web
 from arq.connections import create_pool
 from pydantic import ValidationError
 from structlog.testing import capture_logs
@@ -32,65 +28,18 @@ from syncd.adapters.dingtalk.client import DingTalkClient
 from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import DingTalkApp, load_config, tenant_schema
 from syncd.model import BindingRef
-from syncd.sandbox.app import SANDBOX_KEY, create_app
 from syncd.store import keys
 from syncd.store.ratelimit import LocalBucket, RequestPace
 from syncd.worker.settings import create_worker
 from tests.fixtures.caldav_servers import CalDAVServer, make_calendar
+from tests.fixtures.fault_proxy import counting_sandbox, per_second
 from tests.fixtures.ports import free_port
 from tests.fixtures.redis_server import start_redis
-from tests.fixtures.sandbox import APP_KEY, APP_SECRET, SandboxHandle, default_seed, timed_event
+from tests.fixtures.sandbox import APP_KEY, APP_SECRET, SandboxHandle, timed_event
 
 QPS = 8
 CLIENTS = 3
 CALLS_PER_CLIENT = 16
-
-
-def busiest_second(times: list[float]) -> int:
-    """The most arrivals in any window ``(t - 1 s, t]``."""
-    ordered, best, start = sorted(times), 0, 0
-    for end, t in enumerate(ordered):
-        while ordered[start] <= t - 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
-@dataclass
-class Counted:
-    """A running sandbox and the arrival times (monotonic) of its API requests."""
-
-    handle: SandboxHandle
-    arrivals: list[float] = field(default_factory=list)
-    throttled: int = 0
-
-
-@asynccontextmanager
-async def counting_sandbox() -> AsyncIterator[Counted]:
-    """The sandbox app with an outermost middleware that notes every Open API arrival."""
-    app = create_app(default_seed())
-    counted = Counted(SandboxHandle(url="", sandbox=app[SANDBOX_KEY], app=app))
-
-    @web.middleware
-    async def count(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
-        api = request.path.startswith("/v1.0/")
-        if api:
-            counted.arrivals.append(time.monotonic())
-        response = await handler(request)
-        if api and response.status == 403:
-            counted.throttled += 1
-        return response
-
-    app.middlewares.insert(0, count)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    counted.handle.url = f"http://127.0.0.1:{port}"
-    try:
-        yield counted
-    finally:
-        await runner.cleanup()
 
 
 async def _one_client(sandbox: SandboxHandle, redis_url: str, n: int, user: str) -> int:
@@ -133,12 +82,12 @@ async def test_three_clients_of_one_app_stay_under_its_qps(redis_url: str) -> No
     async with counting_sandbox() as counted:
         counted.handle.sandbox.set_faults(qps_limit=QPS)  # DingTalk's own limit, per API
         sent, seconds = await _fleet(counted.handle, redis_url)
-        observed = busiest_second(counted.arrivals)
+        observed = per_second(c.at for c in counted.calls)
         print(
             f"\nrate limit (shared): configured qps={QPS} observed busiest second={observed} "
             f"calls={sent} in {seconds:.1f}s ({sent / seconds:.1f}/s) throttled={counted.throttled}"
         )
-        assert len(counted.arrivals) == sent == CLIENTS * (CALLS_PER_CLIENT + 1)  # + a token each
+        assert len(counted.calls) == sent == CLIENTS * (CALLS_PER_CLIENT + 1)  # + a token each
         assert observed <= QPS
         assert counted.throttled == 0
         for user in ("u-alice", "u-bob", "u-carol"):
@@ -153,7 +102,7 @@ async def test_without_redis_each_client_keeps_to_qps_alone() -> None:
     async with counting_sandbox() as counted:
         with capture_logs() as logs:
             sent, seconds = await _fleet(counted.handle, dead)
-        observed = busiest_second(counted.arrivals)
+        observed = per_second(c.at for c in counted.calls)
         print(
             f"\nrate limit (Redis down, local fallback): configured qps={QPS} "
             f"observed busiest second={observed} calls={sent} in {seconds:.1f}s"
@@ -299,10 +248,10 @@ async def test_two_arq_workers_of_one_app_stay_under_its_qps(
             for w in workers:
                 await w.close()
             await redis.aclose()
-        observed = busiest_second(counted.arrivals)
+        observed = per_second(c.at for c in counted.calls)
         print(
             f"\nrate limit (2 arq workers): configured qps={QPS} observed busiest second="
-            f"{observed} calls={len(counted.arrivals)} in {seconds:.1f}s "
+            f"{observed} calls={len(counted.calls)} in {seconds:.1f}s "
             f"throttled={counted.throttled}"
         )
         assert [w.jobs_complete for w in workers] == [1, 1]  # one binding each, in parallel
