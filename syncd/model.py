@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 Status = Literal["confirmed", "tentative", "cancelled"]
 Privacy = Literal["public", "private", "confidential"]
 PartStat = Literal["needs-action", "accepted", "declined", "tentative"]
+FreeBusy = Literal["busy", "free"]
 Direction = Literal["both", "to_caldav", "to_dingtalk"]
 ConflictPolicy = Literal["newest", "dingtalk", "caldav"]
 
@@ -69,6 +70,9 @@ class Event:
     ``overrides`` holds moved or edited occurrences of a series, each with ``recurrence_id``
     set to the original start of the occurrence it replaces. ``updated`` is the side's
     last-modified time, used only by the ``newest`` conflict policy and never fingerprinted.
+    ``free_busy`` says whether the event blocks its time (iCalendar ``TRANSP``, DingTalk
+    ``freeBusyStatus``); at its default ``busy`` it is left out of the fingerprint, so
+    fingerprints stored before the field existed still match.
     """
 
     uid: str
@@ -79,6 +83,7 @@ class Event:
     location: str = ""
     status: Status = "confirmed"
     privacy: Privacy = "public"
+    free_busy: FreeBusy = "busy"
     organizer: str | None = None
     attendees: tuple[Attendee, ...] = ()
     reminders: tuple[int, ...] = ()  # minutes before start, sorted ascending
@@ -104,6 +109,9 @@ class Event:
 
 # Fields that never take part in change detection: identity and server bookkeeping.
 _UNHASHED = frozenset({"uid", "updated"})
+# Fields added after fingerprints were first stored: left out of the fingerprint while they
+# hold their default, so a stored fingerprint of an event without them still matches.
+_ADDED_DEFAULTS: dict[str, Any] = {"free_busy": "busy"}
 
 
 def zone_name(value: datetime) -> str:
@@ -172,6 +180,7 @@ def from_jsonable(data: dict[str, Any]) -> Event:
         location=data["location"],
         status=data["status"],
         privacy=data["privacy"],
+        free_busy=data.get("free_busy", "busy"),
         organizer=data["organizer"],
         attendees=tuple(Attendee(a[0], a[1], a[2], a[3]) for a in data["attendees"]),
         reminders=tuple(data["reminders"]),
@@ -192,9 +201,19 @@ def _as_datetime(value: When) -> datetime:
 
 
 def fingerprint(event: Event) -> str:
-    """SHA-256 over the canonical JSON of every mapped field (order-insensitive lists)."""
-    blob = json.dumps(to_jsonable(event, hashed_only=True), sort_keys=True, ensure_ascii=False)
+    """SHA-256 over the canonical JSON of every mapped field (order-insensitive lists).
+
+    Fields in ``_ADDED_DEFAULTS`` are left out while they hold their default.
+    """
+    data = _without_added_defaults(to_jsonable(event, hashed_only=True))
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _without_added_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in data.items() if _ADDED_DEFAULTS.get(k, object()) != v}
+    out["overrides"] = [_without_added_defaults(o) for o in data["overrides"]]
+    return out
 
 
 # --- identity and sync state -------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Event JSON as DingTalk answers it, per viewer and per operation (reference §3.4)."""
+"""Event JSON as DingTalk answers it, per viewer and per operation (reference §3.4).
+
+``freeBusyStatus`` is stored but never rendered: no response model of the official SDK
+carries it. ``GET /_sandbox/state`` shows it in the event's ``fields``.
+"""
 
 from __future__ import annotations
 
@@ -58,10 +62,11 @@ def _people(ev: StoredEvent, viewer: str, seed: Seed, cap: int) -> dict[str, Any
 
 def _extras(ev: StoredEvent, corp_id: str, shape: str) -> dict[str, Any]:
     fields, out = ev.fields, dict[str, Any]()
-    if "location" in fields:
+    rooms = [dict(r) for r in fields.get("meetingRooms") or []]
+    if "location" in fields or rooms:
         out["location"] = {
-            "displayName": str(fields["location"].get("displayName", "")),
-            "meetingRooms": [],
+            "displayName": str((fields.get("location") or {}).get("displayName", "")),
+            "meetingRooms": [r["roomId"] for r in rooms],
         }
     if "reminders" in fields:
         out["reminders"] = [
@@ -105,7 +110,7 @@ def render(
         out["seriesMasterId"] = ev.series_master_id
     if ev.origin_start:
         out["originStart"] = {"dateTime": ev.origin_start}
-    out["meetingRooms"] = []
+    out["meetingRooms"] = [dict(r) for r in fields.get("meetingRooms") or []]
     out["createTime"] = iso_utc_ms(ev.create_ms)
     out["updateTime"] = iso_utc_ms(ev.update_ms)
     hidden = _HIDDEN[shape]

@@ -1,4 +1,5 @@
-"""Calendar v1.0 routes around events: attendees, respond, instances, schedule, calendars."""
+"""Calendar v1.0 routes around events: attendees, rooms, respond, instances, schedule,
+calendars."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ async def remove_attendee(request: web.Request) -> web.Response:
     user, event_id = user_of(request), request.match_info["eventId"]
     changed(request, writer(request).remove_attendees(user, event_id, body))
     return no_body()
+
+
+async def add_meeting_rooms(request: web.Request) -> web.Response:
+    """AddMeetingRooms: POST .../meetingRooms with ``meetingRoomsToAdd``."""
+    body = await body_of(request)
+    user, event_id = user_of(request), request.match_info["eventId"]
+    changed(request, writer(request).add_rooms(user, event_id, body))
+    return web.json_response({"result": True})
 
 
 async def list_attendees(request: web.Request) -> web.Response:
@@ -68,6 +77,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get(EVENT + "/attendees", list_attendees, name="ListAttendees")
     r.add_post(EVENT + "/attendees/batchRemove", remove_attendee, name="RemoveAttendee")
     r.add_post(EVENT + "/respond", respond_event, name="RespondEvent")
+    r.add_post(EVENT + "/meetingRooms", add_meeting_rooms, name="AddMeetingRooms")
     r.add_get(EVENT + "/instances", list_instances, name="ListInstances")
     r.add_get(CAL + "/instances", list_events_instances, name="ListEventsInstances")
     r.add_post("/v1.0/calendar/users/{userId}/querySchedule", get_schedule, name="GetSchedule")

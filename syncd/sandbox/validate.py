@@ -26,6 +26,9 @@ RANGES = {"noEnd", "endDate", "numbered"}
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 INDEXES = {"first", "second", "third", "fourth", "last"}
 RESPONSES = {"needsAction", "accepted", "declined", "tentative"}
+# freeBusyStatus: "busy" (the default) or "free" — the vocabulary of DingTalk's own
+# calendar tooling; the API's reference leaves the values open (docs/free-busy.md).
+FREE_BUSY = {"busy", "free"}
 _DICT_FIELDS = ("location", "onlineMeetingInfo", "richTextDescription", "eventConfig")
 _LIST_FIELDS = ("categories", "uiConfigs", "cardInstances")
 
@@ -52,12 +55,18 @@ def _shapes(body: dict[str, Any], out: dict[str, Any]) -> None:
             if not isinstance(body[name], list):
                 raise invalid(name, f"{name} must be an array")
             out[name] = list(body[name])
-    if body.get("freeBusyStatus") is not None:
-        out["freeBusyStatus"] = str(body["freeBusyStatus"])
+    _free_busy(body, out)
     if body.get("isAllDay") is not None:
         if not isinstance(body["isAllDay"], bool):
             raise invalid("isAllDay", "isAllDay must be a boolean")
         out["isAllDay"] = body["isAllDay"]
+
+
+def _free_busy(body: dict[str, Any], out: dict[str, Any]) -> None:
+    if body.get("freeBusyStatus") is not None:
+        if body["freeBusyStatus"] not in FREE_BUSY:
+            raise invalid("freeBusyStatus", f"freeBusyStatus must be one of {sorted(FREE_BUSY)}")
+        out["freeBusyStatus"] = body["freeBusyStatus"]
 
 
 def reminders(value: Any) -> list[dict[str, Any]]:

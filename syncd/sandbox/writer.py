@@ -234,6 +234,29 @@ class Writer:
         self._forget(ev, removed)
         return [_change(ev, "updated", removed)]
 
+    def add_rooms(self, user: str, event_id: str, body: dict[str, Any]) -> list[Change]:
+        """AddMeetingRooms: book ``meetingRoomsToAdd`` [{roomId}] (the organizer only).
+
+        Rooms live in the event's fields (``meetingRooms``), which no PatchEvent body can
+        write, so a patch never drops them; their display name is the room id.
+        """
+        ev = self.resolve(user, event_id, organizer_only=True)
+        raw = body.get("meetingRoomsToAdd")
+        if not isinstance(raw, list) or not raw:
+            raise invalid("meetingRoomsToAdd", "meetingRoomsToAdd is required")
+        rooms = list(ev.fields.get("meetingRooms") or [])
+        known = {r["roomId"] for r in rooms}
+        for item in raw:
+            room = item.get("roomId") if isinstance(item, dict) else None
+            if not isinstance(room, str) or not room:
+                raise invalid("meetingRoomsToAdd", "each room needs a roomId")
+            if room not in known:
+                known.add(room)
+                rooms.append({"roomId": room, "displayName": room, "responseStatus": "accepted"})
+        ev.fields["meetingRooms"] = rooms
+        self._touch(ev)
+        return [_change(ev, "updated")]
+
     def respond(self, user: str, event_id: str, body: dict[str, Any]) -> list[Change]:
         """RespondEvent: ``user`` (an attendee) sets their responseStatus."""
         ev = self.resolve(user, event_id)

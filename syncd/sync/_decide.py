@@ -25,7 +25,7 @@ from datetime import datetime
 
 from syncd.model import Event, PairState, Side
 from syncd.sync._match import Kind, Seen
-from syncd.sync.merge import changed_fields, merge
+from syncd.sync.merge import changed_fields, effective, merge
 from syncd.sync.plan import (
     Action,
     Conflict,
@@ -153,6 +153,7 @@ def _one_way(pair: PairState, view: View, source: Side) -> list[Action]:
     mirror = source.other
     src, dst = event_of(pair, view, source), event_of(pair, view, mirror)
     assert src is not None and dst is not None  # noqa: PT018 (both sides are present)
+    dst = effective(mirror, dst, held_of(pair, mirror), pair.base)
     if src.fingerprint() == dst.fingerprint():
         return [Record(after(pair, view, src), "same content on both sides")]
     why = (

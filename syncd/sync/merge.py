@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from syncd.model import ConflictPolicy, Event, Side, to_jsonable
+from syncd.model import ConflictPolicy, Event, Side, encode_when, to_jsonable
 
 # Identity and bookkeeping never take part in a merge.
 MERGED_FIELDS: tuple[str, ...] = tuple(
@@ -26,6 +26,16 @@ _TOGETHER: tuple[tuple[str, ...], ...] = (("start", "end"), ("recurrence", "over
 UNITS: tuple[tuple[str, ...], ...] = _TOGETHER + tuple(
     (name,) for name in MERGED_FIELDS if not any(name in unit for unit in _TOGETHER)
 )
+
+
+# Fields a side stores but never reports back: DingTalk accepts ``freeBusyStatus`` on writes
+# and leaves it out of every answer, so its copy always reads "busy". While the side's read
+# of such a field has not moved from what it held, the side holds the agreed (base) value,
+# and that, not the read, decides whether the side must be written.
+WRITE_ONLY: Mapping[Side, frozenset[str]] = {
+    Side.DINGTALK: frozenset({"free_busy"}),
+    Side.CALDAV: frozenset(),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +108,10 @@ def merge(
     events = {Side.DINGTALK: dingtalk, Side.CALDAV: caldav}
     views = {side: _view(event) for side, event in events.items()}
     before = {side: _held_view((held or {}).get(side) or base) for side in Side}
+    holds = {
+        side: _view(effective(side, events[side], (held or {}).get(side) or base, base))
+        for side in Side
+    }
     values: dict[str, Any] = {}
     conflicts: list[str] = []
     writes: dict[Side, list[str]] = {Side.DINGTALK: [], Side.CALDAV: []}
@@ -110,7 +124,7 @@ def merge(
         conflicts += unit if conflict else ()
         values.update({n: getattr(events[source], n) for n in unit})
         for side in Side:
-            if _values(views[side], unit) != _values(views[source], unit):
+            if _values(holds[side], unit) != _values(views[source], unit):
                 writes[side] += unit
     stamps = [t for t in (dingtalk.updated, caldav.updated) if t is not None]
     updated = events[preferred].updated if len(stamps) < 2 else _newest(stamps)
@@ -121,6 +135,32 @@ def merge(
         preferred,
         {side: _ordered(names) for side, names in writes.items()},
     )
+
+
+def effective(side: Side, event: Event, held: Event | None, base: Event | None) -> Event:
+    """``event`` as ``side`` holds it: its ``WRITE_ONLY`` fields (master and overrides, by
+    recurrence id) taken from ``base`` where its read still equals what it ``held``."""
+    names = WRITE_ONLY[side]
+    if not names or base is None or held is None:
+        return event
+
+    def fix(item: Event, was: Event | None, agreed: Event | None) -> Event:
+        if was is None or agreed is None:
+            return item
+        same = {n: getattr(agreed, n) for n in names if getattr(item, n) == getattr(was, n)}
+        return dataclasses.replace(item, **same)
+
+    was, agreed = _by_rid(held), _by_rid(base)
+    overrides = tuple(fix(o, was.get(_rid(o)), agreed.get(_rid(o))) for o in event.overrides)
+    return dataclasses.replace(fix(event, held, base), overrides=overrides)
+
+
+def _rid(event: Event) -> str:
+    return encode_when(event.recurrence_id) if event.recurrence_id is not None else ""
+
+
+def _by_rid(event: Event) -> dict[str, Event]:
+    return {_rid(o): o for o in event.overrides}
 
 
 def _held_view(event: Event | None) -> dict[str, Any] | None:

@@ -6,8 +6,10 @@
 - ``exception_bodies(event, ctx) -> [(recurrence_id, body | None)]``  (None = cancelled)
 - ``dingtalk_warnings(event, ctx) -> [str]``  (what the body cannot carry: truncation, ...)
 - ``as_dingtalk_keeps(event, ctx) -> Event``  (the event as DingTalk will hold it)
+- ``patch_body(before, after, ctx, held=raw) -> dict`` (PatchEvent body: changed mapped keys only)
 - ``event_from_ical(text, ctx) -> Event``     (one calendar object resource)
-- ``event_to_ical(event, ctx) -> str``
+- ``event_to_ical(event, ctx) -> str``         (a new object)
+- ``patch_ical(stored_text, event, ctx) -> str`` (an update: only changed mapped properties)
 - ``uid_for_dingtalk_id(event_id) -> str``   (deterministic UID for DingTalk-born events)
 - ``canonical_rrule``, ``rrule_to_dingtalk``, ``dingtalk_to_rrule``: recurrence mapping.
 - ``user_response(event, ctx) -> str | None``: the bound attendee's answer for RespondEvent.
@@ -32,7 +34,9 @@ from syncd.translate.dingtalk import (
     exception_bodies,
     uid_for_dingtalk_id,
 )
+from syncd.translate.dtpatch import is_empty_patch, patch_body
 from syncd.translate.ical import event_from_ical, event_to_ical
+from syncd.translate.icalpatch import patch_ical
 
 __all__ = [
     "ATTENDEE_LIMIT",
@@ -51,6 +55,9 @@ __all__ = [
     "event_to_dingtalk",
     "event_to_ical",
     "exception_bodies",
+    "is_empty_patch",
+    "patch_body",
+    "patch_ical",
     "rrule_to_dingtalk",
     "uid_for_dingtalk_id",
     "user_response",

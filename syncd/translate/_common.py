@@ -47,7 +47,7 @@ def reminders(minutes: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted({max(0, int(m)) for m in minutes}))
 
 
-def _occurrence_of(master: Event, rid: When) -> Event:
+def occurrence_of(master: Event, rid: When) -> Event:
     """The occurrence the master's rule produces at ``rid`` (for redundancy checks)."""
     return dataclasses.replace(
         master,
@@ -71,7 +71,7 @@ def finish_series(master: Event, exdates: Iterable[When], overrides: Iterable[Ev
             continue
         rid = _time.like(item.recurrence_id, ref)
         item = dataclasses.replace(item, uid=master.uid, recurrence_id=rid)
-        if item.fingerprint() != _occurrence_of(master, rid).fingerprint():
+        if item.fingerprint() != occurrence_of(master, rid).fingerprint():
             kept[encode_when(rid)] = item
     for key in [k for k, item in kept.items() if not is_real(master, item.recurrence_id)]:
         log.warning("override_of_no_occurrence", uid=master.uid, recurrence_id=key)

@@ -11,7 +11,7 @@ import structlog
 from icalendar import Component
 
 from syncd.errors import BrokenCalendarData, Unrepresentable
-from syncd.model import Attendee, PartStat, Privacy, Status, When
+from syncd.model import Attendee, FreeBusy, PartStat, Privacy, Status, When
 from syncd.translate import _common, _people, _time
 from syncd.translate._rrule import canonical_rrule, parse_parts, until_value
 from syncd.translate.context import Context
@@ -91,6 +91,11 @@ def privacy(ev: Component) -> Privacy:
     return "public" if value is None else _CLASS.get(str(value).upper(), "private")
 
 
+def free_busy(ev: Component) -> FreeBusy:
+    """TRANSP: TRANSPARENT is free; OPAQUE, absent or unknown values are busy."""
+    return "free" if str(ev.get("TRANSP", "")).strip().upper() == "TRANSPARENT" else "busy"
+
+
 def organizer(ev: Component) -> str | None:
     """The organizer's normalised e-mail, or None."""
     value = ev.get("ORGANIZER")
@@ -127,6 +132,11 @@ def reminders(ev: Component, start: When, end: When, ctx: Context) -> tuple[int,
         else:
             found.append(minutes)
     return _common.reminders(found)
+
+
+def alarm_minutes(alarm: Component, start: When, end: When, ctx: Context) -> int | None:
+    """One VALARM's trigger in whole minutes before the start (None: after it, or unreadable)."""
+    return _alarm_minutes(alarm.get("TRIGGER"), start, end, ctx)
 
 
 def _alarm_minutes(trigger: Any, start: When, end: When, ctx: Context) -> int | None:

@@ -78,7 +78,9 @@ def as_dingtalk_keeps(event: Event, ctx: Context) -> Event:
 
     Applies every documented loss: truncation, empty title, zero length, an occurrence
     without its series as a single event, privacy → public, status → confirmed,
-    the bound user as organizer, attendees without a unionId left out.
+    the bound user as organizer, attendees without a unionId left out, and free/busy
+    read back as busy (DingTalk stores ``freeBusyStatus`` but does not return it, so a
+    read never says "free"; the held mechanism then never takes that for an edit).
     """
     kept = _kept(event, ctx)
     if event.recurrence is None:
@@ -102,6 +104,7 @@ def _kept(event: Event, ctx: Context) -> Event:
         online_meeting_url=url,
         privacy="public",
         status="confirmed",
+        free_busy="busy",
         organizer=organizer,
         attendees=_people.clean_people(organizer, kept),
     )

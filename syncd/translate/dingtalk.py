@@ -1,7 +1,9 @@
 """DingTalk event JSON ⇄ canonical :class:`~syncd.model.Event` (pure; no I/O).
 
 Reading takes the response shape of GetEvent/ListEvents; writing produces a create/patch
-request body. What DingTalk cannot hold is listed by ``dingtalk_warnings`` and applied by
+request body. ``freeBusyStatus`` (``busy``/``free``) is always in the body; responses do
+not carry it (official SDK), so it is read when present and taken as ``busy`` otherwise.
+What DingTalk cannot hold is listed by ``dingtalk_warnings`` and applied by
 ``as_dingtalk_keeps`` (both in :mod:`._lossy`), so callers can log the loss and predict
 the fingerprint of their own write.
 
@@ -100,6 +102,7 @@ def _single(data: Mapping[str, Any], uid: str, ctx: Context) -> Event:
         description=description,
         location=location,
         status="cancelled" if data.get("status") == "cancelled" else "confirmed",
+        free_busy="free" if data.get("freeBusyStatus") == "free" else "busy",
         organizer=organizer,
         attendees=_people.attendees_from_dingtalk(data.get("attendees") or (), organizer, ctx),
         reminders=_common.reminders(_minutes(data.get("reminders") or ())),
@@ -175,6 +178,7 @@ def event_to_dingtalk(event: Event, ctx: Context) -> dict[str, Any]:
         "location": {"displayName": event.location},
         "attendees": _people.attendees_to_dingtalk(event.attendees, ctx)[0][:ATTENDEE_LIMIT],
         "reminders": [{"method": "dingtalk", "minutes": m} for m in event.reminders],
+        "freeBusyStatus": event.free_busy,
         "extra": dict(NO_NOTIFY),
     }
     if event.recurrence is not None:

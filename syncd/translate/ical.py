@@ -3,7 +3,9 @@
 Reading ignores what servers rewrite (DTSTAMP, PRODID, SEQUENCE, LAST-MODIFIED, CREATED,
 VTIMEZONE bodies, property order, line folding). Writing produces a full VCALENDAR with a
 VTIMEZONE for every zone used, SEQUENCE 0 and ``SCHEDULE-AGENT=CLIENT`` on the organizer
-and every attendee, so servers never send invitations for mirrored copies.
+and every attendee, so servers never send invitations for mirrored copies. That full
+rendering is for new objects; an update of a stored object goes through
+:func:`syncd.translate.icalpatch.patch_ical`, which keeps what syncd does not map.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import structlog
-from icalendar import Alarm, Calendar, Component, Timezone, vCalAddress, vRecur, vUri
+from icalendar import Calendar, Component, Timezone, vCalAddress, vRecur, vUri
 from icalendar import Event as VEvent
 
 from syncd.errors import BrokenCalendarData, Unrepresentable
 from syncd.model import Event, Recurrence
 from syncd.translate import _common
 from syncd.translate import _icalread as read
+from syncd.translate._lines import Block, block_of
+from syncd.translate._patchprops import display_alarm
 from syncd.translate.context import Context
 
 log = structlog.get_logger(__name__)
@@ -70,22 +74,23 @@ def _build(vevents: list[Component], ctx: Context) -> Event:
     if not masters:
         if len(others) > 1:
             raise Unrepresentable("several overrides without their master", field="recurrence-id")
-        return _single(others[0], ctx)
-    master = _single(masters[0], ctx)
+        return single(others[0], ctx)
+    master = single(masters[0], ctx)
     rule = read.rrule(masters[0], master.start)
     if rule is None:
         if others:
             log.warning("overrides_without_rrule", uid=master.uid, count=len(others))
         return master
     master = dataclasses.replace(master, recurrence=Recurrence(rule))
-    overrides = [_single(v, ctx) for v in others]
+    overrides = [single(v, ctx) for v in others]
     for item, raw in zip(overrides, others, strict=True):
         if raw.get("RRULE") is not None and _common.is_real(master, item.recurrence_id):
             raise Unrepresentable("an override with its own RRULE (this-and-future)", field="rrule")
     return _common.finish_series(master, read.exdates(masters[0], ctx), overrides)
 
 
-def _single(ev: Component, ctx: Context) -> Event:
+def single(ev: Component, ctx: Context) -> Event:
+    """One VEVENT on its own (no rule): the fields a master or an override carries."""
     start, end = read.times(ev, ctx)
     org = read.organizer(ev)
     rid = ev.get("RECURRENCE-ID")
@@ -98,6 +103,7 @@ def _single(ev: Component, ctx: Context) -> Event:
         location=_common.clean_text(ev.get("LOCATION")),
         status=read.status(ev),
         privacy=read.privacy(ev),
+        free_busy=read.free_busy(ev),
         organizer=org,
         attendees=read.attendees(ev, org),
         reminders=read.reminders(ev, start, end, ctx),
@@ -136,6 +142,17 @@ def _vtimezone(tzid: str) -> Timezone | None:
         return None
 
 
+def vevent_block(event: Event, uid: str) -> Block:
+    """A new VEVENT block (for :mod:`.icalpatch`) rendering ``event`` under ``uid``."""
+    return block_of(_vevent(dataclasses.replace(event, uid=uid)))
+
+
+def vtimezone_block(tzid: str) -> Block | None:
+    """A new VTIMEZONE block for an IANA zone, None when the zone is unknown."""
+    zone = _vtimezone(tzid)
+    return block_of(zone) if zone is not None else None
+
+
 def _vevent(event: Event) -> VEvent:
     ev = VEvent()
     ev.add("uid", event.uid)
@@ -153,14 +170,10 @@ def _vevent(event: Event) -> VEvent:
         ev.add("location", event.location)
     ev.add("status", event.status.upper())
     ev.add("class", event.privacy.upper())
+    if event.free_busy == "free":
+        ev.add("transp", "TRANSPARENT")
     _people(ev, event)
-    if event.online_meeting_url:
-        ev.add("url", vUri(event.online_meeting_url))
-        ev.add(
-            "conference",
-            vUri(event.online_meeting_url),
-            parameters={"VALUE": "URI", "FEATURE": "VIDEO"},
-        )
+    _meeting(ev, event.online_meeting_url)
     if event.recurrence is not None:
         ev.add("rrule", vRecur.from_ical(event.recurrence.rrule))
         if event.recurrence.exdates:
@@ -168,12 +181,14 @@ def _vevent(event: Event) -> VEvent:
     if event.updated is not None:
         ev.add("last-modified", event.updated.astimezone(UTC))
     for minutes in event.reminders:
-        alarm = Alarm()
-        alarm.add("action", "DISPLAY")
-        alarm.add("description", "Reminder")
-        alarm.add("trigger", timedelta(minutes=-minutes))
-        ev.add_component(alarm)
+        ev.add_component(display_alarm(minutes))
     return ev
+
+
+def _meeting(ev: VEvent, url: str | None) -> None:
+    if url:
+        ev.add("url", vUri(url))
+        ev.add("conference", vUri(url), parameters={"VALUE": "URI", "FEATURE": "VIDEO"})
 
 
 def _people(ev: VEvent, event: Event) -> None:

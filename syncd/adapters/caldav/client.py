@@ -202,6 +202,16 @@ class CalDAVClient:
             found.update((h, v) for h, v in answer.items() if h in wanted)
         return found
 
+    async def get(self, href: str) -> RawItem:
+        """One item's text and etag by GET; ``NotFound`` when it is gone."""
+        url = self._abs(href)
+        with map_errors(Op.READ, href):
+            response = await self._dav.request(url, "GET", "", {"Accept": "text/calendar"})
+            raise_for_status(response, (200,), url)
+            body = response._raw_body or b""  # caldav keeps the undecoded body here
+            text = body.decode("utf-8")
+        return RawItem(href, response.headers.get("ETag"), text)
+
     # --- writing -------------------------------------------------------------------
 
     async def put(

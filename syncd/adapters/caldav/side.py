@@ -4,9 +4,16 @@ Implements :class:`syncd.sync.ports.CalendarSide`. Reading never drops an item: 
 cannot be translated (or fetched) is reported as ``Remote(href, etag, None, error=...)``,
 so the planner leaves it alone instead of taking it for deleted. An item without a UID
 (RFC 5545 requires one, yet Xandikos stores such items) is given one derived from its href,
-so several of them never share the empty UID. Writing sends exactly
-the text ``event_to_ical`` made (no SEQUENCE bump) and reports that text parsed back as
-``Written.event``, which is what the next read of the item will say.
+so several of them never share the empty UID.
+
+Creating sends the text ``event_to_ical`` made. Updating changes the object *as stored*:
+:func:`~syncd.translate.patch_ical` rewrites only the mapped properties that differ and
+keeps everything else (unknown properties, parameters, components, alarms) byte for byte.
+The stored text comes from what :meth:`changes` read in this run (kept per href with its
+etag, only for this side object's lifetime) or else from a GET; when the caller's etag
+differs from the stored one the update raises ``EtagMismatch`` without writing, so a
+concurrent client edit is never overwritten. No write bumps SEQUENCE. ``Written.event`` is
+the written text parsed back: what the next read of the item will say.
 """
 
 from __future__ import annotations
@@ -17,10 +24,10 @@ import hashlib
 import structlog
 
 from syncd.adapters.caldav.client import CalDAVClient, RawItem
-from syncd.errors import TranslationError
+from syncd.errors import EtagMismatch, TranslationError
 from syncd.model import Changes, Event, Remote, Side
 from syncd.sync.ports import Written
-from syncd.translate import Context, event_from_ical, event_to_ical
+from syncd.translate import Context, event_from_ical, event_to_ical, patch_ical
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +40,7 @@ class CalDAVSide:
     def __init__(self, client: CalDAVClient, ctx: Context) -> None:
         self.client = client
         self.ctx = ctx
+        self._read: dict[str, RawItem] = {}  # href -> item as read by changes() in this run
 
     async def aclose(self) -> None:
         """Close the underlying HTTP session."""
@@ -41,6 +49,9 @@ class CalDAVSide:
     async def changes(self, cursor: str | None) -> Changes:
         """Changed and deleted items since ``cursor`` (a sync token); a full listing for None."""
         raw = await self.client.sync(cursor)
+        self._read.update((item.href, item) for item in raw.items)
+        for href in raw.deleted:
+            self._read.pop(href, None)
         items = [self._remote(item) for item in raw.items]
         items += [Remote(u.href, u.etag, None, error=u.reason) for u in raw.unreadable]
         return Changes(tuple(items), raw.deleted, raw.token, raw.complete)
@@ -69,16 +80,33 @@ class CalDAVSide:
         return Written(href, etag, event_from_ical(text, self.ctx))
 
     async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
-        """Replace the item at ``item_id`` if it still has ``etag`` (``EtagMismatch`` if not)."""
-        text = event_to_ical(event, self.ctx)
-        href, new_etag = await self.client.put(item_id, text, etag=etag, create=False)
+        """Change the stored item at ``item_id`` to hold ``event``, touching only what differs.
+
+        ``EtagMismatch`` when the item no longer has ``etag`` (checked against the stored
+        copy before writing, and by ``If-Match`` on the PUT).
+        """
+        stored = self._read.pop(item_id, None) or await self.client.get(item_id)
+        if etag is not None and stored.etag is not None and _bare(etag) != _bare(stored.etag):
+            raise EtagMismatch(f"CalDAV {item_id} changed since {etag} (now {stored.etag})")
+        text = patch_ical(stored.text, event, self.ctx)
+        href, new_etag = await self.client.put(
+            item_id, text, etag=stored.etag or etag, create=False
+        )
         log.info("caldav_updated", href=href, uid=event.uid)
-        return Written(href, new_etag, event_from_ical(text, self.ctx))
+        written = event_from_ical(text, self.ctx)
+        if not written.uid:
+            written = _with_uid(written, uid_for_href(item_id))
+        return Written(href, new_etag, written)
 
     async def delete(self, item_id: str, etag: str | None) -> None:
         """Delete the item if it still has ``etag``; an item already gone is fine."""
         await self.client.delete(item_id, etag)
         log.info("caldav_deleted", href=item_id)
+
+
+def _bare(etag: str) -> str:
+    """An etag without weak marker and quotes, for comparing what servers spell differently."""
+    return etag.removeprefix("W/").strip('"')
 
 
 def uid_for_href(href: str) -> str:

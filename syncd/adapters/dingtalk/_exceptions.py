@@ -11,6 +11,7 @@ be reverted through the API; it is logged and left (the read-back shows it).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,14 @@ from syncd.adapters.dingtalk import _series
 from syncd.adapters.dingtalk.client import DingTalkClient
 from syncd.errors import TranslationError
 from syncd.model import Event, When
-from syncd.translate import Context, as_dingtalk_keeps, event_from_dingtalk, exception_bodies
+from syncd.translate import (
+    Context,
+    as_dingtalk_keeps,
+    event_from_dingtalk,
+    exception_bodies,
+    patch_body,
+)
+from syncd.translate._common import occurrence_of
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +69,9 @@ def _todo(event: Event, before: Event | None, ctx: Context) -> list[tuple[When, 
     An override is compared as DingTalk keeps it *within its series* (the overrides of
     ``as_dingtalk_keeps(event)``): on its own it has no ``recurrence``, so predicting it
     alone would treat it as an occurrence without its series and drop its recurrence id.
+    One that must be written is sent as a :func:`patch_body` against what its instance
+    holds now (the exception, or else the series' occurrence), so fields syncd does not
+    map stay as they are.
     """
     wanted = exception_bodies(event, ctx)
     if before is None or before.recurrence is None:
@@ -68,18 +79,20 @@ def _todo(event: Event, before: Event | None, ctx: Context) -> list[tuple[When, 
     cancelled = {_series.rid_key(d) for d in before.recurrence.exdates}
     held = _by_rid(before)
     kept = _by_rid(as_dingtalk_keeps(event, ctx))
+    mine = _by_rid(event)
     todo: list[tuple[When, Body | None]] = []
     for rid, body in wanted:
         key = _series.rid_key(rid)
         if body is None:
-            done = key in cancelled
-        else:
-            have, want = held.get(key), kept.get(key)
-            done = (
-                have is not None and want is not None and have.fingerprint() == want.fingerprint()
-            )
-        if not done:
-            todo.append((rid, body))
+            if key not in cancelled:
+                todo.append((rid, None))
+            continue
+        have, want = held.get(key), kept.get(key)
+        if have is not None and want is not None and have.fingerprint() == want.fingerprint():
+            continue
+        now = have or occurrence_of(dataclasses.replace(before, overrides=()), rid)
+        target = dataclasses.replace(mine[key], recurrence=None)
+        todo.append((rid, patch_body(dataclasses.replace(now, recurrence=None), target, ctx)))
     return todo
 
 

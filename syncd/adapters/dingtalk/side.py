@@ -15,12 +15,14 @@ Reading
     ``Remote.etag`` is the event's ``updateTime`` (DingTalk has no etags).
 
 Writing
-    ``create``/``update`` send :func:`event_to_dingtalk` (a full body, so a PUT patch
-    replaces every mapped field, attendees included), then the series' exceptions (see
-    ``_exceptions``). ``Written.event`` is what DingTalk answered, translated back — for a
-    series the series re-read — so its fingerprint equals what ``changes`` reports next.
-    ``update``/``delete`` with an ``etag`` first GET the event and raise ``EtagMismatch``
-    if its ``updateTime`` moved (one extra request); without one they write blindly.
+    ``create`` sends :func:`event_to_dingtalk` (a full body). ``update`` reads DingTalk's
+    current copy (one GetEvent, or the series' ListEvents) and sends :func:`patch_body`:
+    only the mapped keys whose value differs, so what syncd does not map (categories,
+    rich text, meeting rooms, cards, ...) is never cleared; nothing to change, no PUT.
+    Then the series' exceptions (see ``_exceptions``). ``Written.event`` is what DingTalk
+    answered, translated back — for a series the series re-read — so its fingerprint equals
+    what ``changes`` reports next. ``update`` raises ``EtagMismatch`` when an ``etag`` is
+    given and the ``updateTime`` read moved; ``delete`` with an ``etag`` GETs first.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from syncd.translate import (
     editable_in_dingtalk,
     event_from_dingtalk,
     event_to_dingtalk,
+    is_empty_patch,
+    patch_body,
     user_response,
 )
 
@@ -189,8 +193,11 @@ class DingTalkSide:
             log.warning("dingtalk.create.rolled_back", event_id=event_id)
 
     async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
-        """Patch the event with every mapped field; ``etag`` is an ``updateTime`` to check.
+        """Patch the fields that changed; ``etag`` is an ``updateTime`` to check.
 
+        DingTalk's current copy is read first (GetEvent, or the series' ListEvents), then
+        :func:`patch_body` sends only the mapped keys whose value differs from it, so fields
+        syncd does not read are never cleared; a body with nothing to change is not sent.
         When the bound user only attends the event (someone else organizes it), DingTalk
         lets them change nothing but their own answer: that is sent through RespondEvent,
         and ``Written.event`` is what DingTalk holds, so the rest of the edit stays on the
@@ -199,17 +206,33 @@ class DingTalkSide:
         self._warn(event, "update")
         if not editable_in_dingtalk(event, self._ctx):
             return await self._answer_only(item_id, event)
-        current: Series = (None, [])
-        if event.recurrence is not None:
-            current = await self._load_series(item_id)
-            if current[0] is None:
-                raise NotFound(f"DingTalk series {item_id} is gone", code="instanceNotExist")
-        if etag is not None:
-            await self._check_etag(item_id, etag, current[0])
+        current = await self._current(item_id, event)
+        raw = current[0]
+        assert raw is not None
+        if etag is not None and raw.get("updateTime") != etag:
+            raise EtagMismatch(
+                f"DingTalk event {item_id} changed since {etag} (now {raw.get('updateTime')})"
+            )
+        before = self._translate_quietly(current)
         body = event_to_dingtalk(event, self._ctx)
-        patched = await self._client.patch_event(self._user, item_id, body)
-        before = self._translate_quietly(current) if current[0] is not None else None
-        return await self._written(item_id, patched, event, before)
+        if before is not None:
+            body = patch_body(before, event, self._ctx, held=raw)
+        if is_empty_patch(body):
+            log.info("dingtalk.update.nothing_to_send", event_id=item_id, user=self._user)
+            patched = raw
+        else:
+            patched = _with_rooms(await self._client.patch_event(self._user, item_id, body), raw)
+        series_before = before if event.recurrence is not None else None
+        return await self._written(item_id, patched, event, series_before)
+
+    async def _current(self, item_id: str, event: Event) -> Series:
+        """What DingTalk holds now: the event (GetEvent), or a series with its instances."""
+        if event.recurrence is None:
+            return await self._complete(await self._client.get_event(self._user, item_id)), []
+        master, instances = await self._load_series(item_id)
+        if master is None:
+            raise NotFound(f"DingTalk series {item_id} is gone", code="instanceNotExist")
+        return await self._complete(master), instances
 
     async def delete(self, item_id: str, etag: str | None) -> None:
         """Delete the event (a whole series when ``item_id`` is a master); gone is fine."""
@@ -276,6 +299,14 @@ class DingTalkSide:
     def _warn(self, event: Event, op: str) -> None:
         for note in dingtalk_warnings(event, self._ctx):
             log.warning("dingtalk.lossy_write", op=op, user=self._user, uid=event.uid, note=note)
+
+
+def _with_rooms(answer: dict[str, Any], held: Mapping[str, Any]) -> dict[str, Any]:
+    """A PatchEvent answer with the booked rooms the event held (the answer omits their
+    names, a patch cannot change them, and reading the location appends them)."""
+    if "meetingRooms" in answer or not held.get("meetingRooms"):
+        return answer
+    return {**answer, "meetingRooms": held["meetingRooms"]}
 
 
 def _with_uid(event: Event, uid: str) -> Event:
