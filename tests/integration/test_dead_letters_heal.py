@@ -37,6 +37,7 @@ def _series(uid: str, summary: str, rrule: str) -> str:
     )
 
 
+@RADICALE_ONLY
 async def test_missing_calendar_fails_then_heals_once_it_exists(
     spine: Spine, radicale_server: CalDAVServer, tmp_path: Path, redis_url: str
 ) -> None:
