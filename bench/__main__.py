@@ -1,6 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
-Names: idle, latency, initial, initial-vdirsyncer, webhook (default: all, in that order).
+Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile (default: all, in that
+order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from bench import idle, initial, latency, webhook
+from bench import hostile, idle, initial, latency, webhook
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
 
@@ -29,6 +30,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "initial": (initial.run, initial.render),
     "initial-vdirsyncer": (initial.run_baseline, initial.render_baseline),
     "webhook": (webhook.run, webhook.render),
+    "hostile": (hostile.run, hostile.render),
 }
 
 

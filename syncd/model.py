@@ -291,6 +291,11 @@ class PairState:
     differs from ``base`` (a side that cannot store every field, or rewrites some); None
     means "the side held ``base``". The merge compares each side against what it held, so
     a field a side could not keep never reads as that side's edit.
+
+    ``caldav_etag`` / ``dingtalk_etag`` (DingTalk's ``updateTime``) are what each side's
+    item had then: a write planned from a listing that did not mention the item is sent
+    under it, so a change made since (an edit racing a deletion) fails the write instead
+    of being overwritten or deleted.
     """
 
     uid: str
@@ -303,6 +308,7 @@ class PairState:
     origin: Side = Side.DINGTALK
     dingtalk_held: Event | None = None
     caldav_held: Event | None = None
+    dingtalk_etag: str | None = None
 
     def ids(self) -> dict[Side, str | None]:
         return {Side.DINGTALK: self.dingtalk_id, Side.CALDAV: self.caldav_href}

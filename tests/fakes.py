@@ -9,7 +9,10 @@ cancelled tombstones), a ``normalize`` hook for servers that rewrite or cannot h
 they are sent, injected failures, and counters of every call.
 
 Edits made "by the user" (``user_*`` methods) go through the same storage path but are
-not counted as syncd's writes.
+not counted as syncd's writes. ``between`` holds user edits waiting for syncd's next write
+(on either side, when both share the list): they land after a run read both sides and
+before it writes, the interleaving in which a plan made from stale reads must lose its
+conditional write (``EtagMismatch``/``NotFound``) instead of overwriting or deleting the edit.
 
 The second half holds one-line builders for the planner's table tests.
 """
@@ -82,6 +85,7 @@ class MemorySide:
     _epoch: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _failures: list[tuple[str, SyncdError]] = field(default_factory=list)
+    between: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.dingtalk_like is None:
@@ -108,6 +112,7 @@ class MemorySide:
     async def create(self, event: Event) -> Written:
         """Create a new item; CalDAV-like sides refuse a taken href."""
         self.calls["create"] += 1
+        self.land()
         item_id = self._new_id(event)
         self._maybe_fail("create", item_id)
         if item_id in self.items:
@@ -117,6 +122,7 @@ class MemorySide:
     async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
         """Replace an item if it still has ``etag``."""
         self.calls["update"] += 1
+        self.land()
         self._maybe_fail("update", item_id)
         self._check(item_id, etag)
         return self._store(item_id, event)
@@ -124,6 +130,7 @@ class MemorySide:
     async def delete(self, item_id: str, etag: str | None) -> None:
         """Delete an item if it still has ``etag``; deleting a missing item is fine."""
         self.calls["delete"] += 1
+        self.land()
         self._maybe_fail("delete", item_id)
         if item_id not in self.items:
             return
@@ -131,6 +138,11 @@ class MemorySide:
         self._remove(item_id)
 
     # --- what tests look at and do ------------------------------------------------------
+
+    def land(self) -> None:
+        """Apply the user edits waiting in ``between`` (in order), as syncd writes next."""
+        while self.between:
+            self.between.pop(0)()
 
     @property
     def writes(self) -> int:
@@ -297,9 +309,11 @@ class World:
 
 def new_world() -> World:
     """Empty DingTalk-like and CalDAV-like sides sharing one clock, and an empty store."""
-    clock = Clock()
+    clock, between = Clock(), []
     return World(
-        MemorySide(Side.DINGTALK, clock=clock), MemorySide(Side.CALDAV, clock=clock), MemoryStore()
+        MemorySide(Side.DINGTALK, clock=clock, between=between),
+        MemorySide(Side.CALDAV, clock=clock, between=between),
+        MemoryStore(),
     )
 
 

@@ -38,6 +38,7 @@ def pair_to_json(pair: PairState) -> str:
             "dingtalk_fp": pair.dingtalk_fp,
             "caldav_fp": pair.caldav_fp,
             "caldav_etag": pair.caldav_etag,
+            "dingtalk_etag": pair.dingtalk_etag,
             "base": _jsonable(pair.base),
             "origin": pair.origin.value,
             "dingtalk_held": _jsonable(pair.dingtalk_held),
@@ -61,6 +62,7 @@ def pair_from_json(text: str | bytes) -> PairState:
             origin=Side(data["origin"]),
             dingtalk_held=_event(data.get("dingtalk_held")),
             caldav_held=_event(data.get("caldav_held")),
+            dingtalk_etag=data.get("dingtalk_etag"),
         )
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise StoreError(f"stored pair is not readable: {exc!r}") from exc

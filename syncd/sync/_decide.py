@@ -6,7 +6,8 @@ DingTalk    CalDAV      decision
 broken      any         skip: an untranslatable item is never deleted nor overwritten
 gone        gone        forget the pair
 gone        changed     the edit wins: re-create on DingTalk, pair repointed
-gone        unchanged   delete on CalDAV (subject to the deletion threshold)
+gone        unchanged   delete on CalDAV, if it still has the etag last seen (subject
+                        to the deletion threshold)
 changed     any         merge field by field, each side against what it held: fields
                         changed on one side are copied over, fields changed on both
                         sides differently are a recorded conflict; identical: record
@@ -14,8 +15,16 @@ unchanged   unchanged   record refreshed ids/etags if they moved, else nothing
 ==========  ==========  =============================================================
 
 and the mirror images. "Unchanged" includes unseen (an incremental listing that does not
-mention the item). In a one-way binding the source's version always wins and the mirror
-is reverted (see :class:`~syncd.sync.policy.Policy`).
+mention the item); "changed" means changed since the last sync, before or after the
+deletion (neither side dates a deletion). In a one-way binding the source's version
+always wins and the mirror is reverted (see :class:`~syncd.sync.policy.Policy`).
+
+Every update and delete is conditional on the etag the item had when last read or
+written (:func:`etag_of`; DingTalk's is its ``updateTime``): a user's change landing
+between this run's reads and its writes fails the write (``EtagMismatch``/``NotFound``),
+the run keeps its cursors, and the next run decides again with the change in view, so
+an edit racing a deletion still wins. Deletions above the threshold are held (reported,
+not executed) by the planner after this table (:mod:`syncd.sync.engine`).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from syncd.sync.plan import (
     Skip,
     Update,
     held_of,
+    pair_etag,
     pair_id,
     rebased,
     with_held,
@@ -85,11 +95,16 @@ def event_of(pair: PairState, view: View, side: Side) -> Event | None:
 
 
 def etag_of(pair: PairState, view: View, side: Side) -> str | None:
-    """The etag to write ``side`` under: the one just read, else the stored one."""
+    """The etag to write ``side`` under: the one just read, else the stored one.
+
+    Never None for an item syncd read or wrote before (unless its server keeps no etags),
+    so a change made after the listing fails the write (``EtagMismatch``) and the next
+    run sees it: an edit racing a deletion is never deleted blindly.
+    """
     item = view[side].remote
     if item is not None:
         return item.etag
-    return pair.caldav_etag if side is Side.CALDAV else None
+    return pair_etag(pair, side)
 
 
 def _id(pair: PairState, view: View, side: Side) -> str:
@@ -204,7 +219,7 @@ def _refresh(pair: PairState, view: View) -> list[Action]:
         item = view[side].remote
         if item is not None:
             moved = moved or item.id != pair_id(pair, side)
-            moved = moved or (side is Side.CALDAV and item.etag != pair.caldav_etag)
+            moved = moved or item.etag != pair_etag(pair, side)
     if not moved:
         return []  # nothing changed anywhere (or only echoes of our own writes)
     return [Record(after(pair, view, pair.base), "ids or etags changed, content did not")]

@@ -6,7 +6,8 @@ vdirsyncer's three-way status sync (reference §2.1) with fingerprints instead o
 1. match each side's items to pairs (DingTalk by id; CalDAV by href, then by UID: a move);
 2. refuse a complete listing that came back empty while pairs exist (``SourceEmptied``);
 3. decide each pair with the three-way table in :mod:`syncd.sync._decide`;
-4. reclaim or copy the items no pair knows (:mod:`syncd.sync._unpaired`);
+4. reclaim or copy the items no pair knows (:mod:`syncd.sync._unpaired`: by UID, by
+   fingerprint, or by what DingTalk keeps of a CalDAV event, ``Policy.dingtalk_keeps``);
 5. hold deletions above the binding's threshold (reported, not executed).
 """
 

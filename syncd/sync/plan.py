@@ -230,6 +230,11 @@ def pair_id(pair: PairState, side: Side) -> str | None:
     return pair.dingtalk_id if side is Side.DINGTALK else pair.caldav_href
 
 
+def pair_etag(pair: PairState, side: Side) -> str | None:
+    """The etag the pair remembers for ``side`` (DingTalk: the item's ``updateTime``)."""
+    return pair.dingtalk_etag if side is Side.DINGTALK else pair.caldav_etag
+
+
 def pair_fp(pair: PairState, side: Side) -> str | None:
     """The fingerprint the pair remembers for ``side``."""
     return pair.dingtalk_fp if side is Side.DINGTALK else pair.caldav_fp
@@ -244,9 +249,9 @@ def held_of(pair: PairState, side: Side) -> Event | None:
 def with_side(
     pair: PairState, side: Side, item_id: str | None, fp: str | None, etag: str | None
 ) -> PairState:
-    """``pair`` with ``side``'s id and fingerprint (and, for CalDAV, etag) replaced."""
+    """``pair`` with ``side``'s id, fingerprint and etag replaced."""
     if side is Side.DINGTALK:
-        return dataclasses.replace(pair, dingtalk_id=item_id, dingtalk_fp=fp)
+        return dataclasses.replace(pair, dingtalk_id=item_id, dingtalk_fp=fp, dingtalk_etag=etag)
     return dataclasses.replace(pair, caldav_href=item_id, caldav_fp=fp, caldav_etag=etag)
 
 

@@ -6,9 +6,12 @@ A :class:`Policy` is built once from the tenant configuration (at the edge) and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from syncd.model import ConflictPolicy, Direction, Side
+from syncd.model import ConflictPolicy, Direction, Event, Side
+
+Projection = Callable[[Event], Event]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,11 @@ class Policy:
     than ``max_deletions`` *and* more than ``max_deletion_ratio`` of the mapped pairs,
     unless ``force_delete`` is set; ``force_delete`` also allows acting on a full listing
     that came back empty while pairs exist.
+
+    ``dingtalk_keeps`` is what DingTalk holds of a CalDAV event once syncd wrote it there
+    (``syncd.translate.as_dingtalk_keeps`` with the binding's context, built at the edge):
+    with it, unpaired items are re-paired exactly even when DingTalk's copy could not hold
+    every field of the CalDAV event. None: only UIDs and equal fingerprints re-pair.
     """
 
     direction: Direction = "both"
@@ -35,6 +43,7 @@ class Policy:
     max_deletions: int = 20
     max_deletion_ratio: float = 0.5
     force_delete: bool = False
+    dingtalk_keeps: Projection | None = None
 
     def writes_to(self, side: Side) -> bool:
         """Whether this binding may write to ``side``."""

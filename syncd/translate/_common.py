@@ -9,20 +9,21 @@
   all-day series, the master's zone for timed ones); an override that says nothing the
   master does not already say for that occurrence is dropped; a cancelled override is an
   EXDATE; EXDATEs and overrides of instants that are not occurrences of the rule are
-  dropped (with a warning): no side could show them.
+  dropped (with a warning): no side could show them. The rule is expanded once for all
+  of them (:mod:`._expand`); a series with more than :data:`~.limits.MAX_EXCEPTIONS`
+  exceptions is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import structlog
 
 from syncd.model import Event, Recurrence, When, encode_when
-from syncd.translate import _time
-from syncd.translate._rrule import is_occurrence
+from syncd.translate import _expand, _time, limits
 
 log = structlog.get_logger(__name__)
 
@@ -73,14 +74,14 @@ def finish_series(master: Event, exdates: Iterable[When], overrides: Iterable[Ev
         item = dataclasses.replace(item, uid=master.uid, recurrence_id=rid)
         if item.fingerprint() != occurrence_of(master, rid).fingerprint():
             kept[encode_when(rid)] = item
-    for key in [k for k, item in kept.items() if not is_real(master, item.recurrence_id)]:
+    days = {encode_when(d): d for d in (_time.like(x, ref) for x in [*exdates, *cancelled])}
+    _check_count(master, len(kept) + len(days))
+    moments = [*(o.recurrence_id or ref for o in kept.values()), *days.values()]
+    real = dict(zip(map(encode_when, moments), real_moments(master, moments), strict=True))
+    for key in [k for k in kept if not real[k]]:
         log.warning("override_of_no_occurrence", uid=master.uid, recurrence_id=key)
         del kept[key]
-    days = {
-        encode_when(d): d
-        for d in (_time.like(x, ref) for x in [*exdates, *cancelled])
-        if is_real(master, d)
-    }
+    days = {k: d for k, d in days.items() if real[k]}
     for key in days:
         kept.pop(key, None)
     recurrence = Recurrence(master.recurrence.rrule, tuple(days[k] for k in sorted(days)))
@@ -88,10 +89,17 @@ def finish_series(master: Event, exdates: Iterable[When], overrides: Iterable[Ev
     return dataclasses.replace(master, recurrence=recurrence, overrides=ordered)
 
 
-def is_real(master: Event, moment: When | None) -> bool:
-    """True if ``moment`` is an occurrence of the master's rule."""
+def _check_count(master: Event, exceptions: int) -> None:
+    if exceptions > limits.MAX_EXCEPTIONS:
+        raise limits.over(f"exceptions of series {master.uid}", exceptions, limits.MAX_EXCEPTIONS)
+
+
+def real_moments(master: Event, moments: Sequence[When | None]) -> list[bool]:
+    """For each moment, True if it is an occurrence of the master's rule (one expansion)."""
     assert master.recurrence is not None
-    return moment is not None and is_occurrence(master.recurrence.rrule, master.start, moment)
+    known = [m for m in moments if m is not None]
+    found = iter(_expand.real(master.recurrence.rrule, master.start, known))
+    return [m is not None and next(found) for m in moments]
 
 
 def busy_only(event: Event) -> Event:

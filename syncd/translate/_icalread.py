@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from icalendar import Component
 
-from syncd.errors import BrokenCalendarData, Unrepresentable
+from syncd.errors import BrokenCalendarData
 from syncd.model import Attendee, FreeBusy, PartStat, Privacy, Status, When
 from syncd.translate import _common, _people, _time
-from syncd.translate._rrule import canonical_rrule, parse_parts, until_value
 from syncd.translate.context import Context
 
 log = structlog.get_logger(__name__)
@@ -40,44 +39,6 @@ def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
-
-
-def when(prop: Any, ctx: Context, what: str) -> When:
-    """A DATE / DATE-TIME property value (``vDDDTypes``) as a model value."""
-    value = getattr(prop, "dt", None)
-    if isinstance(value, datetime):
-        tzid = (getattr(prop, "params", None) or {}).get("TZID")
-        if value.tzinfo is None and tzid:
-            found = _time.zone(str(tzid))
-            if found is None:
-                log.warning("unknown_tzid", tzid=str(tzid), used=ctx.timezone)
-            else:
-                value = value.replace(tzinfo=found)
-        return _time.in_zone(value, ctx.timezone)
-    if isinstance(value, date):
-        return value
-    raise BrokenCalendarData(f"{what} is not a date or date-time: {prop!r}", field=what.lower())
-
-
-def times(ev: Component, ctx: Context) -> tuple[When, When]:
-    """DTSTART and the (exclusive) end from DTEND or DURATION, made consistent."""
-    if ev.get("DTSTART") is None:
-        raise BrokenCalendarData("VEVENT without DTSTART", field="dtstart")
-    start = when(ev["DTSTART"], ctx, "DTSTART")
-    end: When | None = None
-    if ev.get("DTEND") is not None:
-        end = when(ev["DTEND"], ctx, "DTEND")
-    elif ev.get("DURATION") is not None:
-        length = getattr(ev["DURATION"], "dt", None)
-        if not isinstance(length, timedelta):
-            raise BrokenCalendarData(f"bad DURATION {ev['DURATION']!r}", field="duration")
-        if isinstance(start, datetime):
-            end = start + length
-        else:
-            end = start + timedelta(days=max(1, length.days))
-    if end is not None and type(end) is type(start) and end < start:
-        start, end = end, start  # swapped by the producer: take the earlier one as start
-    return start, _time.fix_end(start, end)
 
 
 def status(ev: Component) -> Status:
@@ -167,42 +128,6 @@ def meeting_url(ev: Component) -> str | None:
         if values and str(values[0]).strip():
             return str(values[0]).strip()
     return None
-
-
-def rrule(ev: Component, start: When) -> str | None:
-    """The canonical RRULE; RDATE, EXRULE and several RRULEs cannot be held by the model."""
-    for name in ("RDATE", "EXRULE"):
-        if ev.get(name) is not None:
-            raise Unrepresentable(f"{name} is not supported", field=name.lower())
-    rules = as_list(ev.get("RRULE"))
-    if len(rules) > 1:
-        raise Unrepresentable("several RRULEs in one event", field="rrule")
-    if not rules:
-        return None
-    text = rules[0].to_ical().decode() if hasattr(rules[0], "to_ical") else str(rules[0])
-    if not text.strip():
-        log.info("empty_rrule_ignored", uid=str(ev.get("UID", "")))
-        return None
-    rule = canonical_rrule(text, start)
-    if _ends_before(rule, start):
-        raise BrokenCalendarData("RRULE UNTIL is before DTSTART: no occurrence", field="rrule")
-    return rule
-
-
-def _ends_before(rule: str, start: When) -> bool:
-    """True when the rule's UNTIL lies before DTSTART (servers refuse such a series)."""
-    until = until_value(parse_parts(rule))
-    if until is None or isinstance(until, datetime) != isinstance(start, datetime):
-        return False
-    return until < start  # both dates, or both aware datetimes
-
-
-def exdates(ev: Component, ctx: Context) -> list[When]:
-    """Every EXDATE value."""
-    out: list[When] = []
-    for prop in as_list(ev.get("EXDATE")):
-        out.extend(when(item, ctx, "EXDATE") for item in getattr(prop, "dts", ()))
-    return out
 
 
 def updated(ev: Component, ctx: Context) -> datetime | None:

@@ -7,18 +7,19 @@ BYSETPOS, WKST, then any other part alphabetically; list values sorted and de-du
 WKST only where it can matter; with a ``start``, implicit parts made explicit (a weekly
 rule names its weekday, a monthly one its day of month, a yearly one its month and day),
 ``FREQ=DAILY;BYDAY=..`` written as the equivalent weekly rule, ``BYDAY=TU;BYSETPOS=2``
-as ``BYDAY=2TU``, and UNTIL given as a date for all-day starts or in UTC for timed ones.
+as ``BYDAY=2TU``, and UNTIL given as a date for all-day starts or in UTC for timed ones
+(an UNTIL of the wrong type at its earliest reading: see :func:`until_readings`). A COUNT
+over :data:`~.limits.MAX_COUNT` is refused (Unrepresentable).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
-
-from dateutil.rrule import rrulestr
+from datetime import date, datetime, time
 
 from syncd.errors import BrokenCalendarData
 from syncd.model import When
+from syncd.translate import limits
 from syncd.translate._time import UTC
 
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -91,6 +92,8 @@ def canonical_rrule(text: str, start: When | None = None) -> str:
     _number(parts, "COUNT")
     if int(parts.get("COUNT", "1")) < 1:  # COUNT=0 or negative: no count at all
         del parts["COUNT"]
+    if int(parts.get("COUNT", "1")) > limits.MAX_COUNT:
+        raise limits.over("RRULE COUNT", int(parts["COUNT"]), limits.MAX_COUNT)
     if parts.get("INTERVAL") == "1":
         del parts["INTERVAL"]
     if start is not None:
@@ -161,22 +164,55 @@ def _drop_idle_wkst(parts: dict[str, str]) -> None:
 
 
 def _until(value: str, start: When) -> str:
-    """UNTIL as a date for all-day starts, as a UTC date-time for timed ones."""
+    """UNTIL as a date for all-day starts, as a UTC date-time for timed ones.
+
+    An UNTIL of another type than DTSTART (RFC 5545 requires the same) is read the
+    earliest way a reader does (see :func:`until_readings`).
+    """
+    moment = _until_moment(value)
+    if not isinstance(start, datetime):
+        return (moment.date() if isinstance(moment, datetime) else moment).strftime("%Y%m%d")
+    readings = until_readings(value, start)
+    if readings is not None:
+        moment = readings[0]
+    assert isinstance(moment, datetime)
+    assert moment.tzinfo is not None
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _until_moment(value: str) -> date | datetime:
     try:
         if "T" in value:
             local = datetime.strptime(value.rstrip("Z")[:15], "%Y%m%dT%H%M%S")
-            moment: date | datetime = local.replace(tzinfo=UTC) if value.endswith("Z") else local
-        else:
-            moment = datetime.strptime(value[:8], "%Y%m%d").date()
+            return local.replace(tzinfo=UTC) if value.endswith("Z") else local
+        return datetime.strptime(value[:8], "%Y%m%d").date()
     except ValueError as exc:
         raise BrokenCalendarData(f"bad UNTIL {value!r}", field="rrule") from exc
-    if not isinstance(start, datetime):
-        return (moment.date() if isinstance(moment, datetime) else moment).strftime("%Y%m%d")
-    if not isinstance(moment, datetime):  # a date: the whole day counts, in the start's zone
-        moment = datetime.combine(moment, time(23, 59, 59))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=start.tzinfo)
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def until_readings(value: str, start: datetime) -> tuple[datetime, datetime] | None:
+    """The earliest and latest instant readers take an UNTIL of the wrong type for.
+
+    None when UNTIL is a UTC date-time, as RFC 5545 requires for a timed DTSTART.
+    A DATE ``D`` is read as D 00:00 UTC (recurring-ical-events), as D 00:00 in the start's
+    zone (dateutil on local times), as D at the start's time (vobject, so Radicale) or as
+    the whole of D. A local date-time is read in the start's zone or in UTC.
+    """
+    moment = _until_moment(value)
+    if isinstance(moment, datetime) and moment.tzinfo is not None:
+        return None
+    tz = start.tzinfo
+    if isinstance(moment, datetime):
+        readings = [moment.replace(tzinfo=tz), moment.replace(tzinfo=UTC)]
+    else:
+        midnight = datetime.combine(moment, time())
+        last = datetime.combine(moment, time(23, 59, 59))
+        readings = [
+            midnight.replace(tzinfo=tz),
+            midnight.replace(tzinfo=UTC),
+            last.replace(tzinfo=tz),
+        ]
+    return min(readings), max(readings)
 
 
 def until_value(parts: dict[str, str]) -> When | None:
@@ -187,30 +223,3 @@ def until_value(parts: dict[str, str]) -> When | None:
     if "T" in value:
         return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     return datetime.strptime(value, "%Y%m%d").date()
-
-
-_SLOW = ("SECONDLY", "MINUTELY", "HOURLY")
-
-
-def is_occurrence(rule: str, start: When, moment: When) -> bool:
-    """True if ``moment`` is an occurrence of the canonical ``rule`` from ``start``.
-
-    DTSTART always counts (RFC 5545). Sub-daily rules and rules dateutil cannot read are
-    given the benefit of the doubt.
-    """
-    if moment == start or parse_parts(rule)["FREQ"] in _SLOW:
-        return True
-    if isinstance(start, datetime) != isinstance(moment, datetime):
-        return False
-    anchor = _naive_or_aware(start)
-    target = _naive_or_aware(moment)
-    try:
-        expanded = rrulestr(rule, dtstart=anchor)
-        found = expanded.after(target - timedelta(seconds=1), inc=True)
-    except (ValueError, TypeError, OverflowError):
-        return True
-    return bool(found == target)
-
-
-def _naive_or_aware(value: When) -> datetime:
-    return value if isinstance(value, datetime) else datetime.combine(value, time())

@@ -7,6 +7,7 @@ and never pass through UTC. Floating iCalendar times take the tenant's zone.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +17,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 from syncd.errors import BrokenCalendarData
 from syncd.model import When
 from syncd.translate._tzmatch import match_custom_zone
+from syncd.translate._winnames import DISPLAY_TO_WINDOWS
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +44,34 @@ def zone(name: str) -> ZoneInfo | None:
     if found is not None and found.key in _UTC_ALIASES:
         return UTC
     return found
+
+
+_DISPLAY_OFFSET = re.compile(r"^\((?:UTC|GMT)\s*(?:([+-])(\d{1,2})[:.]?(\d{2}))?\)\s*")
+
+
+def _display_key(name: str) -> str:
+    """``(GMT+07.00) Bangkok\\, Hanoi`` and ``(UTC+07:00) Bangkok, Hanoi`` alike."""
+    text = " ".join(name.strip().strip('"').replace("\\", "").split())
+    match = _DISPLAY_OFFSET.match(text.upper())
+    if match is None:
+        return ""
+    sign, hours, minutes = match.groups()
+    offset = f"{sign}{int(hours):02d}:{minutes}" if sign else ""
+    return f"(UTC{offset}) {text[match.end() :].casefold()}"
+
+
+_DISPLAY = {_display_key(k): v for k, v in DISPLAY_TO_WINDOWS.items()}
+
+
+def display_zone(name: str) -> ZoneInfo | None:
+    """The zone of a Windows display name, as Outlook and Exchange write TZIDs.
+
+    ``(UTC+07:00) Bangkok, Hanoi, Jakarta`` -> SE Asia Standard Time -> Asia/Bangkok,
+    through CLDR's names (:mod:`._winnames`) and icalendar's Windows table; older
+    spellings (``GMT``, ``+07.00``) and case or spacing differences are accepted.
+    """
+    windows = _DISPLAY.get(_display_key(name))
+    return zone(windows) if windows else None
 
 
 def _iana(name: str) -> ZoneInfo | None:

@@ -21,10 +21,12 @@ from icalendar import Event as VEvent
 
 from syncd.errors import BrokenCalendarData, Unrepresentable
 from syncd.model import Event, Recurrence
-from syncd.translate import _common
+from syncd.translate import _common, limits
 from syncd.translate import _icalread as read
+from syncd.translate import _icaltime as times
 from syncd.translate._lines import Block, block_of
 from syncd.translate._patchprops import display_alarm
+from syncd.translate._vtimezone import CalendarZones
 from syncd.translate.context import Context
 
 log = structlog.get_logger(__name__)
@@ -33,7 +35,11 @@ PRODID = "-//syncd//EN"
 
 
 def parse_calendar(text: str) -> Calendar:
-    """Parse iCalendar text; BrokenCalendarData (with the parser's reason) if impossible."""
+    """Parse iCalendar text; BrokenCalendarData (with the parser's reason) if impossible.
+
+    Text over :mod:`.limits` is refused first (Unrepresentable), before any parsing.
+    """
+    limits.check_text(text)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -59,14 +65,14 @@ def event_from_ical(text: str, ctx: Context) -> Event:
     if len({str(v.get("UID", "")) for v in vevents}) > 1:
         raise BrokenCalendarData("several UIDs in one calendar object resource", field="uid")
     try:
-        return _build(vevents, ctx)
+        return _build(vevents, ctx, CalendarZones.of(cal))
     except (BrokenCalendarData, Unrepresentable):
         raise
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         raise BrokenCalendarData(f"bad VEVENT: {exc}") from exc
 
 
-def _build(vevents: list[Component], ctx: Context) -> Event:
+def _build(vevents: list[Component], ctx: Context, zones: CalendarZones) -> Event:
     masters = [v for v in vevents if v.get("RECURRENCE-ID") is None]
     others = [v for v in vevents if v.get("RECURRENCE-ID") is not None]
     if len(masters) > 1:
@@ -74,24 +80,27 @@ def _build(vevents: list[Component], ctx: Context) -> Event:
     if not masters:
         if len(others) > 1:
             raise Unrepresentable("several overrides without their master", field="recurrence-id")
-        return single(others[0], ctx)
-    master = single(masters[0], ctx)
-    rule = read.rrule(masters[0], master.start)
+        return single(others[0], ctx, zones)
+    master = single(masters[0], ctx, zones)
+    rule = times.rrule(masters[0], master.start)
     if rule is None:
         if others:
             log.warning("overrides_without_rrule", uid=master.uid, count=len(others))
         return master
     master = dataclasses.replace(master, recurrence=Recurrence(rule))
-    overrides = [single(v, ctx) for v in others]
-    for item, raw in zip(overrides, others, strict=True):
-        if raw.get("RRULE") is not None and _common.is_real(master, item.recurrence_id):
-            raise Unrepresentable("an override with its own RRULE (this-and-future)", field="rrule")
-    return _common.finish_series(master, read.exdates(masters[0], ctx), overrides)
+    overrides = [single(v, ctx, zones) for v in others]
+    own = [o.recurrence_id for o, raw in zip(overrides, others, strict=True) if raw.get("RRULE")]
+    if any(_common.real_moments(master, own)):
+        raise Unrepresentable("an override with its own RRULE (this-and-future)", field="rrule")
+    return _common.finish_series(master, times.exdates(masters[0], ctx, zones), overrides)
 
 
-def single(ev: Component, ctx: Context) -> Event:
-    """One VEVENT on its own (no rule): the fields a master or an override carries."""
-    start, end = read.times(ev, ctx)
+def single(ev: Component, ctx: Context, zones: CalendarZones) -> Event:
+    """One VEVENT on its own (no rule): the fields a master or an override carries.
+
+    ``zones`` resolves TZIDs within the VEVENT's calendar (``CalendarZones.of(cal)``).
+    """
+    start, end = times.times(ev, ctx, zones)
     org = read.organizer(ev)
     rid = ev.get("RECURRENCE-ID")
     return Event(
@@ -108,7 +117,7 @@ def single(ev: Component, ctx: Context) -> Event:
         attendees=read.attendees(ev, org),
         reminders=read.reminders(ev, start, end, ctx),
         online_meeting_url=read.meeting_url(ev),
-        recurrence_id=read.when(rid, ctx, "RECURRENCE-ID") if rid is not None else None,
+        recurrence_id=times.when(rid, ctx, "RECURRENCE-ID", zones) if rid is not None else None,
         updated=read.updated(ev, ctx),
     )
 

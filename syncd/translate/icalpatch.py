@@ -33,12 +33,13 @@ from icalendar import Component
 
 from syncd.errors import BrokenCalendarData, TranslationError
 from syncd.model import Event, encode_when, to_jsonable
-from syncd.translate import _common, _time, ical
+from syncd.translate import _common, _expand, _time, ical
 from syncd.translate import _icalread as read
+from syncd.translate import _icaltime as times
 from syncd.translate import _lines as lines
 from syncd.translate import _patchprops as props
 from syncd.translate._lines import Block
-from syncd.translate._rrule import is_occurrence
+from syncd.translate._vtimezone import CalendarZones
 from syncd.translate.context import Context
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,7 @@ def _patch(stored: str, event: Event, ctx: Context) -> str:
     top = lines.parse(stored)
     ical.event_from_ical(stored, ctx)  # the stored object must read (else: full rendering)
     cal = ical.parse_calendar(stored)
+    zones = CalendarZones.of(cal)
     comps = [c for c in cal.subcomponents if c.name == "VEVENT"]
     pairs = list(zip(top.blocks("VEVENT"), comps, strict=True))
     before = _tzids(top)
@@ -83,12 +85,12 @@ def _patch(stored: str, event: Event, ctx: Context) -> str:
     if not masters:
         if event.recurrence is not None or len(pairs) != 1:
             raise BrokenCalendarData("an orphan override cannot become a series in place")
-        _patch_one(pairs[0], event, ctx)
+        _patch_one(pairs[0], event, ctx, zones)
     else:
         newest = read.newest([c for _, c in masters]) if len(masters) > 1 else masters[0][1]
         master = next(p for p in masters if p[1] is newest)
         others = [p for p in pairs if p[1].get("RECURRENCE-ID") is not None]
-        _patch_series(top, master, others, event, ctx)
+        _patch_series(top, master, others, event, ctx, zones)
     _fix_timezones(top, before)
     return lines.render(top)
 
@@ -98,10 +100,10 @@ def _view(event: Event) -> dict[str, Any]:
     return to_jsonable(bare, hashed_only=True)
 
 
-def _patch_one(pair: Pair, target: Event, ctx: Context) -> None:
+def _patch_one(pair: Pair, target: Event, ctx: Context, zones: CalendarZones) -> None:
     """Rewrite the changed single-event fields of one VEVENT."""
     block, comp = pair
-    current = ical.single(comp, ctx)
+    current = ical.single(comp, ctx, zones)
     now, want = _view(current), _view(target)
     changed = [name for name in SINGLE_FIELDS if now[name] != want[name]]
     for name in changed:
@@ -132,13 +134,15 @@ def _set_field(
         props.set_meeting(block, current.online_meeting_url, target.online_meeting_url)
 
 
-def _patch_series(top: Block, master: Pair, others: list[Pair], event: Event, ctx: Context) -> None:
+def _patch_series(
+    top: Block, master: Pair, others: list[Pair], event: Event, ctx: Context, zones: CalendarZones
+) -> None:
     """The master's fields and rule, then every override by RECURRENCE-ID."""
     bare = dataclasses.replace(event, overrides=(), recurrence=None, recurrence_id=None)
-    _patch_one(master, bare, ctx)
+    _patch_one(master, bare, ctx, zones)
     block, comp = master
-    current_start = ical.single(comp, ctx).start
-    rule = read.rrule(comp, current_start)
+    current_start = ical.single(comp, ctx, zones).start
+    rule = times.rrule(comp, current_start)
     wanted = event.recurrence.rrule if event.recurrence else None
     if rule != wanted:
         props.set_rrule(block, wanted)
@@ -147,11 +151,13 @@ def _patch_series(top: Block, master: Pair, others: list[Pair], event: Event, ct
             for other, _ in others:
                 top.remove(other)
         return
-    kept_cancelled = _patch_overrides(top, others, event, ctx)
-    _patch_exdates(master, event, kept_cancelled, ctx)
+    kept_cancelled = _patch_overrides(top, others, event, ctx, zones)
+    _patch_exdates(master, event, kept_cancelled, ctx, zones)
 
 
-def _patch_overrides(top: Block, others: list[Pair], event: Event, ctx: Context) -> set[str]:
+def _patch_overrides(
+    top: Block, others: list[Pair], event: Event, ctx: Context, zones: CalendarZones
+) -> set[str]:
     """Edit, add or remove override VEVENTs; returns the keys of cancelled ones kept."""
     assert event.recurrence is not None
     ref = event.start
@@ -160,16 +166,20 @@ def _patch_overrides(top: Block, others: list[Pair], event: Event, ctx: Context)
     master = dataclasses.replace(event, overrides=())
     done: set[str] = set()
     kept_cancelled: set[str] = set()
-    for block, comp in others:
-        rid = _time.like(read.when(comp["RECURRENCE-ID"], ctx, "RECURRENCE-ID"), ref)
+    rids = [
+        _time.like(times.when(c["RECURRENCE-ID"], ctx, "RECURRENCE-ID", zones), ref)
+        for _, c in others
+    ]
+    real = _expand.real(event.recurrence.rrule, event.start, rids)
+    for (block, comp), rid, is_real in zip(others, rids, real, strict=True):
         key = encode_when(rid)
         if key in targets:
-            _patch_one((block, comp), dataclasses.replace(targets[key], uid=event.uid), ctx)
+            _patch_one((block, comp), dataclasses.replace(targets[key], uid=event.uid), ctx, zones)
             done.add(key)
         elif key in exdates and read.status(comp) == "cancelled":
             kept_cancelled.add(key)
-        elif key not in exdates and is_occurrence(event.recurrence.rrule, event.start, rid):
-            _patch_one((block, comp), _common.occurrence_of(master, rid), ctx)
+        elif key not in exdates and is_real:
+            _patch_one((block, comp), _common.occurrence_of(master, rid), ctx, zones)
         else:
             top.remove(block)  # cancelled by the target, or no occurrence any more
     added = [ical.vevent_block(o, event.uid) for k, o in targets.items() if k not in done]
@@ -180,7 +190,9 @@ def _patch_overrides(top: Block, others: list[Pair], event: Event, ctx: Context)
     return kept_cancelled
 
 
-def _patch_exdates(master: Pair, event: Event, kept_cancelled: set[str], ctx: Context) -> None:
+def _patch_exdates(
+    master: Pair, event: Event, kept_cancelled: set[str], ctx: Context, zones: CalendarZones
+) -> None:
     """EXDATE lines: kept while every date in them is still wanted; the rest added."""
     assert event.recurrence is not None
     block, comp = master
@@ -189,21 +201,23 @@ def _patch_exdates(master: Pair, event: Event, kept_cancelled: set[str], ctx: Co
     needed = {k: d for k, d in wanted.items() if k not in kept_cancelled}
     keep: dict[int, bool] = {}
     covered: set[str] = set()
-    for index, prop in enumerate(read.as_list(comp.get("EXDATE"))):
-        moments = [_time.like(read.when(v, ctx, "EXDATE"), ref) for v in getattr(prop, "dts", ())]
+    props_moments = [
+        [_time.like(times.when(v, ctx, "EXDATE", zones), ref) for v in getattr(prop, "dts", ())]
+        for prop in read.as_list(comp.get("EXDATE"))
+    ]
+    every = [m for moments in props_moments for m in moments]
+    real = dict(
+        zip(map(encode_when, every), _expand.real(event.recurrence.rrule, ref, every), strict=True)
+    )
+    for index, moments in enumerate(props_moments):
         keys = {encode_when(m) for m in moments}
-        harmless = {encode_when(m) for m in moments if not _real(event, m)}
+        harmless = {encode_when(m) for m in moments if not real[encode_when(m)]}
         keep[index] = keys <= set(needed) | harmless
         if keep[index]:
             covered |= keys
     if all(keep.values()) and set(needed) <= covered:
         return
     props.set_exdates(block, keep, [needed[k] for k in sorted(needed) if k not in covered])
-
-
-def _real(event: Event, moment: Any) -> bool:
-    assert event.recurrence is not None
-    return is_occurrence(event.recurrence.rrule, event.start, moment)
 
 
 def _tzids(top: Block) -> set[str]:

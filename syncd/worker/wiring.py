@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 
@@ -24,7 +25,7 @@ from syncd.model import BindingRef
 from syncd.store.ratelimit import RequestPace
 from syncd.sync.policy import Policy
 from syncd.sync.ports import CalendarSide
-from syncd.translate import Context, Directory
+from syncd.translate import Context, Directory, as_dingtalk_keeps
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,14 @@ def translation_context(tenant: Tenant, binding: Binding) -> Context:
     )
 
 
-def policy_for(config: Config, binding: Binding, *, force_delete: bool = False) -> Policy:
-    """The planner's policy for a binding (deletion threshold: binding, else process)."""
+def policy_for(
+    config: Config, binding: Binding, *, force_delete: bool = False, ctx: Context | None = None
+) -> Policy:
+    """The planner's policy for a binding (deletion threshold: binding, else process).
+
+    With ``ctx`` (the binding's translation context) the policy knows what DingTalk keeps
+    of a CalDAV event, so a lost mapping store re-pairs such copies exactly.
+    """
     threshold = config.deletion_threshold(binding)
     return Policy(
         direction=binding.direction,
@@ -55,6 +62,7 @@ def policy_for(config: Config, binding: Binding, *, force_delete: bool = False) 
         max_deletions=threshold.max_count,
         max_deletion_ratio=threshold.max_ratio,
         force_delete=force_delete,
+        dingtalk_keeps=partial(as_dingtalk_keeps, ctx=ctx) if ctx is not None else None,
     )
 
 
@@ -115,7 +123,7 @@ async def wire(
         window_days=binding.window.future_days,
         past_days=binding.window.past_days,
     )
-    policy = policy_for(config, binding, force_delete=force_delete)
+    policy = policy_for(config, binding, force_delete=force_delete, ctx=ctx)
     if binding.caldav is not None:
         dav = binding.caldav
         password = dav.password.get_secret_value() if dav.password else None

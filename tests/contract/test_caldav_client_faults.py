@@ -119,6 +119,8 @@ async def test_rejected_credentials_raise_auth_failed(
         (412, False, errors.EtagMismatch),
         (500, False, errors.SourceUnavailable),
         (503, True, errors.SourceUnavailable),
+        (423, True, errors.SourceUnavailable),  # Xandikos: its repository is locked
+        (423, False, errors.SourceUnavailable),
     ],
 )
 async def test_write_statuses_map_to_syncd_errors(

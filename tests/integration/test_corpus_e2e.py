@@ -48,7 +48,7 @@ from syncd.worker.settings import create_worker
 from tests.fixtures.caldav_servers import CalDAVServer, CalendarHandle, make_calendar
 from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import SandboxHandle
-from tests.unit.test_translate_corpus import corpus_files, mixed_kinds, occurrences, resources
+from tests.unit.test_translate_corpus import corpus_files, occurrences, resources
 from tests.unit.test_translate_shapes import CTX
 
 CHUNKS = 12  # > the most copies of one UID in the corpus (10)
@@ -234,7 +234,7 @@ def compare(a_text: str, b_text: str) -> str:
     ``dingtalk_warnings`` about that field reports; occurrences may not differ at all.
     """
     event = event_from_ical(a_text, CTX)
-    by_date = event.all_day or mixed_kinds(a_text)
+    by_date = event.all_day
     theirs, ours = (
         occurrences(a_text, event.start, by_date),
         occurrences(b_text, event.start, by_date),

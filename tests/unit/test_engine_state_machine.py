@@ -21,7 +21,7 @@ from datetime import datetime
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from structlog.testing import capture_logs
 
 from syncd.errors import EtagMismatch, SourceEmptied, SourceUnavailable, SyncdError
@@ -69,6 +69,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     caldav_rewrite: Callable[[Event], Event] | None = None
     dingtalk_rewrite: Callable[[Event], Event] | None = None
+    day = datetime(2025, 3, 3, tzinfo=SH)  # when created events happen
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,7 +94,7 @@ class SyncMachine(RuleBasedStateMachine):
     @rule(side=SIDES, summary=TEXT, hour=st.integers(8, 10))
     def create(self, side: Side, summary: str, hour: int) -> None:
         self.serial += 1
-        start = datetime(2025, 3, 3, hour, tzinfo=SH)
+        start = self.day.replace(hour=hour)
         event = ev(f"u{self.serial}", summary, start=start, end=start.replace(minute=30))
         self._side(side).user_create(event)
         self.ops += 1
@@ -139,7 +140,49 @@ class SyncMachine(RuleBasedStateMachine):
         self._side(side).fail(op, error)
         self.injected = True
 
+    @precondition(lambda self: self.world.dingtalk.items and self.world.caldav.items)
+    @rule(data=st.data(), deleted=SIDES, mid_run=st.sampled_from(["edit", "delete"]))
+    def edit_vs_delete(self, data: st.DataObject, deleted: Side, mid_run: str) -> None:
+        """One side deletes a synced event while the other edits it, and one of the two
+        lands between a run's reads and its first write: the edit wins on both sides."""
+        pairs = self.loop.run_until_complete(self.world.store.load_pairs(REF))
+        live = sorted(
+            uid
+            for uid, p in pairs.items()
+            if all(self._id(p, side) in self._side(side).items for side in Side)
+        )
+        if not live:
+            return
+        pair = pairs[data.draw(st.sampled_from(live))]
+        self.serial += 1
+        marker, edited = f"edited-{self.serial}", deleted.other
+
+        def edit() -> None:
+            self._side(edited).user_update(self._id(pair, edited), location=marker)
+
+        def delete() -> None:
+            self._side(deleted).user_delete(self._id(pair, deleted))
+
+        first, later = (edit, delete) if mid_run == "delete" else (delete, edit)
+        first()
+        self.world.dingtalk.between.append(later)
+        self.ops += 2
+        self._run_confirmed(self._policy(), False)  # its writes may fail
+        self.world.dingtalk.land()  # the run wrote nothing: the change lands now
+        self.reconcile("newest", False)
+        for side in Side:
+            found = [e for e in self._side(side).events().values() if e.location == marker]
+            assert len(found) == 1, (side, mid_run, found)
+
     # --- runs -----------------------------------------------------------------------
+
+    def _policy(self, conflict: str = "newest") -> Policy:
+        """No deletion limit; DingTalk keeps of a CalDAV event what its rewrite leaves."""
+        return Policy(
+            conflict=conflict,  # type: ignore[arg-type]
+            max_deletions=10**6,
+            dingtalk_keeps=type(self).dingtalk_rewrite or _same,
+        )
 
     def _run(self, policy: Policy, full: bool) -> Report | None:
         before = self.world.writes()
@@ -170,7 +213,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule(conflict=POLICIES, full=st.booleans())
     def reconcile(self, conflict: str, full: bool) -> None:
-        policy = Policy(conflict=conflict, max_deletions=10**6)  # type: ignore[arg-type]
+        policy = self._policy(conflict=conflict)
         self.world.reset_counts()
         edited = {side: self._edited(side) for side in Side}
         deleted = {side: set(self.snap[side]) - set(self._side(side).items) for side in Side}
@@ -195,7 +238,8 @@ class SyncMachine(RuleBasedStateMachine):
         assert (self.world.writes(), again.counts.conflicts) == (0, 0), again.plan.describe()
 
     def _norm(self, event: Event) -> Event:
-        """An event as both servers would leave it (their rewrites commute)."""
+        """An event as both servers would leave it (their rewrites commute); the oracles
+        compare events in this form."""
         cls = type(self)
         return (cls.dingtalk_rewrite or _same)((cls.caldav_rewrite or _same)(event))
 
@@ -284,7 +328,7 @@ class LostStoreMachine(SyncMachine):
         self.reconcile("newest", full=False)
         self.loop.run_until_complete(self.world.store.wipe(REF))
         self.world.reset_counts()
-        report = self._run(Policy(max_deletions=10**6), False)
+        report = self._run(self._policy(), False)
         assert report is not None
         assert (self.world.writes(), report.counts.conflicts) == (0, 0), report.plan.describe()
         self._assert_converged()
@@ -297,9 +341,29 @@ class LossyMachine(SyncMachine):
     dingtalk_rewrite = staticmethod(drop_description)
 
 
+class LossyLostStoreMachine(LostStoreMachine):
+    """DingTalk drops descriptions, and the store is lost: copies of CalDAV events with a
+    description re-pair exactly by what DingTalk keeps of them, without writes."""
+
+    dingtalk_rewrite = staticmethod(drop_description)
+
+    @initialize()
+    def caldav_event_with_a_description(self) -> None:
+        """Every run starts with what DingTalk cannot hold whole: a described CalDAV event."""
+        self.serial += 1
+        start = self.day.replace(hour=9)
+        event = ev(f"u{self.serial}", "notes", description="agenda", start=start,
+                   end=start.replace(minute=30))  # fmt: skip
+        self.world.caldav.user_create(event)
+        self.ops += 1
+
+
 TestLostStore = LostStoreMachine.TestCase
 TestLostStore.settings = CI
 TestLostStore.__doc__ = "Random edits and runs converge; a lost store is recovered without writes."
+TestLossyLostStore = LossyLostStoreMachine.TestCase
+TestLossyLostStore.settings = CI
+TestLossyLostStore.__doc__ = "A lost store is recovered without writes when DingTalk drops fields."
 TestLossy = LossyMachine.TestCase
 TestLossy.settings = CI
 TestLossy.__doc__ = "Random edits and runs converge against servers that rewrite or drop fields."

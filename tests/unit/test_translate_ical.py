@@ -40,13 +40,10 @@ def test_custom_vtimezone_is_matched_by_rules_or_falls_back_to_utc() -> None:
     assert event.end == datetime(2025, 7, 10, 14, 43, tzinfo=ZoneInfo("UTC"))
 
 
-def test_floating_time_takes_tenant_zone_and_mozilla_prefix_is_stripped() -> None:
-    """A floating DTSTART is in the tenant zone; /mozilla.org/.../Europe/Berlin is Berlin."""
-    event = event_from_ical(read("floating-mozilla.ics"), CTX)
-    assert event.start == datetime(2025, 3, 20, 10, tzinfo=SHANGHAI)
-    assert event.end == datetime(2025, 3, 20, 11, tzinfo=SHANGHAI)  # 04:00 CET = 11:00 CST
-    other = event_from_ical(read("floating-mozilla.ics"), Context(timezone="Asia/Tokyo"))
-    assert other.start == datetime(2025, 3, 20, 10, tzinfo=ZoneInfo("Asia/Tokyo"))
+def test_floating_start_with_a_zoned_end_is_reported() -> None:
+    """Lightning's floating DTSTART with a zoned DTEND has no single reading (RFC 5545)."""
+    with pytest.raises(BrokenCalendarData, match="DTSTART is a floating DATE-TIME but DTEND is"):
+        event_from_ical(read("floating-mozilla.ics"), CTX)
 
 
 def test_orphan_override_keeps_its_recurrence_id() -> None:

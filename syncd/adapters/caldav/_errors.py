@@ -42,6 +42,9 @@ _BY_STATUS: dict[int, type[errors.SourceError]] = {
     404: errors.NotFound,
     408: errors.SourceUnavailable,
     409: errors.InvalidRequest,
+    # Locked (WebDAV): Xandikos answers it while another write holds its repository's
+    # lock; it passes, so the write is retried (it is no reason to dead-letter the item).
+    423: errors.SourceUnavailable,
     429: errors.RateLimited,
 }
 
