@@ -34,7 +34,13 @@ from syncd.sandbox.app import SANDBOX_KEY, create_app
 from syncd.sandbox.seed import seed_from_data
 from syncd.webhook.app import create_app as webhook_app
 from syncd.worker.settings import create_worker
-from tests.fixtures.caldav_servers import CalDAVServer, CalendarHandle, make_calendar
+from tests.fixtures.caldav_servers import (
+    PASSWORD,
+    USERNAME,
+    CalDAVServer,
+    CalendarHandle,
+    make_calendar,
+)
 from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, CALLBACK_TOKEN, SandboxHandle
 from tests.integration.test_spine import timed_event
@@ -204,7 +210,7 @@ def _write_config(root: Path, api: str, cals: dict[str, CalendarHandle], redis_u
                 bindings:
                   - id: {t.binding}
                     dingtalk_user: {t.user}
-                    caldav: {{url: "{cals[t.id].url}"}}
+                    caldav: {{url: "{cals[t.id].url}", username: {USERNAME}, password: {PASSWORD}}}
                 """
             )
         )
@@ -235,7 +241,7 @@ class Two:
             await worker.close()
 
     async def caldav_summaries(self, t: TenantSpec) -> list[str]:
-        async with CalDAVClient(self.calendars[t.id].url, None, None) as client:
+        async with CalDAVClient(self.calendars[t.id].url, *self.calendars[t.id].auth) as client:
             items = (await client.sync(None)).items
         return sorted(
             line[8:] for i in items for line in i.text.splitlines() if line.startswith("SUMMARY:")

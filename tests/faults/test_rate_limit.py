@@ -31,7 +31,7 @@ from syncd.model import BindingRef
 from syncd.store import keys
 from syncd.store.ratelimit import LocalBucket, RequestPace
 from syncd.worker.settings import create_worker
-from tests.fixtures.caldav_servers import CalDAVServer, make_calendar
+from tests.fixtures.caldav_servers import PASSWORD, USERNAME, CalDAVServer, make_calendar
 from tests.fixtures.fault_proxy import counting_sandbox, per_second
 from tests.fixtures.ports import free_port
 from tests.fixtures.redis_server import start_redis
@@ -213,8 +213,12 @@ def _two_binding_config(
               - {{union_id: u-alice, email: alice@acme.example}}
               - {{union_id: u-bob, email: bob@acme.example}}
             bindings:
-              - {{id: alice-work, dingtalk_user: u-alice, caldav: {{url: "{urls[0]}"}}}}
-              - {{id: bob-work, dingtalk_user: u-bob, caldav: {{url: "{urls[1]}"}}}}
+              - id: alice-work
+                dingtalk_user: u-alice
+                caldav: {{url: "{urls[0]}", username: {USERNAME}, password: {PASSWORD}}}
+              - id: bob-work
+                dingtalk_user: u-bob
+                caldav: {{url: "{urls[1]}", username: {USERNAME}, password: {PASSWORD}}}
             """
         )
     )

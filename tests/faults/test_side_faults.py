@@ -287,7 +287,7 @@ def _vevent(key: str, summary: str, n: int) -> str:
 @pytest.fixture
 async def world(tmp_path: Path, redis_url: str) -> AsyncIterator[World]:
     """Everything running; the Radicale is this test's own (it gets killed)."""
-    server = start_caldav_server("radicale")
+    server = start_caldav_server("radicale", authenticate=False)  # the config sends none
     calendar = make_calendar(server)
     try:
         async with (

@@ -45,7 +45,8 @@ async def test_missing_calendar_fails_then_heals_once_it_exists(
     the next run succeeds and resolves the dead letter (status ok, exit 0)."""
     name = f"later-{uuid.uuid4().hex[:8]}"
     url = f"{radicale_server.calendar_home}{name}/"
-    root = write_config(tmp_path / "later", spine.sandbox, url, redis_url)
+    auth = (radicale_server.username, radicale_server.password)
+    root = write_config(tmp_path / "later", spine.sandbox, url, redis_url, auth=auth)
     config = load_config(root, {})
     store = RedisStore(spine.pool)
     await spine.api.create("u-alice", timed_event("Kick-off", day=12))
@@ -87,7 +88,9 @@ async def test_item_dead_letter_heals_when_the_item_is_written(
 ) -> None:
     """Two items DingTalk cannot hold: two item dead letters (status degraded, exit 1). One
     is fixed in CalDAV: ``syncd sync`` writes it and resolves only its letter."""
-    root = write_config(tmp_path / "cli", spine.sandbox, spine.calendar.url, redis_url)
+    root = write_config(
+        tmp_path / "cli", spine.sandbox, spine.calendar.url, redis_url, auth=spine.calendar.auth
+    )
     store = RedisStore(spine.pool)
     for uid in ("hourly-a@test", "hourly-b@test"):
         status, _ = spine.calendar.put_raw(f"{uid[:8]}.ics", _series(uid, uid[:8], HOURLY))
