@@ -20,6 +20,7 @@ import structlog
 from arq.connections import ArqRedis
 
 from syncd import queue
+from syncd.cli._health import UNHEALTHY, binding_health, status_line
 from syncd.cli._ops_setup import binding_refs, load_quietly, resources
 from syncd.cli._root import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, common_options, fail, main
 from syncd.config import Config
@@ -163,17 +164,22 @@ def _gather(
 @click.argument("tenant", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status_command(config_dir: str, debug: bool, tenant: str | None, as_json: bool) -> None:
-    """Per binding: state, last success, lag, mapped pairs, open conflicts, dead letters."""
+    """Per binding: state, last success, lag, mapped pairs, open conflicts, dead letters.
+
+    A binding that is not healthy also shows the reason of its last failure; the exit
+    status is 1 when any binding is failed or degraded (partial, held, blocked, or with
+    dead letters), 0 otherwise.
+    """
     rows = _gather(config_dir, debug, tenant, _status)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
-        return
-    for row in rows:
-        click.echo(
-            f"{row['binding']}: state={row.get('state', 'never-run')} "
-            f"last_success={row.get('last_success', '-')} lag={row.get('lag', '-')} "
-            f"pairs={row['pairs']} conflicts={row['conflicts']} dead_letters={row['dead_letters']}"
-        )
+    else:
+        for row in rows:
+            click.echo(status_line(row))
+    unhealthy = [row["binding"] for row in rows if row["health"] in UNHEALTHY]
+    if unhealthy:
+        click.echo(f"syncd: failed or degraded: {', '.join(unhealthy)}", err=True)
+        raise SystemExit(EXIT_RUNTIME)
 
 
 async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]]:
@@ -182,6 +188,8 @@ async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]
         rows = []
         for ref in refs:
             status = await store.get_status(ref)
+            letters = await store.list_dead_letters(ref)
+            health, reason = binding_health(status, letters)
             rows.append(
                 {
                     "binding": str(ref),
@@ -189,7 +197,9 @@ async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]
                     "lag": queue_lag(status),
                     "pairs": len(await store.load_pairs(ref)),
                     "conflicts": len(await store.list_conflicts(ref)),
-                    "dead_letters": len(await store.list_dead_letters(ref)),
+                    "dead_letters": len(letters),
+                    "health": health,
+                    "reason": reason,
                 }
             )
         return rows

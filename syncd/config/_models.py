@@ -34,6 +34,8 @@ from syncd.model import ConflictPolicy, Direction
 from syncd.translate.context import Context, Directory
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DINGTALK_QPS = 15.0
+"""DingTalk allows a standard org's app 20 calls/s per API; syncd paces all APIs together."""
 CONSISTENCY_ERROR = "tenant_consistency"
 
 
@@ -118,6 +120,12 @@ class DingTalkApp(_Frozen):
     app_key: NonEmptyStr
     app_secret: Secret
     callback: Callback
+    qps: float = Field(
+        default=DEFAULT_DINGTALK_QPS,
+        gt=0,
+        le=10_000,
+        description="the most DingTalk calls per second all workers together make for this app",
+    )
 
     @field_validator("api_base")
     @classmethod
@@ -138,6 +146,9 @@ class CalDAVSource(_Frozen):
     url: HttpUrl
     username: NonEmptyStr | None = None
     password: Secret | None = None
+    timeout: Duration = Field(
+        default=30.0, description="how long one request may take before it counts as failed"
+    )
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> CalDAVSource:

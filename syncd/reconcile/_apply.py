@@ -3,7 +3,10 @@
 The actions of one pair run in plan order; the pair is saved (or dropped) only after all
 of them succeeded, with the fingerprints of what each written side now holds (echo
 suppression). A failed action stops its pair and leaves that pair's stored state as it
-was, so the next run re-reads and re-decides it; other pairs carry on.
+was, so the next run re-reads and re-decides it; other pairs carry on. An action that
+cannot be written at all is also kept as an item-level dead letter (``kind: item``, with
+its ``uid``); the pairs that committed are noted in ``Applied.settled``, so the runner can
+resolve earlier dead letters of those items.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Applied:
     )
     errors: list[ActionError] = field(default_factory=list)
     done: int = 0
+    settled: set[str] = field(default_factory=set)  # uids written, recorded or forgotten
 
     def add(self, side: Side | None, counts: Counts) -> None:
         if side is not None:
@@ -150,6 +154,8 @@ class Applier:
             await self.store.add_conflict(self.ref, record)
         for action in run.counted:
             self.result.add(*count(action))
+            if not isinstance(action, Skip | Conflict):
+                self.result.settled.add(uid)
             if not isinstance(action, Skip):
                 log.debug("applied", binding=str(self.ref), action=action.describe())
 
@@ -167,5 +173,5 @@ class Applier:
         self.result.add(side, Counts(errors=1))
         log.warning("action_failed", binding=str(self.ref), **error.as_dict())
         if error.disposition == "dead_letter":
-            entry = {**error.as_dict(), "at": datetime.now(UTC).isoformat()}
+            entry = {"kind": "item", **error.as_dict(), "at": datetime.now(UTC).isoformat()}
             await self.store.add_dead_letter(self.ref, entry)

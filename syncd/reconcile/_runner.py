@@ -55,6 +55,7 @@ async def reconcile(
     applier = Applier(ref, sides, store, concurrency=concurrency, on_progress=on_progress)
     applied = await applier.run(the_plan)
     commit = await _commit_cursors(ref, store, changes, the_plan, applied)
+    await _resolve_dead_letters(ref, store, applied)
     report = Report(
         ref,
         the_plan,
@@ -78,6 +79,20 @@ async def _commit_cursors(
     if not unapplied:
         await store.set_cursors(ref, {side: changes[side].cursor for side in Side})
     return not unapplied
+
+
+async def _resolve_dead_letters(ref: BindingRef, store: MappingStore, done: Applied) -> None:
+    """Heal what this run proved fine: the binding-level dead letters once a run reads and
+    applies without a transient failure, the item-level ones of every item settled now."""
+    binding = not any(e.retryable for e in done.errors)
+    resolved = await store.resolve_dead_letters(ref, binding=binding, uids=sorted(done.settled))
+    if resolved:
+        log.info(
+            "dead_letters_resolved",
+            binding=str(ref),
+            count=len(resolved),
+            errors=sorted({str(e.get("error", "?")) for e in resolved}),
+        )
 
 
 async def _read_and_plan(

@@ -4,8 +4,10 @@ Two bindings of the same DingTalk user (say a "work" and a "personal" CalDAV cal
 see the user's whole DingTalk calendar. An event that binding A brought into DingTalk from
 its CalDAV calendar belongs to A: binding B leaves it out of its DingTalk listing, so it is
 never copied into B's calendar. A's pairs say which DingTalk ids those are (pairs whose
-origin is CalDAV). If B copied such an event before A recorded its pair (a race), B's next
-full listing lacks it and B removes its copy again. A ``to_caldav`` binding is a mirror of
+origin is CalDAV). If B copied such an event before A recorded its pair (a race: A creates
+in DingTalk, B lists, A saves its pair), B's next run removes its copy again: a full listing
+lacks the event, and an incremental one reports every foreign id as deleted (ids B never
+paired mean nothing to the planner). A ``to_caldav`` binding is a mirror of
 the whole DingTalk calendar and has no siblings (see ``syncd.worker.wiring.siblings``).
 """
 
@@ -37,14 +39,16 @@ class WithoutForeign:
         self.side = inner.side
 
     async def changes(self, cursor: str | None) -> Changes:
-        """The inner side's changes without the foreign items (nor their deletions)."""
+        """The inner side's changes without the foreign items; incremental ones report them
+        deleted (see the module docstring)."""
         found = await self.inner.changes(cursor)
         if not self.foreign:
             return found
+        deleted = tuple(d for d in found.deleted if d not in self.foreign)
+        if not found.complete:  # a copy made in the race above goes on the next run
+            deleted += tuple(sorted(self.foreign))
         return dataclasses.replace(
-            found,
-            items=tuple(i for i in found.items if i.id not in self.foreign),
-            deleted=tuple(d for d in found.deleted if d not in self.foreign),
+            found, items=tuple(i for i in found.items if i.id not in self.foreign), deleted=deleted
         )
 
     async def create(self, event: Event) -> Written:

@@ -17,6 +17,11 @@ percent-encoded, so no id can reach into another's namespace::
     syncd:<tenant>:binding:<binding>:running    hash   token (, full) of the run serving a request
     syncd:<tenant>:binding:<binding>:poll       string "1" until the next poll is due (PX)
     syncd:<tenant>:push:<push id>               string "1" once a DingTalk push was accepted (EX)
+    syncd:@dingtalk:<app key>:rate              hash   request pace of one DingTalk app (tokens, ts)
+
+Keys of a DingTalk app (shared by every tenant and worker using it) live under
+``syncd:@dingtalk:``: a tenant id starts with a letter or digit, so no tenant's namespace
+can reach them.
 
 arq's own keys (``arq:queue``, ``arq:job:<id>``, ...) are arq's business; reconcile job ids
 are ``syncd:<tenant>:binding:<binding>:reconcile:<generation>``.
@@ -52,6 +57,10 @@ RECONCILE_JOB = "reconcile"
 # Per tenant.
 PUSH = "push"
 
+# Per DingTalk app.
+APP_SPACE = "@dingtalk"
+RATE = "rate"
+
 
 def _part(text: str) -> str:
     return quote(text, safe="")
@@ -65,6 +74,11 @@ def binding_key(ref: BindingRef, name: str) -> str:
 def push_key(tenant: str, push_id: str) -> str:
     """The dedupe key of one DingTalk push delivery."""
     return f"{PREFIX}:{_part(tenant)}:{PUSH}:{_part(push_id)}"
+
+
+def app_key(app: str, name: str) -> str:
+    """The key ``name`` of one DingTalk app (``app`` is its app key)."""
+    return f"{PREFIX}:{APP_SPACE}:{_part(app)}:{name}"
 
 
 def reconcile_job_id(ref: BindingRef, generation: int) -> str:

@@ -181,12 +181,17 @@ async def run_holding(lock: BindingLock, work: Callable[[], Coroutine[Any, Any, 
     keeper = asyncio.create_task(_keep_alive(lock, lease, task))
     try:
         return await task
-    except asyncio.CancelledError:
-        if lease.revoked:
-            raise LockLost(f"{lock.ref}: reconcile lock lost during the run") from None
-        raise
     except LockLost:
         lease.revoke("a fenced store write was refused")
+        raise
+    except BaseException as exc:
+        # Once the lease is gone (revoked, or past its deadline before the watchdog had a
+        # turn), whatever the work ended with (its cancellation, or a Redis timeout that
+        # beat it: a worker woken from SIGSTOP finds its reads overdue) means one thing:
+        # the run lost its lock, and must neither retry nor put its mark back.
+        if not lease.valid():
+            lease.revoke("the run ended past its deadline")
+            raise LockLost(f"{lock.ref}: reconcile lock lost during the run") from exc
         raise
     finally:
         lease.end()

@@ -10,7 +10,7 @@ live objects in them). An empty ``dingtalk_id`` or ``caldav_href`` counts as non
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +116,24 @@ class MemoryStore:
     async def clear_dead_letters(self, ref: BindingRef, count: int | None = None) -> None:
         """Forget the binding's oldest ``count`` dead letters (all of them when None)."""
         del self._of(ref).dead[: count if count is not None else len(self._of(ref).dead)]
+
+    async def resolve_dead_letters(
+        self, ref: BindingRef, *, binding: bool, uids: Collection[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Remove the binding-level (``binding``) and the ``uids``' item letters; return them."""
+        wanted = set(uids)
+        keep: list[str] = []
+        gone: list[dict[str, Any]] = []
+        for text in self._of(ref).dead:
+            entry = json.loads(text)
+            uid = entry.get("uid") if isinstance(entry, dict) else None
+            healed = (uid in wanted) if isinstance(uid, str) else binding
+            if healed and isinstance(entry, dict):
+                gone.append(entry)
+            else:
+                keep.append(text)
+        self._of(ref).dead[:] = keep
+        return gone
 
     async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
         """Merge ``status`` into the stored status: given fields replace, others stay."""

@@ -16,7 +16,7 @@ token its last argument). Outside a run (tests, ``syncd replay``) writes are unf
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import structlog
@@ -107,6 +107,29 @@ return redis.call('HGET', KEYS[2], uid)
 """
 
 
+# KEYS: dead letters, lock.  ARGV: "1" to resolve binding-level letters (no uid), then uids whose
+# item-level letters are resolved, fence.  Removes those letters; returns them (JSON text).
+# Unreadable entries are kept.
+_RESOLVE = fenced("""
+local binding = ARGV[1] == '1'
+local uids = {}
+for i = 2, #ARGV - 1 do uids[ARGV[i]] = true end
+local gone, seen = {}, {}
+for _, blob in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local ok, entry = pcall(cjson.decode, blob)
+  if ok and type(entry) == 'table' then
+    local uid = entry['uid']
+    if (type(uid) == 'string' and uids[uid]) or (type(uid) ~= 'string' and binding) then
+      table.insert(gone, blob)
+      if not seen[blob] then redis.call('LREM', KEYS[1], 0, blob) end
+      seen[blob] = true
+    end
+  end
+end
+return gone
+""")
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -122,6 +145,7 @@ class RedisStore:
         self._set_cursors = redis.register_script(_SET_CURSORS)
         self._append = redis.register_script(_APPEND)
         self._merge = redis.register_script(_MERGE)
+        self._resolve = redis.register_script(_RESOLVE)
 
     @staticmethod
     def _pair_keys(ref: BindingRef) -> list[str]:
@@ -234,6 +258,22 @@ class RedisStore:
                 await self._redis.delete(key)
             else:
                 await awaited(self._redis.ltrim(key, count, -1))
+
+    async def resolve_dead_letters(
+        self, ref: BindingRef, *, binding: bool, uids: Collection[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Remove the dead letters a successful run healed, atomically; returns them.
+
+        ``binding`` resolves the binding-level letters (those without a ``uid``: a run
+        of the binding now succeeds); ``uids`` the item-level letters of those items (they
+        were written successfully since).
+        """
+        if not binding and not uids:
+            return []
+        args = ["1" if binding else "0", *uids, fence_token(ref)]
+        with redis_errors("resolve_dead_letters"):
+            gone = await self._resolve(keys=self._fenced(ref, keys.DEAD_LETTERS), args=args)
+        return [dict(json.loads(blob)) for blob in gone]
 
     async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
         """Merge ``status`` into the stored status: given fields replace, others stay."""

@@ -7,7 +7,7 @@ Protocols only; implementations live in ``syncd.adapters`` (DingTalk, CalDAV, IC
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -103,6 +103,13 @@ class MappingStore(Protocol):
     async def clear_dead_letters(self, ref: BindingRef, count: int | None = None) -> None:
         """Forget the oldest ``count`` dead letters (all when None): a replay clears only
         what it read, so a letter added meanwhile survives."""
+        ...
+
+    async def resolve_dead_letters(
+        self, ref: BindingRef, *, binding: bool, uids: Collection[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Remove (and return) the dead letters a successful run healed: the binding-level
+        ones (no ``uid``) when ``binding``, and the item-level ones of ``uids``."""
         ...
 
     async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:

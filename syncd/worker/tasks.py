@@ -2,7 +2,8 @@
 
 ``ctx`` is arq's per-worker dict, filled by :func:`syncd.worker.settings.startup`:
 ``config``, ``session`` (aiohttp), ``tokens`` (shared token cache), ``store`` (Redis
-mapping store) and arq's own ``redis`` pool.
+mapping store) and arq's own ``redis`` pool. The DingTalk request pace (one token bucket
+per app in that Redis, :mod:`syncd.store.ratelimit`) is added on first use.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from syncd.observability import (
     RECONCILES,
 )
 from syncd.reconcile import Progress, Report, WithoutForeign, owned_elsewhere, reconcile
+from syncd.store.ratelimit import RequestPace
 from syncd.sync import Skip
 from syncd.worker.wiring import siblings, wire
 
@@ -46,7 +48,8 @@ async def run_once(
     """One reconcile of ``ref`` with the worker's shared resources (no locking)."""
     config, session, tokens = ctx["config"], ctx["session"], ctx["tokens"]
     foreign = await owned_elsewhere(ctx["store"], siblings(config, ref))
-    async with wire(config, ref, session, tokens, force_delete=force_delete) as w:
+    pace = request_pace(ctx)
+    async with wire(config, ref, session, tokens, force_delete=force_delete, pace=pace) as w:
         return await reconcile(
             ref,
             WithoutForeign(queue.FencedSide(w.dingtalk), foreign),
@@ -57,6 +60,14 @@ async def run_once(
             dry_run=dry_run,
             on_progress=on_progress,
         )
+
+
+def request_pace(ctx: dict[str, Any]) -> RequestPace:
+    """The process's DingTalk request pace (made once, on the ``ctx`` Redis)."""
+    pace = ctx.get("pace")
+    if not isinstance(pace, RequestPace):
+        pace = ctx["pace"] = RequestPace(ctx["redis"])
+    return pace
 
 
 async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reason: str) -> str:
@@ -135,12 +146,19 @@ async def _retry_or_dead_letter(
 
 
 async def _dead_letter(ctx: dict[str, Any], ref: BindingRef, reason: str, exc: Exception) -> None:
-    log.error("reconcile_failed", binding=str(ref), error=f"{type(exc).__name__}: {exc}")
+    """Keep a binding-level dead letter (no ``uid``) of a run that failed for good.
+
+    It stays until ``syncd replay`` or until a later run of the binding succeeds (the
+    runner resolves it then); the status keeps the reason as ``last_error``.
+    """
+    error = f"{type(exc).__name__}: {exc}"
+    log.error("reconcile_failed", binding=str(ref), error=error)
     await ctx["store"].add_dead_letter(
         ref,
         {
+            "kind": "binding",
             "reason": reason,
-            "error": f"{type(exc).__name__}: {exc}",
+            "error": error,
             "at": datetime.now(UTC).isoformat(),
             "tries": int(ctx.get("job_try") or 1),
         },

@@ -22,6 +22,7 @@ from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Binding, Config, Tenant
 from syncd.errors import ConfigError
 from syncd.model import BindingRef
+from syncd.store.ratelimit import RequestPace
 from syncd.sync.policy import Policy
 from syncd.sync.ports import CalendarSide
 from syncd.translate import Context, Directory, as_dingtalk_keeps
@@ -66,12 +67,20 @@ def policy_for(
 
 
 def dingtalk_client(
-    tenant: Tenant, session: aiohttp.ClientSession, tokens: TokenCache
+    tenant: Tenant,
+    session: aiohttp.ClientSession,
+    tokens: TokenCache,
+    pace: RequestPace | None = None,
 ) -> DingTalkClient:
-    """A client for the tenant's DingTalk app."""
+    """A client for the tenant's DingTalk app, paced at its ``dingtalk.qps`` by ``pace``."""
     app = tenant.dingtalk
     return DingTalkClient(
-        session, app.api_base, app.app_key, app.app_secret.get_secret_value(), tokens
+        session,
+        app.api_base,
+        app.app_key,
+        app.app_secret.get_secret_value(),
+        tokens,
+        pace=pace.for_app(app.app_key, app.qps) if pace is not None else None,
     )
 
 
@@ -101,13 +110,14 @@ async def wire(
     tokens: TokenCache,
     *,
     force_delete: bool = False,
+    pace: RequestPace | None = None,
 ) -> AsyncIterator[Wired]:
     """Open the sides of ``ref`` for one reconcile and close them afterwards."""
     tenant = config.tenant(ref.tenant)
     binding = tenant.binding(ref.binding)
     ctx = translation_context(tenant, binding)
     dingtalk = DingTalkSide(
-        dingtalk_client(tenant, session, tokens),
+        dingtalk_client(tenant, session, tokens, pace),
         binding.dingtalk_user,
         ctx,
         window_days=binding.window.future_days,
@@ -117,7 +127,7 @@ async def wire(
     if binding.caldav is not None:
         dav = binding.caldav
         password = dav.password.get_secret_value() if dav.password else None
-        async with CalDAVClient(dav.url, dav.username, password) as client:
+        async with CalDAVClient(dav.url, dav.username, password, timeout=dav.timeout) as client:
             yield Wired(ref, dingtalk, CalDAVSide(client, ctx), policy)
         return
     raise ConfigError(f"binding {ref}: ICS feed bindings are not supported by this version yet")

@@ -223,6 +223,30 @@ async def test_clearing_what_was_read_keeps_later_dead_letters(store: Store) -> 
     assert await store.list_dead_letters(REF) == [{"uid": "u3"}]
 
 
+async def test_resolving_dead_letters_removes_only_what_was_healed(store: Store) -> None:
+    """Binding-level letters (no uid) go only with ``binding``; item letters by their uid,
+    every copy of them; the rest stay in order and the removed ones are returned."""
+    await store.add_dead_letter(REF, {"kind": "binding", "error": "NotFound: 404"})
+    await store.add_dead_letter(REF, {"kind": "item", "uid": "u1", "error": "InvalidRequest"})
+    await store.add_dead_letter(REF, {"kind": "item", "uid": "u2", "error": "InvalidRequest"})
+    await store.add_dead_letter(REF, {"kind": "item", "uid": "u2", "error": "InvalidRequest"})
+    await store.add_dead_letter(REF, {"kind": "binding", "error": "SourceUnavailable: x"})
+    assert await store.resolve_dead_letters(REF, binding=False) == []
+    assert await store.resolve_dead_letters(REF, binding=False, uids=["u9"]) == []
+    gone = await store.resolve_dead_letters(REF, binding=False, uids=["u2"])
+    assert [g["uid"] for g in gone] == ["u2", "u2"]
+    gone = await store.resolve_dead_letters(REF, binding=True)
+    assert [g["error"] for g in gone] == ["NotFound: 404", "SourceUnavailable: x"]
+    assert await store.list_dead_letters(REF) == [
+        {"kind": "item", "uid": "u1", "error": "InvalidRequest"}
+    ]
+    other = BindingRef("acme", "bob-work")
+    await store.add_dead_letter(other, {"error": "boom"})
+    await store.resolve_dead_letters(REF, binding=True, uids=["u1"])
+    assert await store.list_dead_letters(REF) == []
+    assert await store.list_dead_letters(other) == [{"error": "boom"}]  # per binding
+
+
 async def test_status_merges_fields(store: Store) -> None:
     """set_status replaces the fields it names and keeps the others (last success survives)."""
     await store.set_status(

@@ -34,7 +34,7 @@ from syncd.store.redis import RedisStore
 from syncd.sync.ports import CalendarSide, Written
 from syncd.worker.settings import create_worker
 from syncd.worker.wiring import wire
-from tests.fixtures.caldav_servers import CalendarHandle
+from tests.fixtures.caldav_servers import PASSWORD, USERNAME, CalendarHandle
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle
 from tests.integration.history_sides import (
     ALICE,
@@ -58,7 +58,7 @@ def write_config(root: Path, sandbox: SandboxHandle, urls: dict[str, str], redis
         f"""
               - id: {ref.binding}
                 dingtalk_user: {user}
-                caldav: {{url: "{urls[user]}"}}
+                caldav: {{url: "{urls[user]}", username: {USERNAME}, password: {PASSWORD}}}
                 direction: both
                 deletion_threshold: {{max_count: {MAX_HELD}, max_ratio: 0.5}}"""
         for user, ref in REFS.items()

@@ -193,7 +193,7 @@ class CalDAVUser:
 
 async def _clients(calendar: CalendarHandle) -> tuple[aiohttp.ClientSession, CalDAVClient]:
     """An HTTP session and a CalDAV client made inside the machine's own event loop."""
-    return aiohttp.ClientSession(), CalDAVClient(calendar.url, None, None)
+    return aiohttp.ClientSession(), CalDAVClient(calendar.url, *calendar.auth)
 
 
 def _words(text: str) -> str:

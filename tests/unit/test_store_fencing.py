@@ -19,7 +19,7 @@ import redis.asyncio as aredis
 from arq.connections import ArqRedis
 
 from syncd import queue
-from syncd.errors import LockLost
+from syncd.errors import LockLost, StoreUnavailable
 from syncd.model import BindingRef, Changes, Event, Side
 from syncd.store import keys
 from syncd.store.connection import connect
@@ -223,3 +223,19 @@ async def test_unreachable_redis_cancels_the_run_at_the_lease_deadline(
         await client.aclose()
     assert outcome.skipped == "lost"
     assert 0.8 < cancelled_after[0] < 1.6
+
+
+async def test_an_error_after_the_lease_ran_out_reads_as_lost(pool: ArqRedis) -> None:
+    """A worker woken from a long pause may first see its pending Redis read time out
+    (StoreUnavailable) rather than its cancellation (found by test_crash_pause): once the
+    lease is gone the run still ends "lost", putting back no mark and asking no retry."""
+    await pool.set(keys.binding_key(REF, keys.DIRTY), "1")
+
+    async def work() -> None:
+        time.sleep(1.3)  # noqa: ASYNC251 - paused past the lease
+        raise StoreUnavailable("redis unavailable during save_pair: Timeout reading")
+
+    outcome = await queue.run_exclusive(pool, REF, work, lock_ttl_s=1.0)
+    assert (outcome.ran, outcome.skipped) == (False, "lost")
+    assert not await pool.exists(keys.binding_key(REF, keys.DIRTY))
+    assert await pool.exists(keys.binding_key(REF, keys.RUNNING))

@@ -11,7 +11,10 @@ injected ``aiohttp.ClientSession``:
   the server wins);
 * on ``InvalidAuthentication`` replaces the token and retries once; if the new token is
   rejected too, ``AuthFailed`` propagates;
-* never retries ``PermissionDenied``, ``InvalidRequest``, ``NotFound``, ``BadResponse``.
+* never retries ``PermissionDenied``, ``InvalidRequest``, ``NotFound``, ``BadResponse``;
+* awaits ``pace`` (the app's shared request pace, :mod:`syncd.store.ratelimit`) before
+  every HTTP request it sends, retries and token fetches included, so all workers of one
+  app together stay under its configured calls per second.
 
 :meth:`Transport._send` is the only place where aiohttp exceptions become ``syncd.errors``.
 """
@@ -45,6 +48,7 @@ from syncd.errors import (
 log = structlog.get_logger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+Pace = Callable[[], Awaitable[None]]
 
 
 def backoff_delay(
@@ -75,6 +79,7 @@ class Transport:
         backoff_cap: float = 30.0,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        pace: Pace | None = None,
     ) -> None:
         self._session = session
         self._base = api_base.rstrip("/")
@@ -86,6 +91,7 @@ class Transport:
         self._backoff_cap = backoff_cap
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._pace = pace
         self.requests: Counter[str] = Counter()  # HTTP requests sent, by operation
 
     def backoff(self, attempt: int, exc: Retryable) -> float:
@@ -137,6 +143,8 @@ class Transport:
         url = URL(self._base + req.path, encoded=True)
         if req.query:
             url = url.with_query(dict(req.query))
+        if self._pace is not None:
+            await self._pace()
         started = time.monotonic()
         self.requests[req.op] += 1
         try:
