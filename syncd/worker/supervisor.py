@@ -58,6 +58,7 @@ async def supervise(config: Config, stop: asyncio.Event) -> None:
     Raises ``SyncdError`` if a worker fails for a reason other than Redis.
     """
     settings = redis_settings(config.settings.redis_url)
+    asyncio.get_running_loop().set_exception_handler(_quiet_redis_trouble)
     while not stop.is_set():
         pool = connect(settings)
         if not await _until_reachable(pool, stop):
@@ -76,6 +77,19 @@ async def supervise(config: Config, stop: asyncio.Event) -> None:
             await dispose(worker, main, max(stopping, 0.0) if ended == "stop" else LOST_GRACE_S)
             with contextlib.suppress(RedisError, OSError):
                 await pool.aclose()  # ours: arq's own close() would need Redis
+
+
+def _quiet_redis_trouble(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """One line, not a traceback, for an arq task that died of Redis trouble unseen.
+
+    arq finishes each job in a task of its own; when Redis goes while that task writes
+    the job's result, nobody awaits it any more and asyncio would print the traceback.
+    """
+    exc = context.get("exception")
+    if isinstance(exc, _REDIS_TROUBLE):
+        log.warning("worker_task_redis_error", error=f"{type(exc).__name__}: {exc}")
+        return
+    loop.default_exception_handler(context)
 
 
 async def _until_reachable(pool: ArqRedis, stop: asyncio.Event) -> bool:
@@ -120,7 +134,8 @@ async def dispose(worker: Worker, main: asyncio.Task[None], grace_s: float) -> N
     """
     started = time.monotonic()
     worker.allow_pick_jobs = False
-    running = [t for t in worker.tasks.values() if not t.done()]
+    jobs = list(worker.tasks.values())
+    running = [t for t in jobs if not t.done()]
     finished = 0
     if running and grace_s > 0:
         done, _ = await asyncio.wait(running, timeout=grace_s)
@@ -128,9 +143,9 @@ async def dispose(worker: Worker, main: asyncio.Task[None], grace_s: float) -> N
     for task in running:
         task.cancel()
     main.cancel()
-    done, _ = await asyncio.wait([main, *running], timeout=CANCEL_GRACE_S - 1)
-    for task in done:  # retrieved here: their errors (Redis gone) were expected
-        if not task.cancelled():
+    await asyncio.wait([main, *running], timeout=CANCEL_GRACE_S - 1)
+    for task in jobs:  # retrieved here (also those that failed before the loop ended):
+        if task.done() and not task.cancelled():  # their errors (Redis gone) were expected
             task.exception()
     if REACHABILITY.up:
         with contextlib.suppress(StoreError), redis_errors("health_check_key"):

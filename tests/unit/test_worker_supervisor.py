@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import structlog.testing
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, WatchError
 
 from syncd.errors import StoreUnavailable, SyncdError
 from syncd.store.guard import REACHABILITY
-from syncd.worker.supervisor import _run
+from syncd.worker.supervisor import _quiet_redis_trouble, _run
 
 
 async def _ended_with(exc: BaseException | None) -> asyncio.Task[None]:
@@ -61,3 +62,20 @@ async def test_stop_wins_over_a_running_loop() -> None:
     stop.set()
     assert await _run(main, stop) == "stop"  # type: ignore[arg-type]
     main.cancel()
+
+
+def test_an_unawaited_task_dying_of_redis_trouble_is_one_line() -> None:
+    """arq's job-finishing task failing on a lost Redis logs one line, not a traceback;
+    anything else still reaches asyncio's default handler (found by test_redis_restart)."""
+    loop = asyncio.new_event_loop()
+    passed_on: list[dict[str, object]] = []
+    loop.default_exception_handler = passed_on.append  # type: ignore[method-assign]
+    try:
+        with structlog.testing.capture_logs() as logs:
+            _quiet_redis_trouble(loop, {"exception": RedisConnectionError("Error 111")})
+            _quiet_redis_trouble(loop, {"exception": ValueError("a bug")})
+    finally:
+        loop.close()
+    assert [e["event"] for e in logs] == ["worker_task_redis_error"]
+    assert logs[0]["error"] == "ConnectionError: Error 111"
+    assert [type(c["exception"]) for c in passed_on] == [ValueError]
