@@ -52,7 +52,7 @@ from syncd.store import lock as _lock
 from syncd.store.connection import redis_settings
 from syncd.store.guard import awaited, redis_errors
 from syncd.store.lock import DEFAULT_LOCK_TTL_S, BindingLock, FencedSide, run_holding
-from syncd.store.marks import first_delivery, ping, poll_due, seen_delivery
+from syncd.store.marks import first_delivery, ping, poll_due, poll_phase, poll_slot, seen_delivery
 
 __all__ = [
     "DEFAULT_LOCK_TTL_S",
@@ -68,6 +68,8 @@ __all__ = [
     "mark_full",
     "ping",
     "poll_due",
+    "poll_phase",
+    "poll_slot",
     "reconcile_function",
     "redis_settings",
     "request_reconcile",

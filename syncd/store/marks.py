@@ -5,6 +5,9 @@ Re-exported by :mod:`syncd.queue`, which is where callers find them.
 
 from __future__ import annotations
 
+import time
+import zlib
+
 from redis.asyncio import Redis
 
 from syncd.model import BindingRef
@@ -12,11 +15,33 @@ from syncd.store import keys
 from syncd.store.guard import redis_errors
 
 
-async def poll_due(redis: Redis, ref: BindingRef, interval_s: float) -> bool:
-    """True at most once per ``interval_s`` per binding, across all workers (cron polls)."""
+def poll_phase(ref: BindingRef, interval_s: float) -> float:
+    """A stable shift in ``[0, interval_s)`` of ``ref``'s poll periods, from its name."""
+    return zlib.crc32(str(ref).encode()) % 10_000 / 10_000 * interval_s
+
+
+def poll_slot(ref: BindingRef, interval_s: float, now: float) -> int:
+    """The poll period ``now`` falls in for ``ref``: periods of ``interval_s``, each
+    binding's shifted by its own phase, so polls spread over the interval instead of
+    every binding falling due on the same cron tick (lockstep)."""
+    return int((now + poll_phase(ref, interval_s)) // interval_s)
+
+
+async def poll_due(
+    redis: Redis, ref: BindingRef, interval_s: float, now: float | None = None
+) -> bool:
+    """True at most once per poll period of ``ref`` (:func:`poll_slot`), across all workers.
+
+    The first call for a binding is always due; after that it is due once its phase-shifted
+    period changes. Atomic: ``SET … GET`` swaps in the current period, and only the caller
+    that saw an older one polls.
+    """
+    slot = poll_slot(ref, interval_s, time.time() if now is None else now)
     with redis_errors("poll_due"):
         key = keys.binding_key(ref, keys.POLL)
-        return bool(await redis.set(key, "1", nx=True, px=max(1, int(interval_s * 1000))))
+        ttl_ms = max(1, int(interval_s * 3000))
+        old = await redis.set(key, str(slot), px=ttl_ms, get=True)
+    return old is None or int(old) != slot
 
 
 async def ping(redis: Redis) -> None:

@@ -81,13 +81,26 @@ async def test_seen_delivery_only_after_first_delivery(pool: ArqRedis) -> None:
     assert not await queue.seen_delivery(pool, "globex", "push-9")
 
 
-async def test_poll_due_once_per_interval_per_binding(pool: ArqRedis) -> None:
-    """poll_due is true once per interval for a binding, independently for each binding."""
-    assert await queue.poll_due(pool, REF, 0.5)
-    assert not await queue.poll_due(pool, REF, 0.5)
-    assert await queue.poll_due(pool, BindingRef("acme", "other"), 0.5)
-    await asyncio.sleep(0.6)
-    assert await queue.poll_due(pool, REF, 0.5)
+async def test_poll_due_once_per_period_per_binding(pool: ArqRedis) -> None:
+    """poll_due is true once per poll period of a binding, independently for each binding."""
+    first = 1_000_020 - queue.poll_phase(REF, 30) + 1  # 1 s into one of REF's periods
+    assert await queue.poll_due(pool, REF, 30, now=first)
+    assert not await queue.poll_due(pool, REF, 30, now=first + 28)
+    assert await queue.poll_due(pool, BindingRef("acme", "other"), 30, now=first)
+    assert await queue.poll_due(pool, REF, 30, now=first + 30)
+
+
+async def test_polls_spread_over_the_interval(pool: ArqRedis) -> None:
+    """50 bindings polled by a 5 s cron with a 30 s interval: after the first tick each is
+    due once per 30 s, and no tick carries more than a third of them (lockstep would be 50)."""
+    refs = [BindingRef("acme", f"b{n}") for n in range(50)]
+    due_per_tick = []
+    for now in range(1_000_000, 1_000_000 + 180, 5):
+        due_per_tick.append([r for r in refs if await queue.poll_due(pool, r, 30, now=now)])
+    assert len(due_per_tick[0]) == 50
+    assert max(len(due) for due in due_per_tick[1:]) <= 17
+    for ref in refs:
+        assert sum(ref in due for due in due_per_tick[1:]) in (5, 6)
 
 
 async def test_mark_dirty_makes_rerun_queue_a_job(pool: ArqRedis) -> None:
