@@ -1,40 +1,138 @@
-"""The root command group, the options every subcommand shares, and error handling."""
+"""The root command group, the options every subcommand shares, and error handling.
+
+Start-up is kept short (``syncd --version`` imports click and little else): the group
+imports a subcommand's module only when that command runs, and ``syncd --help`` lists
+the commands from :data:`COMMANDS` without importing any of them. Heavy libraries
+(aiohttp, arq, caldav, icalendar, pydantic) are imported inside the commands that use
+them; ``tests/unit/test_cli_startup.py`` pins which modules each light command loads.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from syncd.config import Config, load_config
 from syncd.errors import ConfigError, SyncdError
-from syncd.observability import configure_logging
+
+if TYPE_CHECKING:
+    from syncd.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Exit codes of CONTRACT.md.
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
-SUBCOMMAND_MODULES = ("check", "serve", "ops", "sandbox", "demo")
+CONFIG_ENV = "SYNCD_CONFIG"
+DEFAULT_CONFIG = "./config"
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": (
+        "check",
+        "Validate DIR/syncd.yaml and DIR/tenants/*.yaml; list every problem (exit 2).",
+    ),
+    "conflicts": ("ops", "Recorded conflicts with both versions and how they were decided."),
+    "demo": (
+        "demo",
+        "Start Redis, Radicale, the DingTalk sandbox and syncd; show changes flowing both ways.",
+    ),
+    "replay": (
+        "ops",
+        "Re-run dead-lettered jobs: queue a full reconcile of each binding that has any.",
+    ),
+    "run": ("serve", "Web and worker in one process (small installations and the demo)."),
+    "sandbox": ("sandbox", "Serve a fake DingTalk Open API (calendar v1.0 + encrypted callbacks)."),
+    "schema": ("check", "Print the JSON Schema of a tenant file (of syncd.yaml with --settings)."),
+    "status": (
+        "ops",
+        "Per binding: state, last success, lag, mapped pairs, open conflicts, dead letters.",
+    ),
+    "sync": ("ops", "One reconcile now, in the foreground, with progress."),
+    "web": ("serve", "Serve the DingTalk callback webhook, health and metrics."),
+    "worker": (
+        "serve",
+        "Run an arq worker: reconciles bindings, polls CalDAV, runs the daily full reconcile.",
+    ),
+}
+"""Each subcommand: the module of ``syncd.cli`` that defines it, and its short help
+(the first paragraph of its docstring, which ``syncd --help`` shortens; a test checks
+that it matches the command's own)."""
+
+_CONFIG_HELP = (
+    f"Directory holding syncd.yaml and tenants/*.yaml  [default: {DEFAULT_CONFIG}; "
+    f"env: {CONFIG_ENV}]"
+)
+_DEBUG_HELP = "Tracebacks and debug logs."
 
 
-def common_options(func: F) -> F:
-    """``--config DIR`` (env SYNCD_CONFIG) and ``--debug``, on every subcommand."""
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when named (see :data:`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"syncd.cli.{COMMANDS[cmd_name][0]}")  # registers itself
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list as click prints it, from :data:`COMMANDS`, importing nothing."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            if loaded is None:
+                stub = click.Command(name, help=COMMANDS[name][1])  # shortened as click does
+                rows.append((name, stub.get_short_help_str(limit)))
+            elif not loaded.hidden:
+                rows.append((name, loaded.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def resolve_common(config_dir: str | None, debug: bool) -> tuple[str, bool]:
+    """``--config`` and ``--debug`` wherever they were typed: after the subcommand wins,
+    then before it (``syncd --config DIR status``), then ``SYNCD_CONFIG``, then ./config.
+    ``--debug`` is on when given in either place."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root().params if ctx is not None else {}
+    chosen = config_dir or root.get("config_dir") or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
+    return chosen, bool(debug or root.get("debug"))
+
+
+def _shared_options(func: F) -> F:
     func = click.option(
         "--config",
         "config_dir",
-        default="./config",
-        envvar="SYNCD_CONFIG",
-        show_default=True,
+        default=None,
+        metavar="DIR",
         type=click.Path(file_okay=False),
-        help="Directory holding syncd.yaml and tenants/*.yaml.",
+        help=_CONFIG_HELP,
     )(func)
-    return click.option("--debug", is_flag=True, help="Tracebacks and debug logs.")(func)
+    return click.option("--debug", is_flag=True, help=_DEBUG_HELP)(func)
+
+
+def common_options(func: F) -> F:
+    """``--config DIR`` (env SYNCD_CONFIG) and ``--debug``, on every subcommand.
+
+    Both are also options of the group; the command receives the resolved values
+    (:func:`resolve_common`), so it never knows where they were typed.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, config_dir: str | None, debug: bool, **kwargs: Any) -> Any:
+        config_dir, debug = resolve_common(config_dir, debug)
+        return func(*args, config_dir=config_dir, debug=debug, **kwargs)
+
+    return _shared_options(wrapper)  # type: ignore[return-value]
 
 
 def fail(exc: BaseException, debug: bool) -> None:
@@ -53,10 +151,15 @@ def fail(exc: BaseException, debug: bool) -> None:
     sys.exit(code)
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="syncd")
-def main() -> None:
-    """syncd: keeps DingTalk Calendar and CalDAV calendars in agreement."""
+@_shared_options
+def main(config_dir: str | None, debug: bool) -> None:
+    """syncd: keeps DingTalk Calendar and CalDAV calendars in agreement.
+
+    --config and --debug may be given before the command or after it.
+    """
+    del config_dir, debug  # read by each command through resolve_common()
 
 
 def load(config_dir: str, debug: bool, *, skip_invalid_tenants: bool = False) -> Config:
@@ -65,6 +168,9 @@ def load(config_dir: str, debug: bool, *, skip_invalid_tenants: bool = False) ->
     Logging goes to stderr (warnings only, unless --debug) until :func:`setup_logging`
     applies the configured format, so stdout carries nothing but a command's results.
     """
+    from syncd.config import load_config
+    from syncd.observability import configure_logging
+
     configure_logging("console", "debug" if debug else "warning")
     try:
         return load_config(Path(config_dir), os.environ, skip_invalid_tenants=skip_invalid_tenants)
@@ -75,15 +181,14 @@ def load(config_dir: str, debug: bool, *, skip_invalid_tenants: bool = False) ->
 
 def setup_logging(config: Config, debug: bool) -> None:
     """Logging as configured (debug level with --debug)."""
+    from syncd.observability import configure_logging
+
     log = config.settings.log
     configure_logging(log.format, "debug" if debug else log.level)
 
 
 def register_subcommands() -> None:
-    """Import every subcommand module so it registers itself on :data:`main`."""
-    for _name in SUBCOMMAND_MODULES:
-        try:
-            importlib.import_module(f"syncd.cli.{_name}")
-        except ModuleNotFoundError as exc:  # a subcommand module not written yet
-            if exc.name != f"syncd.cli.{_name}":
-                raise
+    """Import every subcommand module so it registers itself on :data:`main` (tools that
+    walk the command tree; the command line itself imports them lazily)."""
+    for module in sorted({module for module, _ in COMMANDS.values()}):
+        importlib.import_module(f"syncd.cli.{module}")
