@@ -1,4 +1,8 @@
-"""What every operator command sets up: quiet logging on stderr, binding refs, Redis."""
+"""What every operator command sets up: quiet logging on stderr, binding refs, Redis.
+
+Libraries are imported where they are used: ``syncd status`` needs Redis but neither
+aiohttp nor the side adapters, and ``--help`` needs none of them.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,16 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from arq.connections import ArqRedis, create_pool
-
-from syncd import queue
-from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.cli._root import load, setup_logging
-from syncd.config import Config
 from syncd.errors import ConfigError
 from syncd.model import BindingRef
-from syncd.observability import configure_logging
-from syncd.store.guard import redis_errors
-from syncd.store.redis import RedisStore
+
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
+
+    from syncd.config import Config
 
 
 def load_quietly(config_dir: str, debug: bool, *, progress: bool = False) -> Config:
@@ -28,6 +28,8 @@ def load_quietly(config_dir: str, debug: bool, *, progress: bool = False) -> Con
     With ``progress`` on a terminal, info logs would tear the progress bar: only warnings
     and errors are logged then (``--debug`` shows everything).
     """
+    from syncd.observability import configure_logging
+
     configure_logging("console", "debug" if debug else "warning")
     config = load(config_dir, debug)
     setup_logging(config, debug)
@@ -50,23 +52,33 @@ def binding_refs(config: Config, tenant: str | None, binding: str | None) -> Ite
 
 async def connect(config: Config) -> ArqRedis:
     """An arq pool on the configured Redis; one try, ``StoreUnavailable`` if unreachable."""
-    settings = replace(queue.redis_settings(config.settings.redis_url), conn_retries=0)
+    from arq.connections import create_pool
+
+    from syncd.store.connection import redis_settings
+    from syncd.store.guard import redis_errors
+
+    settings = replace(redis_settings(config.settings.redis_url), conn_retries=0)
     with redis_errors("connect"):
         return await create_pool(settings)
 
 
 @asynccontextmanager
-async def resources(config: Config) -> AsyncIterator[dict[str, Any]]:
-    """What a foreground run shares with the workers: Redis, tokens, the store."""
+async def resources(config: Config, *, sides: bool = True) -> AsyncIterator[dict[str, Any]]:
+    """What a foreground run shares with the workers: Redis, the store and, with ``sides``
+    (what a reconcile needs), an HTTP session and the DingTalk token cache."""
+    from syncd.store.redis import RedisStore
+
     redis = await connect(config)
     try:
+        ctx: dict[str, Any] = {"config": config, "redis": redis, "store": RedisStore(redis)}
+        if not sides:
+            yield ctx
+            return
+        import aiohttp
+
+        from syncd.adapters.dingtalk.tokens import TokenCache
+
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            yield {
-                "config": config,
-                "redis": redis,
-                "session": session,
-                "tokens": TokenCache(redis),
-                "store": RedisStore(redis),
-            }
+            yield {**ctx, "session": session, "tokens": TokenCache(redis)}
     finally:
         await redis.aclose()

@@ -13,23 +13,26 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
-from arq.connections import ArqRedis
 
-from syncd import queue
 from syncd.cli._health import UNHEALTHY, binding_health, status_line
 from syncd.cli._ops_setup import binding_refs, load_quietly, resources
 from syncd.cli._root import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, common_options, fail, main
-from syncd.config import Config
 from syncd.errors import ConfigError, SyncdError
 from syncd.model import BindingRef
 from syncd.model import to_jsonable as event_json
-from syncd.reconcile import Report
-from syncd.store.redis import RedisStore
-from syncd.worker.tasks import run_once
+
+if TYPE_CHECKING:  # the rest is imported by the command that needs it (start-up time)
+    from arq.connections import ArqRedis
+
+    from syncd.config import Config
+    from syncd.reconcile import Report
+    from syncd.store.redis import RedisStore
+
+    Gather = Callable[[Config, list[BindingRef]], Coroutine[Any, Any, list[dict[str, Any]]]]
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +72,7 @@ def sync_command(
 
 def _print_result(result: Report | tuple[BindingRef, SyncdError], dry_run: bool) -> int:
     """Print one binding's outcome; returns its exit code."""
-    if not isinstance(result, Report):
+    if isinstance(result, tuple):
         ref, exc = result
         click.echo(f"syncd: {ref}: {type(exc).__name__}: {exc}", err=True)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_RUNTIME
@@ -93,6 +96,8 @@ async def _sync(
     debug: bool,
 ) -> list[Report | tuple[BindingRef, SyncdError]]:
     """Each binding in turn; one that fails is reported and the others still run."""
+    from syncd.worker.tasks import run_once
+
     results: list[Report | tuple[BindingRef, SyncdError]] = []
     async with resources(config) as ctx:
         for ref in refs:
@@ -131,6 +136,8 @@ async def _exclusive(
     pool: ArqRedis, ref: BindingRef, work: Callable[[], Coroutine[Any, Any, Report]]
 ) -> Report:
     """Run ``work`` under the binding's lock, waiting up to LOCK_WAIT_S for a running job."""
+    from syncd import queue
+
     deadline = time.monotonic() + LOCK_WAIT_S
     for attempt in range(sys.maxsize):
         outcome = await queue.run_exclusive(pool, ref, work, force=True)
@@ -142,9 +149,6 @@ async def _exclusive(
             log.warning("sync_waiting_for_lock", binding=str(ref), max_wait_s=LOCK_WAIT_S)
         await asyncio.sleep(_LOCK_POLL_S)
     raise SyncdError(f"{ref}: a worker is still reconciling it after {LOCK_WAIT_S:.0f}s; try again")
-
-
-Gather = Callable[[Config, list[BindingRef]], Coroutine[Any, Any, list[dict[str, Any]]]]
 
 
 def _gather(
@@ -183,7 +187,7 @@ def status_command(config_dir: str, debug: bool, tenant: str | None, as_json: bo
 
 
 async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]]:
-    async with resources(config) as ctx:
+    async with resources(config, sides=False) as ctx:
         store: RedisStore = ctx["store"]
         rows = []
         for ref in refs:
@@ -233,7 +237,7 @@ def conflicts_command(config_dir: str, debug: bool, tenant: str | None, as_json:
 
 async def _conflicts(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]]:
     rows = []
-    async with resources(config) as ctx:
+    async with resources(config, sides=False) as ctx:
         for ref in refs:
             for rec in await ctx["store"].list_conflicts(ref):
                 rows.append(
@@ -269,8 +273,10 @@ def replay_command(config_dir: str, debug: bool, tenant: str | None) -> None:
 
 
 async def _replay(config: Config, refs: list[BindingRef]) -> list[tuple[BindingRef, int]]:
+    from syncd import queue
+
     out = []
-    async with resources(config) as ctx:
+    async with resources(config, sides=False) as ctx:
         store: RedisStore = ctx["store"]
         for ref in refs:
             letters = await store.list_dead_letters(ref)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -31,7 +31,9 @@ from syncd.config._types import (
 )
 from syncd.errors import ConfigError
 from syncd.model import ConflictPolicy, Direction
-from syncd.translate.context import Context, Directory
+
+if TYPE_CHECKING:  # syncd.translate (icalendar) is imported only when a context is built:
+    from syncd.translate.context import Context  # `syncd check` starts faster without it
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DINGTALK_QPS = 15.0
@@ -285,6 +287,8 @@ class Tenant(_Frozen):
 
     def context(self, binding_id: str) -> Context:
         """The translation context of one binding: directory, bound user and zone."""
+        from syncd.translate.context import Context, Directory
+
         binding = self.binding(binding_id)
         return Context(
             directory=Directory(emails=self.directory_map()),

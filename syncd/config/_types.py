@@ -16,9 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from syncd import crypto
 from syncd.errors import ConfigError
-from syncd.store.connection import SENTINEL_SCHEME, redis_settings
 
 __all__ = [
     "AesKey",
@@ -37,6 +35,8 @@ __all__ = [
     "parse_listen",
 ]
 
+SENTINEL_SCHEME = "redis+sentinel"  # = syncd.store.connection.SENTINEL_SCHEME (arq, redis-py:
+# imported only to parse a Sentinel URL, so that `syncd check` starts without them)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PART = r"(\d+(?:\.\d+)?)(ms|s|m|h|d)"
 DURATION_PATTERN = rf"^\s*(?:{_DURATION_PART}\s*)+$"
@@ -85,6 +85,8 @@ def _check_http_url(value: str) -> str:
 
 def _check_redis_url(value: str) -> str:
     if value.startswith(SENTINEL_SCHEME + "://"):
+        from syncd.store.connection import redis_settings
+
         try:
             redis_settings(value)
         except ConfigError as exc:
@@ -129,6 +131,8 @@ def _check_email(value: str) -> str:
 
 
 def _check_aes_key(value: SecretStr) -> SecretStr:
+    from syncd import crypto  # cryptography: only when a tenant file is validated
+
     try:
         crypto.aes_key_from_encoding_key(value.get_secret_value())
     except ConfigError as exc:  # its messages never include the key itself
