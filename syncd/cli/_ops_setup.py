@@ -33,10 +33,30 @@ def load_quietly(config_dir: str, debug: bool, *, progress: bool = False) -> Con
     configure_logging("console", "debug" if debug else "warning")
     config = load(config_dir, debug)
     setup_logging(config, debug)
+    if not debug:  # a Redis outage ends the command with one line naming the URL's origin
+        drop_log_events("redis_lost", "redis_back")
     chatty = config.settings.log.level in ("debug", "info")
     if progress and chatty and not debug and sys.stderr.isatty():
         configure_logging(config.settings.log.format, "warning")
     return config
+
+
+def drop_log_events(*names: str) -> None:
+    """Leave the log events ``names`` out: the command prints that outcome itself, once.
+
+    ``syncd sync`` ends each failed binding with one ``syncd: TENANT/BINDING: Error: reason``
+    line; the runner's ``reconcile_failed`` (a worker's record of the same failure) would
+    say it again, as ``redis_lost`` would repeat the one line of a Redis failure.
+    """
+    import structlog
+
+    def drop(_logger: object, _method: str, event: Any) -> Any:
+        if event.get("event") in names:
+            raise structlog.DropEvent
+        return event
+
+    processors = structlog.get_config()["processors"]
+    structlog.configure(processors=[drop, *processors])
 
 
 def binding_refs(config: Config, tenant: str | None, binding: str | None) -> Iterator[BindingRef]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from syncd.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_PASSWORD = re.compile(r"^([a-z+]+://[^:@/]*:)[^@]*@")  # scheme://user:PASSWORD@
 
 # Exit codes of CONTRACT.md.
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -173,10 +176,30 @@ def load(config_dir: str, debug: bool, *, skip_invalid_tenants: bool = False) ->
 
     configure_logging("console", "debug" if debug else "warning")
     try:
-        return load_config(Path(config_dir), os.environ, skip_invalid_tenants=skip_invalid_tenants)
+        config = load_config(
+            Path(config_dir), os.environ, skip_invalid_tenants=skip_invalid_tenants
+        )
     except ConfigError as exc:
         fail(exc, debug)
         raise  # unreachable: fail() exits
+    from syncd.store.guard import REACHABILITY
+
+    REACHABILITY.target = redis_origin(config, config_dir, os.environ)
+    return config
+
+
+def redis_origin(config: Config, config_dir: str, environ: Mapping[str, str]) -> str:
+    """The Redis URL (password hidden) and where it came from, for messages about it:
+    ``SYNCD_REDIS_URL``, ``DIR/syncd.yaml`` or the default."""
+    from syncd.config import REDIS_URL_ENV
+
+    url = _PASSWORD.sub(r"\1***@", config.settings.redis_url)
+    if environ.get(REDIS_URL_ENV) is not None:
+        return f"{url} (from {REDIS_URL_ENV})"
+    settings_file = Path(config_dir) / "syncd.yaml"
+    if "redis_url" in config.settings.model_fields_set:
+        return f"{url} (from redis_url in {settings_file})"
+    return f"{url} (the default; set redis_url in {settings_file} or {REDIS_URL_ENV})"
 
 
 def setup_logging(config: Config, debug: bool) -> None:

@@ -19,7 +19,7 @@ import click
 import structlog
 
 from syncd.cli._health import UNHEALTHY, binding_health, status_line
-from syncd.cli._ops_setup import binding_refs, load_quietly, resources
+from syncd.cli._ops_setup import binding_refs, drop_log_events, load_quietly, resources
 from syncd.cli._root import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, common_options, fail, main
 from syncd.errors import ConfigError, SyncdError
 from syncd.model import BindingRef
@@ -59,6 +59,8 @@ def sync_command(
 ) -> None:
     """One reconcile now, in the foreground, with progress."""
     config = load_quietly(config_dir, debug, progress=True)
+    if not debug:
+        drop_log_events("reconcile_failed")  # each failure ends as one line of its own
     try:
         refs = list(binding_refs(config, tenant, binding))
         results = asyncio.run(_sync(config, refs, full, dry_run, force_delete, debug))
@@ -109,8 +111,7 @@ async def _sync(
             except SyncdError as exc:
                 if debug:
                     raise
-                log.error("sync_failed", binding=str(ref), error=f"{type(exc).__name__}: {exc}")
-                results.append((ref, exc))
+                results.append((ref, exc))  # printed once, by _print_result
     return results
 
 

@@ -30,7 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from syncd.errors import LockLost, StoreError, StoreUnavailable
+from syncd.errors import LockLost, StoreError, StoreUnavailable, plain_reason
 from syncd.model import BindingRef
 
 log = structlog.get_logger(__name__)
@@ -54,17 +54,23 @@ def fenced(script: str) -> str:
 
 
 class Reachability:
-    """Whether Redis answered the last operation; logs only when that changes."""
+    """Whether Redis answered the last operation; logs only when that changes.
+
+    ``target`` says which Redis and where its URL came from (the CLI sets it, e.g.
+    ``redis://host:6379/0 (from SYNCD_REDIS_URL)``), for the log line and error messages.
+    """
 
     def __init__(self) -> None:
         self.up = True
         self.lost_at: float | None = None
+        self.target = ""
 
     def lost(self, error: str) -> None:
         """An operation could not reach Redis: log ``redis_lost`` if it was reachable."""
         if self.up:
             self.up, self.lost_at = False, time.monotonic()
-            log.warning("redis_lost", error=error)
+            where = {"redis": self.target} if self.target else {}
+            log.warning("redis_lost", error=error, **where)
 
     def back(self) -> None:
         """An operation succeeded: log ``redis_back`` (with the outage length) if it was lost."""
@@ -90,9 +96,11 @@ def redis_errors(operation: str) -> Iterator[None]:
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        REACHABILITY.lost(str(exc))
+        reason = plain_reason(exc)
+        REACHABILITY.lost(reason)
         log.debug("redis_unavailable", operation=operation, error=str(exc))
-        raise StoreUnavailable(f"redis unavailable during {operation}: {exc}") from exc
+        at = f" at {REACHABILITY.target}" if REACHABILITY.target else ""
+        raise StoreUnavailable(f"redis unavailable during {operation}{at}: {reason}") from exc
     except ResponseError as exc:
         REACHABILITY.back()
         if str(exc).startswith(LOCK_LOST_REPLY):

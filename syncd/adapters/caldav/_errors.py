@@ -124,7 +124,7 @@ def map_errors(op: Op, what: str) -> Iterator[None]:
         )
         raise mapped from exc
     except (TimeoutError, niquests.exceptions.RequestException, OSError) as exc:
-        message = f"CalDAV {op} {what}: {type(exc).__name__}: {exc}"
+        message = f"CalDAV {op} {what}: {errors.plain_reason(exc)}"  # no urllib3 reprs
         raise errors.SourceUnavailable(message) from exc
     except (SyntaxError, UnicodeDecodeError) as exc:  # lxml's XMLSyntaxError is a SyntaxError
         raise errors.BadResponse(f"CalDAV {op} {what}: unreadable answer: {exc}") from exc

@@ -43,6 +43,7 @@ from syncd.errors import (
     RateLimited,
     Retryable,
     SourceUnavailable,
+    plain_reason,
 )
 
 log = structlog.get_logger(__name__)
@@ -161,7 +162,7 @@ class Transport:
         except aiohttp.ClientResponseError as exc:  # incl. ContentTypeError
             raise BadResponse(f"DingTalk {req.op}: unreadable answer: {exc}") from exc
         except aiohttp.ClientError as exc:  # connection refused/reset, payload errors, ...
-            raise SourceUnavailable(f"DingTalk {req.op}: {type(exc).__name__}: {exc}") from exc
+            raise SourceUnavailable(f"DingTalk {req.op}: {plain_reason(exc)}") from exc
         log.debug(
             "dingtalk.http",
             op=req.op,
