@@ -61,7 +61,6 @@ from tests.fixtures.sandbox import (
 )
 from tests.fixtures.spine import caldav_yaml
 
-
 TENANTS = 100
 BINDINGS = 5  # per tenant: one DingTalk user each
 WORKERS = 3
