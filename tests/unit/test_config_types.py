@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import time
+from pathlib import Path
 
 import pytest
+import tzdata
 from pydantic import BaseModel, ValidationError
 
 from syncd.config import Settings, parse_duration, parse_listen
@@ -123,6 +126,32 @@ def test_iana_zones_accepted(zone: str) -> None:
 def test_unknown_zones_refused(zone: str) -> None:
     """Unknown or path-like zone names are refused, naming the zone."""
     assert _error(zone=zone) == f"unknown IANA time zone '{zone}'"
+
+
+def _zone_files() -> set[str]:
+    """Every file name under the zone databases ZoneInfo reads (system and tzdata)."""
+    roots = [*zoneinfo.TZPATH, str(Path(tzdata.__file__).parent / "zoneinfo")]
+    return {
+        str(path.relative_to(root))
+        for root in map(Path, roots)
+        if root.is_dir()
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+
+
+def test_zones_accepted_are_exactly_the_available_ones() -> None:
+    """The cheap check (ZoneInfo loads it, and it is not a posix/, right/ or posixrules
+    copy) accepts exactly zoneinfo.available_timezones() among the installed files."""
+    available = zoneinfo.available_timezones()
+    for name in _zone_files() | {"posix/Asia/Shanghai", "right/UTC", "posixrules"}:
+        try:
+            _Probe(zone=name)
+        except ValidationError:
+            accepted = False
+        else:
+            accepted = True
+        assert accepted == (name in available), name
 
 
 @pytest.mark.parametrize("good", ["acme", "alice-work", "a_1", "0x", "a" * 64])
