@@ -114,6 +114,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="startup: interleaved rounds of every command (default 15)",
     )
     p.add_argument(
+        "--startup-compare",
+        default=None,
+        metavar="SYNCD",
+        help="startup: also time this other `syncd` script (e.g. another checkout's venv)",
+    )
+    p.add_argument(
         "--label",
         default="",
         help="save results as bench/results/NAME-LABEL.json (runs with non-default options)",
