@@ -68,13 +68,15 @@ class IcsClient:
         self.session = session
         self.url = http_url(url)
         self.host = urlsplit(self.url).netloc.rsplit("@", 1)[-1]
-        self._auth = aiohttp.BasicAuth(username, password or "") if username else None
+        self._auth = aiohttp.encode_basic_auth(username, password or "") if username else None
         self.timeout = min(timeout, MAX_TIMEOUT)
         self.max_bytes = max_bytes
 
     async def fetch(self, etag: str | None = None, last_modified: str | None = None) -> Fetched:
         """GET the feed, conditionally when validators are given."""
         headers = {"Accept": "text/calendar, */*;q=0.1", "Accept-Encoding": "gzip, deflate"}
+        if self._auth:
+            headers["Authorization"] = self._auth
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -88,7 +90,6 @@ class IcsClient:
         async with self.session.get(
             self.url,
             headers=headers,
-            auth=self._auth,
             max_redirects=MAX_REDIRECTS,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
         ) as resp:
