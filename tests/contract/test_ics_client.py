@@ -30,7 +30,9 @@ async def test_second_fetch_is_conditional_and_answered_304(
     feed_server.events = {"a": vevent("a", "One")}
     c = client(feed_server, session)
     first = await c.fetch()
-    assert first.text is not None and "UID:a" in first.text and first.etag
+    assert first.text is not None
+    assert "UID:a" in first.text
+    assert first.etag
     second = await c.fetch(first.etag, first.last_modified)
     assert second.text is None
     assert feed_server.statuses() == [200, 304]
@@ -45,7 +47,8 @@ async def test_changed_feed_is_fetched_again(
     first = await c.fetch()
     feed_server.events["a"] = vevent("a", "One, edited")
     second = await c.fetch(first.etag, first.last_modified)
-    assert second.text is not None and "One, edited" in second.text
+    assert second.text is not None
+    assert "One, edited" in second.text
     assert second.etag != first.etag
 
 
@@ -58,7 +61,8 @@ async def test_gzip_redirects_auth_and_webcal(
     feed_server.auth = ("feed", "pw")
     c = IcsClient(session, f"{feed_server.url}/hop/4", username="feed", password="pw")
     got = await c.fetch()
-    assert got.text is not None and "SUMMARY:Zipped" in got.text
+    assert got.text is not None
+    assert "SUMMARY:Zipped" in got.text
     assert [p for p, _ in feed_server.requests][-1] == "/feed.ics"
     assert http_url("WEBCAL://example.org/x.ics") == "https://example.org/x.ics"
     assert http_url("http://example.org/x.ics") == "http://example.org/x.ics"
