@@ -255,8 +255,8 @@ async def test_fault_table_failing_feeds_delete_nothing_and_heal(
             assert not await rig.store.list_dead_letters(REF), fault
         assert rig.events() == imported
         print("\nfault table:")
-        for row in table:
-            print("  %-14s deletions=%d state=%s reason=%s" % row)
+        for fault, deleted, state, error in table:
+            print(f"  {fault:<14} deletions={deleted} state={state} reason={error}")
     finally:
         await rig.pool.aclose()
 
