@@ -29,6 +29,7 @@ from syncd.worker import tasks
 from syncd.worker.settings import create_worker
 from tests.fixtures.feed_server import BERLIN, FeedServer, vevent
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle, sandbox_token, timed_event
+from tests.integration.test_cli_ops import syncd
 
 REF = BindingRef("acme", "alice-holidays")
 WRITES = ("Create", "Patch", "Delete", "Add", "Remove", "Respond")
@@ -275,3 +276,56 @@ async def test_poll_cron_requests_ics_bindings_by_refresh(rig: Rig) -> None:
         await worker.close()
     assert rig.feed.statuses() == [200]
     assert len(rig.events()) == 5  # the series' moved occurrence is an entry of its own
+
+
+async def test_syncd_sync_fetches_now_and_status_shows_a_failing_feed(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """``syncd sync`` fetches the feed now (refresh is 1h); a second one is a 304 and writes
+    nothing; with the feed failing, ``syncd status`` shows the binding failed with the
+    reason, and a good sync heals it."""
+    config = tmp_path / "config"
+    seed_feed(rig.feed)
+    first = await syncd(config, "sync", "acme", "alice-holidays")
+    assert first.code == 0, first
+    assert first.lines[-1].startswith("acme/alice-holidays: created=4 updated=0 deleted=0")
+    second = await syncd(config, "sync", "acme", "alice-holidays")
+    assert second.lines[-1].startswith("acme/alice-holidays: created=0 updated=0 deleted=0")
+    assert rig.feed.statuses() == [200, 304]
+    rig.feed.fault = "html"
+    failed = await syncd(config, "sync", "acme", "alice-holidays")
+    assert failed.code == 1
+    assert "BrokenCalendarData: the feed is an HTML/XML page" in failed.stderr
+    status = await syncd(config, "status", "acme")
+    assert status.code == 1
+    assert "failed" in status.stdout
+    assert "HTML/XML page" in status.stdout
+    rig.feed.fault = None
+    assert (await syncd(config, "sync", "acme", "alice-holidays")).code == 0
+    assert (await syncd(config, "status", "acme")).code == 0
+    assert len(rig.events()) == 5
+
+
+DATA = Path(__file__).parent.parent / "data" / "ics"
+
+
+async def test_corpus_files_import_and_stay_quiet(rig: Rig) -> None:
+    """Each file of tests/data/ics served as the feed: its events reach DingTalk (or are
+    skipped with a reason); then an idle refresh (304) and a full re-fetch (200, same
+    content) write nothing."""
+    seen = 0
+    for path in sorted(DATA.glob("*.ics")):
+        rig.feed.raw = path.read_text()
+        await rig.refresh()
+        status = await rig.store.get_status(REF)
+        assert status["state"] == "ok", (path.name, status)
+        counts = status["counts"]  # a broken file's item is skipped with its reason
+        assert counts["created"] + counts["skipped"] >= 1, (path.name, status)
+        seen += counts["created"]
+        writes, fetches = rig.writes(), len(rig.feed.requests)
+        await rig.refresh()
+        await queue.mark_full(rig.pool, REF)  # the daily full reconcile's mark
+        await rig.refresh()
+        assert rig.feed.statuses()[fetches:] == [304, 200], path.name
+        assert rig.writes() == writes, path.name
+    assert seen >= 9  # events created in DingTalk over the files
