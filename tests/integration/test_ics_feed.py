@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from arq.connections import ArqRedis, create_pool
 
 from syncd import queue
@@ -25,9 +26,11 @@ from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
+from syncd.webhook.app import create_app
 from syncd.worker import tasks
 from syncd.worker.settings import create_worker
 from tests.fixtures.feed_server import BERLIN, FeedServer, vevent
+from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle, sandbox_token, timed_event
 from tests.integration.test_cli_ops import syncd
 
@@ -329,3 +332,25 @@ async def test_corpus_files_import_and_stay_quiet(rig: Rig) -> None:
         assert rig.feed.statuses()[fetches:] == [304, 200], path.name
         assert rig.writes() == writes, path.name
     assert seen >= 9  # events created in DingTalk over the files
+
+
+async def test_dingtalk_callbacks_do_not_fetch_feeds(rig: Rig) -> None:
+    """A DingTalk change for u-alice reaches the real webhook (acknowledged), yet queues
+    nothing for her feed binding: feeds follow their refresh only."""
+    runner = web.AppRunner(create_app(rig.config, rig.pool))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        rig.sandbox.sandbox.set_callback(
+            rig.sandbox.app_key, f"http://127.0.0.1:{port}/callbacks/acme"
+        )
+        await rig.api.create("u-alice", timed_event("Lunch", day=23))
+        await rig.sandbox.sandbox.drain()
+        callbacks = rig.sandbox.sandbox.stats()["callbacks"]
+        assert callbacks["sent"] >= 1, callbacks
+        assert callbacks["failed"] == 0, callbacks
+        assert await rig.pool.zcard("arq:queue") == 0
+        assert rig.feed.requests == []
+    finally:
+        await runner.cleanup()
