@@ -22,6 +22,7 @@ from aiohttp import web
 from arq.connections import ArqRedis, create_pool
 
 from syncd import queue
+from syncd.adapters.caldav.client import CalDAVClient
 from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
@@ -29,9 +30,11 @@ from syncd.store.redis import RedisStore
 from syncd.webhook.app import create_app
 from syncd.worker import tasks
 from syncd.worker.settings import create_worker
+from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.feed_server import BERLIN, FeedServer, vevent
 from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle, sandbox_token, timed_event
+from tests.fixtures.spine import caldav_yaml
 from tests.integration.test_cli_ops import syncd
 
 REF = BindingRef("acme", "alice-holidays")
@@ -147,6 +150,13 @@ async def _rig(
     return Rig(config, sandbox, feed, pool, RedisStore(pool), None)  # type: ignore[arg-type]
 
 
+def soon_event(summary: str) -> dict[str, Any]:
+    """A one-hour DingTalk event body inside the sync window (2027-02-10, Shanghai)."""
+    when = {"dateTime": "2027-02-10T10:00:00+08:00", "timeZone": "Asia/Shanghai"}
+    end = {"dateTime": "2027-02-10T11:00:00+08:00", "timeZone": "Asia/Shanghai"}
+    return {"summary": summary, "start": when, "end": end}
+
+
 def seed_feed(feed: FeedServer) -> None:
     feed.zones = BERLIN
     feed.events = {
@@ -182,7 +192,8 @@ async def test_feed_is_imported_and_an_idle_refresh_costs_one_304(rig: Rig) -> N
 
 async def test_feed_edits_update_in_place_and_removals_delete(rig: Rig) -> None:
     """A summary edit patches the same DingTalk event; an event gone from a healthy feed
-    is deleted; the user's own DingTalk event is never touched."""
+    is deleted; a feed event edited in DingTalk is put back; the user's own DingTalk event
+    is never touched; an emptied feed is held."""
     seed_feed(rig.feed)
     await rig.refresh()
     own = await rig.api.create("u-alice", timed_event("My own meeting", day=22))
@@ -194,6 +205,15 @@ async def test_feed_edits_update_in_place_and_removals_delete(rig: Rig) -> None:
     assert events[ids["Alpha"]] == "Alpha (moved to 3pm)"  # same id: updated, not re-created
     assert ids["Bravo"] not in events
     assert events[own["id"]] == "My own meeting"
+    status, _ = await rig.api.call(
+        "PUT",
+        rig.api.events("u-alice", f"/{ids['New Year']}"),
+        json={"id": ids["New Year"], "summary": "Renamed in DingTalk"},
+    )
+    assert status == 200
+    await rig.refresh()  # a 304: the DingTalk edit of the feed's event is put back
+    assert rig.events()[ids["New Year"]] == "New Year"
+    assert rig.events()[own["id"]] == "My own meeting"
     rig.feed.events = {}  # a valid feed with no events: held, not "delete everything"
     assert "SourceEmptied" in await rig.final_try()
     assert len(rig.events()) == 5  # Alpha, the series (2 entries), New Year, the user's own
@@ -354,3 +374,33 @@ async def test_dingtalk_callbacks_do_not_fetch_feeds(rig: Rig) -> None:
         assert rig.feed.requests == []
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("caldav_calendar", ["radicale"], indirect=True)
+async def test_a_sibling_caldav_binding_leaves_feed_events_alone(
+    rig: Rig, tmp_path: Path, caldav_calendar: CalendarHandle
+) -> None:
+    """u-alice also syncs a CalDAV calendar both ways: the feed's events, imported into her
+    DingTalk calendar, are not copied into it; her own DingTalk event is."""
+    cal = caldav_calendar
+    tenant = tmp_path / "config" / "tenants" / "acme.yaml"
+    tenant.write_text(
+        tenant.read_text()
+        + "  - id: alice-work\n"
+        + "    dingtalk_user: u-alice\n"
+        + f"    caldav: {caldav_yaml(cal.url, (cal.username, cal.password))}\n"
+    )
+    rig.config = load_config(tmp_path / "config", {})
+    seed_feed(rig.feed)
+    await rig.refresh()
+    await rig.api.create("u-alice", soon_event("My own meeting"))
+    work = BindingRef("acme", "alice-work")
+    await queue.request_reconcile(rig.pool, work, "poll")
+    await rig.refresh()
+    async with CalDAVClient(cal.url, cal.username, cal.password) as client:
+        items = (await client.sync(None)).items
+    summaries = sorted(
+        line for i in items for line in i.text.splitlines() if line.startswith("SUMMARY")
+    )
+    assert summaries == ["SUMMARY:My own meeting"]
+    assert (await rig.store.get_status(work))["state"] == "ok"
