@@ -134,3 +134,18 @@ async def test_unreachable_host_is_retryable(session: aiohttp.ClientSession) -> 
     c = IcsClient(session, f"http://127.0.0.1:{free_port()}/f.ics")
     with pytest.raises(errors.SourceUnavailable):
         await c.fetch()
+
+
+async def test_credentials_never_follow_a_redirect_to_another_origin(
+    feed_server: FeedServer, session: aiohttp.ClientSession
+) -> None:
+    """Redirected from 127.0.0.1 to localhost, the Basic credentials are not sent along:
+    the feed (which wants them) answers 401."""
+    feed_server.events = {"a": vevent("a", "A")}
+    feed_server.auth = ("feed", "pw")
+    c = IcsClient(session, f"{feed_server.url}/away", username="feed", password="pw")
+    with pytest.raises(errors.AuthFailed, match="401"):
+        await c.fetch()
+    assert feed_server.requests[-1] == ("/feed.ics", 401)
+    same_origin = IcsClient(session, f"{feed_server.url}/hop/1", username="feed", password="pw")
+    assert (await same_origin.fetch()).text is not None
