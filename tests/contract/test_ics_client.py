@@ -149,3 +149,17 @@ async def test_credentials_never_follow_a_redirect_to_another_origin(
     assert feed_server.requests[-1] == ("/feed.ics", 401)
     same_origin = IcsClient(session, f"{feed_server.url}/hop/1", username="feed", password="pw")
     assert (await same_origin.fetch()).text is not None
+
+
+async def test_the_limit_counts_decoded_bytes_of_a_gzip_body(
+    feed_server: FeedServer, session: aiohttp.ClientSession
+) -> None:
+    """A gzip body far under the limit that decodes past it is refused while it streams."""
+    feed_server.events = {f"e{i}": vevent(f"e{i}", "x" * 500) for i in range(40)}
+    feed_server.gzip = True
+    with pytest.raises(errors.BadResponse, match="more than"):
+        await client(feed_server, session, max_bytes=8000).fetch()
+    assert feed_server.statuses() == [200]
+    got = await client(feed_server, session, max_bytes=100_000).fetch()
+    assert got.text is not None
+    assert len(got.text) > 8000
