@@ -30,10 +30,10 @@ from syncd import queue
 from syncd.adapters.caldav.client import CalDAVClient
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
-from syncd.sandbox.app import SANDBOX_KEY, create_app
-from syncd.sandbox.seed import seed_from_data
 from syncd.webhook.app import create_app as webhook_app
 from syncd.worker.settings import create_worker
+from syncd_lab.sandbox.app import SANDBOX_KEY, create_app
+from syncd_lab.sandbox.seed import seed_from_data
 from tests.fixtures.caldav_servers import (
     PASSWORD,
     USERNAME,
