@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.integration import deploy_files as files
 
 BIN = Path(sys.executable).parent

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from syncd_lab.sandbox.seed import Seed, seed_from_data
+from syncd_lab.stack import config
 
 TENANT = "demo"
 BINDING = "alice-work"
@@ -67,42 +66,30 @@ def sandbox_seed(creds: Credentials) -> Seed:
 
 
 def _tenant(creds: Credentials, sandbox_url: str, calendar_url: str) -> dict[str, Any]:
-    return {
-        "id": TENANT,
-        "timezone": "Asia/Shanghai",
-        "dingtalk": {
-            "api_base": sandbox_url,
-            "app_key": APP_KEY,
-            "app_secret": creds.app_secret,
-            "callback": {"token": creds.callback_token, "aes_key": creds.aes_key},
-        },
-        "directory": [{"union_id": u["union_id"], "email": u["email"]} for u in USERS],
-        "bindings": [
-            {
-                "id": BINDING,
-                "dingtalk_user": ORGANIZER,
-                "caldav": {"url": calendar_url, "username": CALDAV_USER, "password": "demo"},
-                "direction": "both",
-                "conflict": "newest",
-                "poll_interval": POLL_INTERVAL,
-            }
-        ],
-    }
+    app = config.dingtalk(
+        sandbox_url, APP_KEY, creds.app_secret, token=creds.callback_token, aes_key=creds.aes_key
+    )
+    work = config.binding(
+        BINDING,
+        ORGANIZER,
+        calendar_url,
+        auth=(CALDAV_USER, "demo"),
+        direction="both",
+        conflict="newest",
+        poll_interval=POLL_INTERVAL,
+    )
+    users = [(u["union_id"], u["email"]) for u in USERS]
+    return config.tenant(TENANT, app, [work], directory=users)
 
 
 def write_config(
     root: Path, creds: Credentials, *, redis_url: str, listen: str, sandbox_url: str, calendar: str
 ) -> Path:
     """Write ``root/syncd.yaml`` and ``root/tenants/demo.yaml``; returns ``root``."""
-    (root / "tenants").mkdir(parents=True, exist_ok=True)
     settings = {
         "redis_url": redis_url,
         "listen": listen,
         "log": {"format": "console", "level": "warning"},
     }
-    (root / "syncd.yaml").write_text(_HEADER + yaml.safe_dump(settings, sort_keys=False))
-    tenant = _tenant(creds, sandbox_url, calendar)
-    (root / "tenants" / f"{TENANT}.yaml").write_text(
-        _HEADER + yaml.safe_dump(tenant, sort_keys=False)
-    )
-    return root
+    tenants = [_tenant(creds, sandbox_url, calendar)]
+    return config.write_config_dir(root, settings, tenants, header=_HEADER)

