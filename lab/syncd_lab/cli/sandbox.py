@@ -13,15 +13,16 @@ import structlog
 from syncd.cli._root import common_options, fail
 from syncd.errors import ConfigError
 from syncd.observability import configure_logging
+from syncd_lab.stack.ports import host_port
 
 log = structlog.get_logger(__name__)
 
 
 def _host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--listen")
-    return host, int(port)
+    try:
+        return host_port(text)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from exc
 
 
 @click.command("sandbox")
