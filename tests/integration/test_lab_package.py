@@ -13,10 +13,12 @@ import ast
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNCD = str(Path(sys.executable).with_name("syncd"))
@@ -167,3 +169,23 @@ def test_sandbox_refuses_a_bad_listen_address() -> None:
     assert done.returncode == 2
     assert "HOST:PORT" in done.stderr
     assert "--listen" in done.stderr
+
+
+def test_compose_try_radicale_has_its_own_image() -> None:
+    """The syncd image installs the service only (its context holds no lab); compose's
+    "try" Radicale is built from radicale.Dockerfile, which hadolint passes and which pins
+    the Radicale versions the lab runs."""
+    deploy = ROOT / "deploy"
+    text = (deploy / "Dockerfile").read_text().splitlines()
+    dockerfile = "\n".join(line for line in text if not line.startswith("#"))
+    assert "lab" not in (deploy / "Dockerfile.dockerignore").read_text()
+    assert "COPY syncd ./syncd" in dockerfile
+    assert "radicale" not in dockerfile.lower()
+    service = yaml.safe_load((deploy / "compose.yaml").read_text())["services"]["radicale"]
+    assert service["build"] == {"context": ".", "dockerfile": "radicale.Dockerfile"}
+    hadolint = Path(sys.executable).with_name("hadolint")
+    linted = _run(str(hadolint), str(deploy / "radicale.Dockerfile"))
+    assert (linted.returncode, linted.stdout) == (0, "")
+    lab = tomllib.loads((ROOT / "lab" / "pyproject.toml").read_text())["project"]
+    (pinned,) = [d.split("#")[0].strip() for d in lab["dependencies"] if "radicale" in d]
+    assert f'"{pinned}"' in (deploy / "radicale.Dockerfile").read_text()
