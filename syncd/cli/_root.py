@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -66,8 +67,7 @@ class PluginGroup(click.Group):
     """
 
     def _plugins(self) -> dict[str, EntryPoint]:
-        found = entry_points(group=PLUGIN_GROUP)
-        return {ep.name: ep for ep in found if ep.name not in self.commands}
+        return {name: ep for name, ep in _plugin_entries().items() if name not in self.commands}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._plugins()})
@@ -76,6 +76,12 @@ class PluginGroup(click.Group):
         command = super().get_command(ctx, cmd_name)
         entry = None if command else self._plugins().get(cmd_name)
         return _load_plugin(entry) if entry else command
+
+
+@functools.cache
+def _plugin_entries() -> dict[str, EntryPoint]:
+    """The installed ``syncd.commands`` entry points by name (read once per process)."""
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
 
 
 def _load_plugin(entry: EntryPoint) -> click.Command | None:

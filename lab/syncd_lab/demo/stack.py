@@ -143,7 +143,7 @@ async def _sandbox(creds: _config.Credentials) -> AsyncIterator[tuple[Sandbox, s
 async def _syncd(config: Config) -> AsyncIterator[asyncio.Task[None]]:
     """The webhook and an arq worker, as ``syncd run`` serves them; yields the worker task.
 
-    Same parts as ``syncd.cli.serve`` (not imported: the CLI imports this package).
+    The same parts ``syncd run`` serves, started here on the demo's own event loop.
     """
     host, port = host_port(config.settings.listen)
     runner = web.AppRunner(create_webhook_app(config), access_log=None)
