@@ -129,7 +129,7 @@ def test_timeout_is_capped_at_60_seconds() -> None:
 
 async def test_unreachable_host_is_retryable(session: aiohttp.ClientSession) -> None:
     """Nothing listening: SourceUnavailable (retryable)."""
-    from tests.fixtures.ports import free_port
+    from syncd_lab.stack.ports import free_port
 
     c = IcsClient(session, f"http://127.0.0.1:{free_port()}/f.ics")
     with pytest.raises(errors.SourceUnavailable):

@@ -30,9 +30,9 @@ from syncd.store.redis import RedisStore
 from syncd.webhook.app import create_app
 from syncd.worker import tasks
 from syncd.worker.settings import create_worker
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.feed_server import BERLIN, FeedServer, vevent
-from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle, sandbox_token, timed_event
 from tests.fixtures.spine import caldav_yaml
 from tests.integration.test_cli_ops import syncd
