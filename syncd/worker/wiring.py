@@ -134,10 +134,12 @@ async def wire(
         return
     if binding.ics is None:  # pragma: no cover  (configuration requires one of the two)
         raise ConfigError(f"binding {ref} has neither caldav nor ics")
-    yield Wired(ref, dingtalk, ics_side(binding, session, ctx), policy)
+    yield Wired(ref, dingtalk, ics_side(ref, binding, session, ctx), policy)
 
 
-def ics_side(binding: Binding, session: aiohttp.ClientSession, ctx: Context) -> IcsSide:
+def ics_side(
+    ref: BindingRef, binding: Binding, session: aiohttp.ClientSession, ctx: Context
+) -> IcsSide:
     """The read-only side of an ``ics:`` binding, fetching through ``session``."""
     feed = binding.ics
     if feed is None:
@@ -149,4 +151,4 @@ def ics_side(binding: Binding, session: aiohttp.ClientSession, ctx: Context) -> 
         password=feed.password.get_secret_value() if feed.password else None,
         timeout=feed.timeout,
     )
-    return IcsSide(client, ctx, feed.identity)
+    return IcsSide(client, ctx, feed.identity, ref)

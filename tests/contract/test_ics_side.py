@@ -21,7 +21,8 @@ import pytest
 from syncd import errors
 from syncd.adapters.ics.client import IcsClient
 from syncd.adapters.ics.side import IcsSide
-from syncd.model import Attendee, Changes, Event, Recurrence, Remote, Side
+from syncd.model import Attendee, BindingRef, Changes, Event, Recurrence, Remote, Side
+from syncd.observability import REGISTRY
 from syncd.sync.ports import CalendarSide
 from syncd.translate import Context, event_to_ical
 from tests.fixtures.feed_server import FeedServer, vevent
@@ -213,3 +214,23 @@ async def test_a_failing_feed_raises_instead_of_listing(
     feed_server.fault = fault
     with pytest.raises(errors.SyncdError):
         await side.changes(first.cursor)
+
+
+async def test_each_fetch_is_counted_by_outcome(
+    feed_server: FeedServer, session: aiohttp.ClientSession
+) -> None:
+    """syncd_ics_fetches_total counts fetched, not_modified and failed per binding."""
+    ref = BindingRef("acme", f"metrics-{id(feed_server)}")
+    side = IcsSide(IcsClient(session, feed_server.feed_url), CTX, "auto", ref)
+    feed_server.events = {"a": vevent("a", "A")}
+    first = await side.changes(None)
+    await side.changes(first.cursor)
+    feed_server.fault = "500"
+    with pytest.raises(errors.SourceUnavailable):
+        await side.changes(first.cursor)
+
+    def count(outcome: str) -> float | None:
+        labels = {"tenant": ref.tenant, "binding": ref.binding, "outcome": outcome}
+        return REGISTRY.get_sample_value("syncd_ics_fetches_total", labels)
+
+    assert (count("fetched"), count("not_modified"), count("failed")) == (1.0, 1.0, 1.0)

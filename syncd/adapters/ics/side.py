@@ -29,8 +29,9 @@ from syncd.adapters.ics.identity import (
     choose_mode,
     state_of,
 )
-from syncd.errors import PermissionDenied
-from syncd.model import Changes, Event, Remote, Side
+from syncd.errors import PermissionDenied, SyncdError
+from syncd.model import BindingRef, Changes, Event, Remote, Side
+from syncd.observability import ICS_FETCHES
 from syncd.sync.ports import Written
 from syncd.translate import Context
 from syncd.translate.feed import split_feed
@@ -44,13 +45,35 @@ class IcsSide:
     side = Side.CALDAV
     writable = False
 
-    def __init__(self, client: IcsClient, ctx: Context, identity: Identity = "auto") -> None:
+    def __init__(
+        self,
+        client: IcsClient,
+        ctx: Context,
+        identity: Identity = "auto",
+        ref: BindingRef | None = None,
+    ) -> None:
         self.client = client
         self.ctx = ctx
         self.identity: Identity = identity
+        self.ref = ref or BindingRef("-", "-")  # metric labels
 
     async def changes(self, cursor: str | None) -> Changes:
-        """Since ``cursor``: nothing when the feed is unchanged, else the whole feed."""
+        """Since ``cursor``: nothing when the feed is unchanged, else the whole feed.
+
+        Counts each fetch in ``syncd_ics_fetches_total`` (not_modified, fetched, failed).
+        """
+        try:
+            found = await self._changes(cursor)
+        except SyncdError:
+            self._count("failed")
+            raise
+        self._count("fetched" if found.complete else "not_modified")
+        return found
+
+    def _count(self, outcome: str) -> None:
+        ICS_FETCHES.labels(self.ref.tenant, self.ref.binding, outcome).inc()
+
+    async def _changes(self, cursor: str | None) -> Changes:
         previous = FeedState.loads(cursor) if cursor is not None else None
         fetched = await self.client.fetch(
             previous.etag if previous else None, previous.last_modified if previous else None
