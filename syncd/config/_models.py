@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import math
 from datetime import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from syncd.config._checks import consistency_problems
@@ -159,12 +167,17 @@ class CalDAVSource(_Frozen):
 
 IcsIdentity = Literal["uid", "content", "auto"]
 ICS_MAX_TIMEOUT = 60.0
+# An http(s) URL once ``webcal://`` has been read as ``https://`` (IcsSource does that first).
+FeedUrl = Annotated[
+    HttpUrl,
+    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^(https?|webcal)://"}),
+]
 
 
 class IcsSource(_Frozen):
     """A read-only iCalendar feed imported into DingTalk (``webcal://`` is read as https)."""
 
-    url: HttpUrl = Field(repr=False)  # private feed URLs carry their secret in the path
+    url: FeedUrl = Field(repr=False)  # private feed URLs carry their secret in the path
     refresh: Duration = Field(default=3600.0, description="how often the feed is fetched")
     username: NonEmptyStr | None = None
     password: Secret | None = None

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from syncd.config import IcsSource
+from syncd.config import IcsSource, tenant_schema
 from syncd.config._types import parse_duration
 
 
@@ -57,3 +57,10 @@ def test_credentials_and_short_timeout() -> None:
     assert feed.password.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(feed)
     assert feed.timeout == parse_duration("5s")
+
+
+def test_schema_admits_webcal_urls() -> None:
+    """`syncd schema` describes the feed URL as http, https or webcal."""
+    defs = tenant_schema()["$defs"]
+    assert defs["IcsSource"]["properties"]["url"]["pattern"] == "^(https?|webcal)://"
+    assert set(defs["IcsSource"]["properties"]["identity"]["enum"]) == {"uid", "content", "auto"}
