@@ -163,3 +163,25 @@ async def test_the_limit_counts_decoded_bytes_of_a_gzip_body(
     got = await client(feed_server, session, max_bytes=100_000).fetch()
     assert got.text is not None
     assert len(got.text) > 8000
+
+
+async def test_credentials_in_the_url_and_in_the_config_are_one_line_error(
+    feed_server: FeedServer, session: aiohttp.ClientSession
+) -> None:
+    """aiohttp refuses both at once: a BadResponse naming the host, not a crash."""
+    url = feed_server.feed_url.replace("http://", "http://u:p@")
+    c = IcsClient(session, url, username="feed", password="pw")
+    with pytest.raises(errors.BadResponse, match=r"ICS feed at 127\.0\.0\.1:\d+: ") as info:
+        await c.fetch()
+    assert "u:p" not in str(info.value)
+
+
+async def test_an_unknown_charset_is_read_as_utf8(
+    feed_server: FeedServer, session: aiohttp.ClientSession
+) -> None:
+    """A Content-Type naming a charset Python does not know: the body is read as UTF-8."""
+    feed_server.events = {"a": vevent("a", "Café 北京")}
+    feed_server.charset = "x-no-such-charset"
+    got = await client(feed_server, session).fetch()
+    assert got.text is not None
+    assert "SUMMARY:Café 北京" in got.text

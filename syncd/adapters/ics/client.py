@@ -99,7 +99,7 @@ class IcsClient:
                 log.info("ics_not_modified", host=self.host)
                 return Fetched(None, etag=validators[0], last_modified=validators[1])
             body = await self._body(resp)
-            text = body.decode(resp.charset or "utf-8", errors="replace")
+            text = _decode(body, resp.charset)
             log.info("ics_fetched", host=self.host, bytes=len(body))
             return Fetched(text, *validators)
 
@@ -161,5 +161,18 @@ class IcsClient:
         except aiohttp.InvalidURL as exc:
             raise BadResponse(f"ICS feed at {self.host}: invalid URL or redirect target") from exc
         except aiohttp.ClientError as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SourceUnavailable(f"ICS feed at {self.host}: {reason}") from exc
+            raise SourceUnavailable(f"ICS feed at {self.host}: {_first_line(exc)}") from exc
+        except ValueError as exc:  # aiohttp refuses credentials both in the URL and given
+            raise BadResponse(f"ICS feed at {self.host}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    """The body as text in its declared charset (UTF-8 when none, or an unknown one)."""
+    try:
+        return body.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")

@@ -1,13 +1,13 @@
 """An ICS feed as a read-only :class:`~syncd.sync.ports.CalendarSide`.
 
-Each :meth:`IcsSide.changes` is one conditional GET. A 304 is an empty incremental
-change set; a 200 is a complete listing, so an event missing from a *healthy* feed reads as
+Each :meth:`IcsSide.changes` is one conditional GET. A 304 is an empty incremental change
+set; a 200 is a complete listing, so an event missing from a *healthy* feed reads as
 deleted. A feed that fails (HTTP error, timeout, empty body, HTML page, truncated
 VCALENDAR) raises, so the planner never sees it and nothing is deleted; a valid feed that
 lists no events at all while events are mapped is held by the planner's "source emptied"
-rule. Item ids and uids come from :mod:`.identity`; items are
-translated by :mod:`syncd.translate.feed`, the same translation as CalDAV. The cursor is
-a :class:`~syncd.adapters.ics.identity.FeedState` (validators, mode, items).
+rule. Item ids and uids come from :mod:`.identity`; items are translated by
+:mod:`syncd.translate.feed`, the same translation as CalDAV. The cursor is a
+:class:`~syncd.adapters.ics.identity.FeedState` (validators, mode, items).
 
 Writes raise ``PermissionDenied``: an ICS binding is one-way into DingTalk
 (``direction: to_dingtalk``, enforced by configuration), so the planner never asks.
