@@ -404,3 +404,34 @@ async def test_a_sibling_caldav_binding_leaves_feed_events_alone(
     )
     assert summaries == ["SUMMARY:My own meeting"]
     assert (await rig.store.get_status(work))["state"] == "ok"
+
+
+async def test_series_edits_reach_the_same_dingtalk_series(rig: Rig) -> None:
+    """A new EXDATE and another moved occurrence in the feed update the imported series in
+    place (no delete, no create); a full re-fetch afterwards writes nothing, so DingTalk
+    holds exactly what the feed says."""
+    seed_feed(rig.feed)
+    await rig.refresh()
+    master = next(i for i, s in rig.events().items() if s == "Weekly")
+    rig.feed.events["weekly"] = (
+        SERIES.replace(
+            "EXDATE;TZID=Europe/Berlin:20270112T100000",
+            "EXDATE;TZID=Europe/Berlin:20270112T100000,20270126T100000",
+        )
+        + "\nEND:VEVENT\nBEGIN:VEVENT\nUID:weekly\n"
+        + "RECURRENCE-ID;TZID=Europe/Berlin:20270202T100000\n"
+        + "DTSTART;TZID=Europe/Berlin:20270202T150000\n"
+        + "DTEND;TZID=Europe/Berlin:20270202T160000\nSUMMARY:Weekly (late)"
+    )
+    await rig.refresh()
+    status = await rig.store.get_status(REF)
+    assert status["state"] == "ok", status
+    counts = status["per_side"]["dingtalk"]
+    assert (counts["created"], counts["deleted"], counts["updated"]) == (0, 0, 1), status
+    events = rig.events()
+    assert events[master] == "Weekly"
+    assert "Weekly (late)" in events.values()
+    writes = rig.writes()
+    await queue.mark_full(rig.pool, REF)
+    await rig.refresh()
+    assert rig.writes() == writes
