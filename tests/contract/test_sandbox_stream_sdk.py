@@ -38,10 +38,10 @@ class SdkProcess:
         self.proc = proc
         self.lines: list[dict[str, Any]] = []
 
-    async def next_event(self, timeout: float = 20.0) -> dict[str, Any]:
+    async def next_event(self, within: float = 20.0) -> dict[str, Any]:
         assert self.proc.stdout is not None
         while True:
-            raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+            raw = await asyncio.wait_for(self.proc.stdout.readline(), within)
             assert raw, "the SDK process ended"
             line = json.loads(raw)
             self.lines.append(line)
@@ -69,10 +69,10 @@ async def sdk_client(handle: SandboxHandle, *flags: str) -> AsyncIterator[SdkPro
         await proc.wait()
 
 
-async def connected(handle: SandboxHandle, count: int = 1, timeout: float = 20.0) -> None:
+async def connected(handle: SandboxHandle, count: int = 1, within: float = 20.0) -> None:
     """Wait until the app has ``count`` open Stream connections."""
     loop = asyncio.get_running_loop()
-    until = loop.time() + timeout
+    until = loop.time() + within
     while len(handle.sandbox.stream.open_conns(handle.app_key)) < count:
         assert loop.time() < until, "the SDK did not connect"
         await asyncio.sleep(0.05)
@@ -137,7 +137,8 @@ async def test_unacked_frame_is_redelivered() -> None:
         await create(handle, "Refused once")
         first = await sdk.next_event()
         again = await sdk.next_event()
-        assert first["answer"] == 500 and again["answer"] == 200
+        assert first["answer"] == 500
+        assert again["answer"] == 200
         assert again["eventId"] == first["eventId"]
         assert again["messageId"] != first["messageId"]
         assert again["data"] == first["data"]
@@ -161,7 +162,7 @@ async def test_events_wait_for_a_connection_then_survive_a_drop() -> None:
             # the SDK reconnects (after its own 10 s pause) with a fresh ticket
             await asyncio.sleep(0.1)
             second = await create(handle, "While reconnecting")
-            line = await sdk.next_event(timeout=30)
+            line = await sdk.next_event(within=30)
             assert line["data"]["calendarEventId"] == second["id"]
         assert handle.sandbox.stream.counts["connections"] == 2
         assert handle.sandbox.stats()["requests"]["OpenConnection"] == 2
