@@ -30,6 +30,7 @@ from syncd.delivery.stream import stream_forever
 from syncd.errors import StoreError, SyncdError
 from syncd.store.connection import connect, redis_settings
 from syncd.store.keys import STREAM, tenant_key
+from syncd.store.ratelimit import RequestPace
 from syncd.worker.wiring import dingtalk_client
 
 log = structlog.get_logger(__name__)
@@ -107,7 +108,7 @@ async def _pull_loop(
     stop: asyncio.Event,
     timing: DeliveryTiming,
 ) -> None:
-    client = dingtalk_client(tenant, session, TokenCache(pool))
+    client = dingtalk_client(tenant, session, TokenCache(pool), RequestPace(pool))
     first = True
     while not stop.is_set():
         try:
