@@ -96,27 +96,33 @@ async def while_held(
 
 
 async def _keep(lease: RedisLease, task: asyncio.Task[None], stop: asyncio.Event) -> str:
-    """Renew until ``stop`` ("stop"), the work ends ("ended") or the lease is lost ("lost")."""
+    """Renew until ``stop`` ("stop"), the work ends ("ended") or the lease is lost ("lost").
+
+    "lost" also when no renewal succeeded for two thirds of the ttl: the work is cancelled
+    before the lease can expire and be taken by another process.
+    """
     ttl_s = lease.ttl_ms / 1000
     renewed_at = time.monotonic()
     stopper = asyncio.create_task(stop.wait())
     try:
         while True:
-            await asyncio.wait({task, stopper}, timeout=ttl_s / 3)
+            left = renewed_at + ttl_s * 2 / 3 - time.monotonic()
+            if left <= 0:
+                return "lost"
+            await asyncio.wait({task, stopper}, timeout=min(ttl_s / 3, left))
             if stop.is_set():
                 return "stop"
             if task.done():
                 _log_end(task)
                 return "ended"
             sent = time.monotonic()
+            left = renewed_at + ttl_s * 2 / 3 - sent
             try:
-                if not await lease.renew():
+                if not await asyncio.wait_for(lease.renew(), max(left, 0.001)):
                     return "lost"
                 renewed_at = sent
-            except StoreError:
-                # not renewed: stop before the lease can expire and be taken by another
-                if time.monotonic() - renewed_at > ttl_s * 2 / 3:
-                    return "lost"
+            except (StoreError, TimeoutError):
+                continue  # not renewed; the deadline above decides
     finally:
         stopper.cancel()
 
