@@ -39,6 +39,7 @@ LEASE_TTL_S = 5.0
 LEASE_RETRY_S = 1.0
 FAILED_PERIOD_S = 60.0
 REDIS_TIMEOUT_S = 2.0
+STOP_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -70,18 +71,27 @@ async def run_delivery(
         return
     pool = connect(redis_settings(config.settings.redis_url), socket_timeout=REDIS_TIMEOUT_S)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-    tasks = [asyncio.create_task(_hold(session, pool, t, stop, timing)) for t in streams]
-    tasks += [asyncio.create_task(_pull_loop(session, pool, t, stop, timing)) for t in pulls]
+    holds = [asyncio.create_task(_hold(session, pool, t, stop, timing)) for t in streams]
+    pulls_ = [asyncio.create_task(_pull_loop(session, pool, t, stop, timing)) for t in pulls]
+    for task in (*holds, *pulls_):
+        task.add_done_callback(_report_crash)
     log.info("delivery_started", stream_tenants=len(streams), http_tenants=len(pulls))
     try:
-        await asyncio.gather(*tasks)
+        await stop.wait()
+        if holds:  # they close their connections and release their leases themselves
+            await asyncio.wait(holds, timeout=STOP_GRACE_S)
     finally:
-        for task in tasks:
+        for task in (*holds, *pulls_):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*holds, *pulls_, return_exceptions=True)
         await session.close()
         with contextlib.suppress(Exception):
             await pool.aclose()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("delivery_task_failed", error=repr(task.exception()))
 
 
 async def _hold(
