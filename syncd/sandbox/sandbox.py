@@ -193,6 +193,7 @@ class Sandbox:
         """Empty every calendar and counter and switch faults off (tokens stay valid)."""
         self.state.clear_calendars()
         self.state.failed.clear()
+        self.stream.reset()
         self.requests.clear()
         self.pusher.counts = dict.fromkeys(self.pusher.counts, 0)
         self.checks = {"ok": 0, "failed": 0}

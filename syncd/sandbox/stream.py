@@ -266,6 +266,12 @@ class StreamHub:
             self._task.cancel()
         await self.close_all()
 
+    def reset(self) -> None:
+        """Forget pending events and zero the counters (connections stay open)."""
+        self.pending.clear()
+        self.by_message.clear()
+        self.counts = dict.fromkeys(self.counts, 0)
+
     def stats(self) -> dict[str, Any]:
         """Counters plus the number of open connections and pending events."""
         return dict(self.counts, open=len(self.conns), pending=len(self.pending))

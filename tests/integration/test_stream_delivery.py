@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 from arq.connections import ArqRedis, create_pool
 
 from syncd import queue
@@ -26,6 +27,7 @@ from syncd.delivery.service import DeliveryTiming, run_delivery
 from syncd.delivery.stream import answer
 from syncd.observability import STREAM_EVENTS
 from syncd.store.connection import connect
+from syncd.webhook.app import create_app
 from syncd.worker.settings import create_worker
 from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.ports import free_port
@@ -210,3 +212,31 @@ async def test_failed_results_reach_caldav_within_the_pull_period(
         assert stats["requests"]["GetCallBackFaileResult"] >= 2
         assert handle.sandbox.state.failed.get(handle.app_key) == []
         assert waited < FAST.failed_period_s + 10
+
+
+async def test_webhook_refuses_pushes_for_a_stream_tenant_without_callback(
+    tmp_path: Path, radicale_calendar: CalendarHandle, redis_url: str
+) -> None:
+    """``POST /callbacks/acme`` of a stream tenant with no callback: 404, nothing queued."""
+    async with start_sandbox(default_seed(delivery="stream")) as handle:
+        config = stream_config(tmp_path / "config", handle, radicale_calendar, redis_url)
+    pool = await create_pool(queue.redis_settings(redis_url))
+    runner = web.AppRunner(create_app(config, pool))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://127.0.0.1:{port}/callbacks/acme",
+                params={"signature": "s", "timestamp": "1", "nonce": "n"},
+                json={"encrypt": "x"},
+            ) as resp,
+        ):
+            assert resp.status == 404
+            assert (await resp.json())["error"] == "no_callback"
+        assert await pool.zcard("arq:queue") == 0
+    finally:
+        await runner.cleanup()
+        await pool.aclose()
