@@ -28,6 +28,7 @@ from syncd.delivery import failed
 from syncd.delivery.lease import RedisLease, while_held
 from syncd.delivery.stream import stream_forever
 from syncd.errors import StoreError, SyncdError
+from syncd.observability import STREAM_CONNECTED
 from syncd.store.connection import connect, redis_settings
 from syncd.store.keys import STREAM, tenant_key
 from syncd.store.ratelimit import RequestPace
@@ -71,6 +72,8 @@ async def run_delivery(
         return
     pool = connect(redis_settings(config.settings.redis_url), socket_timeout=REDIS_TIMEOUT_S)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+    for tenant in streams:  # every process reports 0 until it holds the connection
+        STREAM_CONNECTED.labels(tenant.id).set(0)
     holds = [asyncio.create_task(_hold(session, pool, t, stop, timing)) for t in streams]
     pulls_ = [asyncio.create_task(_pull_loop(session, pool, t, stop, timing)) for t in pulls]
     for task in (*holds, *pulls_):

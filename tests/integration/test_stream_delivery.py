@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -240,3 +240,33 @@ async def test_webhook_refuses_pushes_for_a_stream_tenant_without_callback(
     finally:
         await runner.cleanup()
         await pool.aclose()
+
+
+async def test_syncd_answers_pings_and_reconnects_after_a_disconnect(
+    tmp_path: Path, radicale_calendar: CalendarHandle, redis_url: str
+) -> None:
+    """SYSTEM ping is answered; SYSTEM disconnect: a new connection with a fresh ticket at once."""
+    async with (
+        start_sandbox(default_seed(delivery="stream")) as handle,
+        aiohttp.ClientSession() as session,
+    ):
+        config = stream_config(tmp_path / "config", handle, radicale_calendar, redis_url)
+        api = await api_of(handle, session)
+        hub = handle.sandbox.stream
+        async with running(config):
+            await _until(lambda: len(hub.open_conns(handle.app_key)) == 1, 10)
+            assert await hub.ping(handle.app_key) == 1
+            await _until(lambda: hub.counts["pongs"] == 1, 5)
+            assert await hub.disconnect(handle.app_key) == 1
+            # the sandbox would close the socket only after 10 s: syncd leaves first
+            await _until(lambda: hub.counts["connections"] == 2, 3)
+            await api.create("u-alice", upcoming_event("After disconnect", 1))
+            await wait_summary(radicale_calendar, "After disconnect", within=20)
+        assert handle.sandbox.stats()["requests"]["OpenConnection"] == 2
+
+
+async def _until(check: Callable[[], bool], within: float) -> None:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < within
+        await asyncio.sleep(0.02)
