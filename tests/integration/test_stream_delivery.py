@@ -21,14 +21,16 @@ from aiohttp import web
 from arq.connections import ArqRedis, create_pool
 
 from syncd import queue
+from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Config, load_config
-from syncd.delivery import frames
+from syncd.delivery import failed, frames
 from syncd.delivery.service import DeliveryTiming, run_delivery
-from syncd.delivery.stream import answer
-from syncd.observability import STREAM_EVENTS
+from syncd.delivery.stream import answer, stream_forever
+from syncd.observability import FAILED_PULLED, STREAM_EVENTS
 from syncd.store.connection import connect
 from syncd.webhook.app import create_app
 from syncd.worker.settings import create_worker
+from syncd.worker.wiring import dingtalk_client
 from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.ports import free_port
 from tests.fixtures.processes import caldav_summaries, dav_session, upcoming_event
@@ -270,3 +272,55 @@ async def _until(check: Callable[[], bool], within: float) -> None:
     while not check():
         assert time.monotonic() - started < within
         await asyncio.sleep(0.02)
+
+
+async def test_failed_open_backs_off_then_connects(
+    tmp_path: Path, radicale_calendar: CalendarHandle, redis_url: str
+) -> None:
+    """connections/open failing (500s): retried with growing pauses, then connected."""
+    async with start_sandbox(default_seed(delivery="stream")) as handle:
+        config = stream_config(tmp_path / "config", handle, radicale_calendar, redis_url)
+        tenant = config.tenants["acme"]
+        handle.sandbox.set_faults(error_rate=1.0, error_status=500)
+        pool = await create_pool(queue.redis_settings(redis_url))
+        async with aiohttp.ClientSession() as session:
+            task = asyncio.create_task(stream_forever(session, pool, tenant, backoff_s=(0.05, 0.4)))
+            try:
+                await asyncio.sleep(1.5)
+                attempts = handle.sandbox.requests["OpenConnection"]
+                # 0, .05, .15, .35, .75, 1.15 s (±20 %): a handful, not a tight loop
+                assert 3 <= attempts <= 8
+                handle.sandbox.set_faults(error_rate=0.0)
+                await _until(lambda: len(handle.sandbox.stream.open_conns(handle.app_key)) == 1, 3)
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await pool.aclose()
+
+
+async def test_failed_results_skip_a_malformed_entry_and_queue_the_rest(
+    tmp_path: Path, radicale_calendar: CalendarHandle, redis_url: str
+) -> None:
+    """One unparseable failedResults entry is counted and skipped; the good one is queued."""
+    async with start_sandbox(default_seed()) as handle, aiohttp.ClientSession() as session:
+        root = tmp_path / "config"
+        write_config(root, handle, radicale_calendar.url, redis_url, auth=radicale_calendar.auth)
+        tenant = load_config(root, {}).tenants["acme"]
+        good = json.dumps(
+            {"EventType": "calendar_event_change", "BizId": "b-1", "UnionIdList": ["u-alice"]}
+        )
+        handle.sandbox.state.failed[handle.app_key] = [
+            {"callBackTag": "calendar_event_change", "callBackData": "{not json", "eventTime": 1},
+            {"callBackTag": "calendar_event_change", "callBackData": good, "eventTime": 2},
+        ]
+        pool = await create_pool(queue.redis_settings(redis_url))
+        before = FAILED_PULLED.labels("acme", "rejected")._value.get()
+        try:
+            client = dingtalk_client(tenant, session, TokenCache(pool))
+            assert await failed.pull(pool, tenant, client) == 1
+            assert await pool.zcard("arq:queue") == 1
+            assert await failed.pull(pool, tenant, client) == 0  # handed out once
+        finally:
+            await pool.aclose()
+        assert FAILED_PULLED.labels("acme", "rejected")._value.get() == before + 1
