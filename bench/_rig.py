@@ -43,7 +43,7 @@ from tests.fixtures.sandbox import (
     sandbox_token,
     start_sandbox,
 )
-from tests.fixtures.spine import REF, write_config
+from tests.fixtures.spine import REF, to_stream_delivery, write_config
 
 log = structlog.get_logger(__name__)
 
@@ -132,7 +132,7 @@ async def open_rig(
             auth = (calendar.username, calendar.password)
             write_config(root / "config", sandbox, calendar.url, redis.url, auth=auth, **extra)
             if delivery == "stream":
-                _stream_tenant(root / "config" / "tenants" / "acme.yaml", sandbox)
+                to_stream_delivery(root / "config")
             config = load_config(root / "config", {})
             pool = await create_pool(queue.redis_settings(redis.url))
             ctx: dict[str, Any] = {"redis": pool, "config": config}
@@ -150,12 +150,6 @@ async def open_rig(
             shutil.rmtree(server.workdir, ignore_errors=True)
         shutil.rmtree(redis.workdir, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _stream_tenant(path: Path, sandbox: SandboxHandle) -> None:
-    """Switch the written tenant to ``delivery: stream`` with no callback."""
-    callback = f"  callback: {{token: {sandbox.callback_token}, aes_key: {sandbox.aes_key}}}\n"
-    path.write_text(path.read_text().replace(callback, "  delivery: stream\n"))
 
 
 # --- seeding ------------------------------------------------------------------------------

@@ -78,6 +78,15 @@ async def connected(handle: SandboxHandle, count: int = 1, within: float = 20.0)
         await asyncio.sleep(0.05)
 
 
+async def acked(handle: SandboxHandle, count: int, within: float = 10.0) -> None:
+    """Wait until the sandbox has received ``count`` successful ACKs."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + within
+    while handle.sandbox.stream.counts["acked"] < count:
+        assert loop.time() < until, "no ACK"
+        await asyncio.sleep(0.02)
+
+
 async def create(handle: SandboxHandle, summary: str) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
         api = SandboxApi(handle, session, await sandbox_token(handle))
@@ -101,10 +110,7 @@ async def test_sdk_receives_calendar_event_change_and_acks() -> None:
         assert data["changeType"] == "created"
         assert data["unionIdList"] == ["u-alice", "u-bob"]
         assert data["eventId"] == line["eventId"]
-        for _ in range(100):
-            if handle.sandbox.stream.counts["acked"] == 1:
-                break
-            await asyncio.sleep(0.05)
+        await acked(handle, 1)
         stats = handle.sandbox.stats()
         assert stats["stream"]["acked"] == 1
         assert stats["stream"]["pending"] == 0
@@ -142,10 +148,7 @@ async def test_unacked_frame_is_redelivered() -> None:
         assert again["eventId"] == first["eventId"]
         assert again["messageId"] != first["messageId"]
         assert again["data"] == first["data"]
-        for _ in range(100):
-            if handle.sandbox.stream.counts["acked"] == 1:
-                break
-            await asyncio.sleep(0.05)
+        await acked(handle, 1)
         assert handle.sandbox.stream.stats()["pending"] == 0
         assert handle.sandbox.stream.counts["redelivered"] >= 1
 
@@ -158,6 +161,7 @@ async def test_events_wait_for_a_connection_then_survive_a_drop() -> None:
         async with sdk_client(handle) as sdk:
             line = await sdk.next_event()
             assert line["data"]["calendarEventId"] == event["id"]
+            await acked(handle, 1)  # else it would rightly come again after the drop
             await handle.sandbox.stream.close_all(handle.app_key)
             # the SDK reconnects (after its own 10 s pause) with a fresh ticket
             await asyncio.sleep(0.1)

@@ -33,6 +33,7 @@ from tests.fixtures.sandbox import (
     sandbox_token,
     start_sandbox,
 )
+from tests.fixtures.spine import to_stream_delivery
 
 pytestmark = pytest.mark.usefixtures("syncd_reaper")
 
@@ -41,9 +42,7 @@ TAKEOVER_BOUND_S = 10.0  # lease ttl 5 s + retry 1 s + connecting
 
 def stream_config(root: Path, handle: SandboxHandle, cal: CalendarHandle, redis_url: str) -> Path:
     write_fault_config(root, handle, cal, redis_url, poll_interval="1h")
-    tenant = root / "tenants" / "acme.yaml"
-    callback = f"  callback: {{token: {handle.callback_token}, aes_key: {handle.aes_key}}}\n"
-    tenant.write_text(tenant.read_text().replace(callback, "  delivery: stream\n"))
+    to_stream_delivery(root)
     return root
 
 

@@ -31,8 +31,8 @@ from syncd.store.connection import connect
 from syncd.webhook.app import create_app
 from syncd.worker.settings import create_worker
 from syncd.worker.wiring import dingtalk_client
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import CalendarHandle
-from tests.fixtures.ports import free_port
 from tests.fixtures.processes import caldav_summaries, dav_session, upcoming_event
 from tests.fixtures.sandbox import (
     SandboxApi,
@@ -41,7 +41,7 @@ from tests.fixtures.sandbox import (
     sandbox_token,
     start_sandbox,
 )
-from tests.fixtures.spine import write_config
+from tests.fixtures.spine import to_stream_delivery, write_config
 
 FAST = DeliveryTiming(lease_ttl_s=2.0, lease_retry_s=0.2, failed_period_s=1.0)
 
@@ -49,11 +49,7 @@ FAST = DeliveryTiming(lease_ttl_s=2.0, lease_retry_s=0.2, failed_period_s=1.0)
 def stream_config(root: Path, handle: SandboxHandle, cal: CalendarHandle, redis_url: str) -> Config:
     """Tenant acme with ``delivery: stream`` and no callback (no webhook route at all)."""
     write_config(root, handle, cal.url, redis_url, auth=cal.auth, poll_interval="1h")
-    tenant = root / "tenants" / "acme.yaml"
-    text = tenant.read_text()
-    callback = f"  callback: {{token: {handle.callback_token}, aes_key: {handle.aes_key}}}\n"
-    assert callback in text
-    tenant.write_text(text.replace(callback, "  delivery: stream\n"))
+    to_stream_delivery(root)
     return load_config(root, {})
 
 
