@@ -2,7 +2,9 @@
 
 Start-up is kept short (``syncd --version`` imports click and little else): the group
 imports a subcommand's module only when that command runs, and ``syncd --help`` lists
-the commands from :data:`COMMANDS` without importing any of them. Heavy libraries
+syncd's own commands from :data:`COMMANDS` without importing any of them. Other installed
+packages add commands through the :data:`PLUGIN_GROUP` entry points (the lab adds
+``demo`` and ``sandbox``), loaded only when listed or run. Heavy libraries
 (aiohttp, arq, caldav, icalendar, pydantic) are imported inside the commands that use
 them; ``tests/unit/test_cli_startup.py`` pins which modules each light command loads.
 """
@@ -15,6 +17,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,16 +44,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Validate DIR/syncd.yaml and DIR/tenants/*.yaml; list every problem (exit 2).",
     ),
     "conflicts": ("ops", "Recorded conflicts with both versions and how they were decided."),
-    "demo": (
-        "demo",
-        "Start Redis, Radicale, the DingTalk sandbox and syncd; show changes flowing both ways.",
-    ),
     "replay": (
         "ops",
         "Re-run dead-lettered jobs: queue a full reconcile of each binding that has any.",
     ),
     "run": ("serve", "Web and worker in one process (small installations and the demo)."),
-    "sandbox": ("sandbox", "Serve a fake DingTalk Open API (calendar v1.0 + encrypted callbacks)."),
     "schema": ("check", "Print the JSON Schema of a tenant file (of syncd.yaml with --settings)."),
     "status": (
         "ops",
@@ -60,12 +58,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "web": ("serve", "Serve the DingTalk callback webhook, health and metrics."),
     "worker": (
         "serve",
-        "Run an arq worker: reconciles bindings, polls CalDAV, runs the daily full reconcile.",
+        "Run an arq worker: reconciles, polls, full reconciles, DingTalk Stream and failedResults.",
     ),
 }
 """Each subcommand: the module of ``syncd.cli`` that defines it, and its short help
 (the first paragraph of its docstring, which ``syncd --help`` shortens; a test checks
 that it matches the command's own)."""
+
+# Entry-point group through which other installed packages add subcommands (the lab
+# package adds `demo` and `sandbox`); syncd itself never imports them.
+PLUGIN_GROUP = "syncd.commands"
 
 _CONFIG_HELP = (
     f"Directory holding syncd.yaml and tenants/*.yaml  [default: {DEFAULT_CONFIG}; "
@@ -75,30 +77,66 @@ _DEBUG_HELP = "Tracebacks and debug logs."
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported only when named (see :data:`COMMANDS`)."""
+    """A group whose own subcommands are imported only when named (:data:`COMMANDS`), plus
+    the commands registered under :data:`PLUGIN_GROUP`.
+
+    A plugin's module is imported only when its command is listed (``--help``) or run;
+    one that fails to load costs one stderr line and is left out, the rest still work.
+    The installed entry points are read only for a name that is not syncd's own.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*COMMANDS, *self.commands})
+        return sorted({*COMMANDS, *self.commands, *self._plugins()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             importlib.import_module(f"syncd.cli.{COMMANDS[cmd_name][0]}")  # registers itself
-        return self.commands.get(cmd_name)
+        command = self.commands.get(cmd_name)
+        entry = None if command else self._plugins().get(cmd_name)
+        return _load_plugin(entry) if entry else command
+
+    def _plugins(self) -> dict[str, EntryPoint]:
+        return {
+            name: ep
+            for name, ep in _plugin_entries().items()
+            if name not in self.commands and name not in COMMANDS
+        }
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list as click prints it, from :data:`COMMANDS`, importing nothing."""
+        """The command list as click prints it; syncd's own from :data:`COMMANDS`, importing
+        nothing, and each plugin's from its command (loading its small CLI module)."""
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(map(len, names))
         rows = []
         for name in names:
-            loaded = self.commands.get(name)
-            if loaded is None:
-                stub = click.Command(name, help=COMMANDS[name][1])  # shortened as click does
-                rows.append((name, stub.get_short_help_str(limit)))
-            elif not loaded.hidden:
-                rows.append((name, loaded.get_short_help_str(limit)))
+            command = self.commands.get(name)
+            if command is None and name in COMMANDS:
+                command = click.Command(name, help=COMMANDS[name][1])  # shortened as click does
+            elif command is None:
+                command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+@functools.cache
+def _plugin_entries() -> dict[str, EntryPoint]:
+    """The installed ``syncd.commands`` entry points by name (read once per process)."""
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+
+def _load_plugin(entry: EntryPoint) -> click.Command | None:
+    """The click command ``entry`` names, or None (with one stderr line) if it is broken."""
+    try:
+        command = entry.load()
+    except Exception as exc:  # a broken plugin must not take the other commands down
+        click.echo(f"syncd: plugin command {entry.name!r} ({entry.value}): {exc}", err=True)
+        return None
+    if not isinstance(command, click.Command):
+        click.echo(f"syncd: plugin {entry.name!r} ({entry.value}) is not a command", err=True)
+        return None
+    return command
 
 
 def resolve_common(config_dir: str | None, debug: bool) -> tuple[str, bool]:

@@ -18,7 +18,7 @@ from arq.connections import ArqRedis
 
 from syncd.cli._root import redis_origin
 from syncd.config import load_config
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.processes import SyncdProcess, start_syncd
 from tests.fixtures.sandbox import SandboxHandle
 from tests.fixtures.spine import write_config

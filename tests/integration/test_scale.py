@@ -47,9 +47,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fixtures.caldav_base import CalDAVServer
+from syncd_lab.stack.caldav_base import CalDAVServer
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import make_calendar, start_caldav_server
-from tests.fixtures.ports import free_port
 from tests.fixtures.processes import SyncdProcess, start_syncd, upcoming_event
 from tests.fixtures.redis_server import start_redis
 from tests.fixtures.sandbox import (

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aredis
 
 from syncd.errors import plain_reason
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 
 
 def _wrapped(inner: BaseException) -> Exception:
