@@ -16,7 +16,7 @@ import structlog
 from arq import Retry
 
 from syncd import queue
-from syncd.errors import Retryable, SourceUnavailable, SyncdError
+from syncd.errors import CalendarMissing, Retryable, SourceUnavailable, SyncdError
 from syncd.model import BindingRef
 from syncd.observability import (
     ACTIONS,
@@ -83,6 +83,10 @@ async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reas
         )
     except Retryable as exc:
         return await _retry_or_dead_letter(ctx, ref, reason, exc)
+    except CalendarMissing as exc:
+        # Not a dead letter: the status says why, and the next poll heals it by itself.
+        RECONCILES.labels(tenant, "failed").inc()
+        return f"failed: {exc}"
     except SyncdError as exc:
         await _dead_letter(ctx, ref, reason, exc)
         RECONCILES.labels(tenant, "failed").inc()

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
 
 from syncd import queue
 from syncd.cli._health import binding_health
@@ -41,8 +40,9 @@ def _series(uid: str, summary: str, rrule: str) -> str:
 async def test_missing_calendar_fails_then_heals_once_it_exists(
     spine: Spine, radicale_server: CalDAVServer, tmp_path: Path, redis_url: str
 ) -> None:
-    """A 404 calendar: dead letter, status failed with the reason (exit 1); created later,
-    the next run succeeds and resolves the dead letter (status ok, exit 0)."""
+    """A 404 calendar: no dead letter, status failed with the reason "calendar not found:
+    URL" (exit 1); once the calendar is created the next poll's run succeeds by itself
+    (status ok, exit 0, no replay needed)."""
     name = f"later-{uuid.uuid4().hex[:8]}"
     url = f"{radicale_server.calendar_home}{name}/"
     auth = (radicale_server.username, radicale_server.password)
@@ -53,26 +53,20 @@ async def test_missing_calendar_fails_then_heals_once_it_exists(
 
     await queue.request_reconcile(spine.pool, REF, "poll")
     await spine.run_worker(config)
-    (letter,) = await store.list_dead_letters(REF)
-    assert (letter["kind"], letter["error"][:9]) == ("binding", "NotFound:")
+    assert await store.list_dead_letters(REF) == []
     shown = await syncd(root, "status")
     assert shown.code == 1, shown
     (line,) = shown.lines
     assert "state=failed" in line
-    assert "dead_letters=1" in line
-    assert line.split(" reason=", 1)[1] == letter["error"]
-    assert "404" in letter["error"]
+    assert "dead_letters=0" in line
+    assert line.split(" reason=", 1)[1] == f"calendar not found: {url}"
     assert shown.stderr.strip().endswith("syncd: failed or degraded: acme/alice-work")
     (row,) = json.loads((await syncd(root, "status", "--json")).stdout)
-    assert (row["health"], row["reason"], row["dead_letters"]) == ("failed", letter["error"], 1)
+    assert (row["health"], row["reason"]) == ("failed", f"calendar not found: {url}")
 
     make_calendar(radicale_server, name)  # the calendar appears (MKCALENDAR)
     await queue.request_reconcile(spine.pool, REF, "poll")
-    with capture_logs() as logs:
-        await spine.run_worker(config)
-    assert await store.list_dead_letters(REF) == []
-    (healed,) = [e for e in logs if e["event"] == "dead_letters_resolved"]
-    assert healed["count"] == 1
+    await spine.run_worker(config)
     shown = await syncd(root, "status")
     assert shown.code == 0, shown
     assert "state=ok" in shown.stdout

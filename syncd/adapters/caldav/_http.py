@@ -60,6 +60,17 @@ class DavHttp:
         call = partial(self._dav.propfind, self.url, body=body, depth=1)
         return await self.send(op, self.url, self.url, _MULTISTATUS, call)
 
+    async def propfind_self(self) -> Any:
+        """A depth-0 PROPFIND of the collection itself (``NotFound`` when it is missing)."""
+        body = '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>'
+        call = partial(self._dav.propfind, self.url, body=body, depth=0)
+        return await self.send(Op.LIST, self.url, self.url, _MULTISTATUS, call)
+
+    async def mkcalendar(self) -> Any:
+        """MKCALENDAR the collection; the 201 answer."""
+        call = partial(self._dav.mkcalendar, self.url)
+        return await self.send(Op.CREATE, self.url, self.url, (201,), call)
+
     async def get(self, href: str, url: str) -> Any:
         """A GET of one item at ``url``; the 200 answer (``NotFound`` when it is gone)."""
         call = partial(self._dav.request, url, "GET", "", {"Accept": "text/calendar"})
