@@ -25,9 +25,9 @@ from syncd.errors import (
     StoreUnavailable,
 )
 from syncd.model import BindingRef
-from syncd.observability import CALLBACKS, metrics_text
+from syncd.observability import CALLBACKS
 from syncd.queue import first_delivery, ping, request_reconcile, seen_delivery
-from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, STATE_KEY
+from syncd.webhook.keys import ARQ_KEY, STATE_KEY, config_of
 from syncd.webhook.payload import CALENDAR_CHANGE, CHECK_URL, CallbackEvent, parse_event
 
 log = structlog.get_logger(__name__)
@@ -42,7 +42,7 @@ def _reject(tenant: str, status: int, outcome: str, reason: str) -> web.Response
 async def callback(request: web.Request) -> web.Response:
     """``POST /callbacks/{tenant}``: DingTalk's event subscription URL."""
     tenant_id = request.match_info["tenant"]
-    tenant = request.app[CONFIG_KEY].tenants.get(tenant_id)
+    tenant = config_of(request.app).tenants.get(tenant_id)
     if tenant is None:
         return _reject("_unknown", 404, "unknown_tenant", f"no tenant {tenant_id!r}")
     opened = await _open(request, tenant)
@@ -70,7 +70,7 @@ def _not_stored(tenant_id: str, event: CallbackEvent, exc: StoreError) -> web.Re
 
 async def _open(request: web.Request, tenant: Tenant) -> CallbackEvent | web.Response:
     """Size, signature, timestamp and envelope checks; the parsed push or a 4xx answer."""
-    settings = request.app[CONFIG_KEY].settings
+    settings = config_of(request.app).settings
     limit = settings.callback_max_body
     if request.content_length is not None and request.content_length > limit:
         return _reject(tenant.id, 413, "too_large", f"body over {limit} bytes")
@@ -116,7 +116,7 @@ async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) ->
     if await seen_delivery(pool, tenant_id, event.push_id):
         log.info("callback_duplicate", tenant=tenant_id, push_id=event.push_id)
         return "duplicate"
-    tenant = request.app[CONFIG_KEY].tenants[tenant_id]
+    tenant = config_of(request.app).tenants[tenant_id]
     affected = set(event.union_ids)
     # ICS feed bindings are not synced by this version (the poller skips them too).
     refs = [
@@ -190,9 +190,4 @@ async def readyz(request: web.Request) -> web.Response:
         await ping(request.app[ARQ_KEY])
     except StoreUnavailable as exc:
         return web.json_response({"status": "unavailable", "redis": str(exc)}, status=503)
-    return web.json_response({"status": "ready", "tenants": len(request.app[CONFIG_KEY].tenants)})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text format."""
-    return web.Response(body=metrics_text(), content_type="text/plain", charset="utf-8")
+    return web.json_response({"status": "ready", "tenants": len(config_of(request.app).tenants)})

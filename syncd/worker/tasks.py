@@ -16,13 +16,13 @@ import structlog
 from arq import Retry
 
 from syncd import queue
+from syncd.config import Config
 from syncd.errors import CalendarMissing, Retryable, SourceUnavailable, SyncdError
 from syncd.model import BindingRef
 from syncd.observability import (
     ACTIONS,
     CONFLICTS,
     ITEM_ERRORS,
-    LAST_SUCCESS,
     RECONCILE_SECONDS,
     RECONCILES,
 )
@@ -73,6 +73,9 @@ def request_pace(ctx: dict[str, Any]) -> RequestPace:
 async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reason: str) -> str:
     """The reconcile job of one binding, run under :func:`syncd.queue.run_exclusive`."""
     ref = BindingRef(tenant, binding)
+    if not _configured(ctx["config"], ref):  # removed by a config reload since it was queued
+        log.info("reconcile_skipped", binding=str(ref), why="not configured")
+        return "skipped: not configured"
     started = time.monotonic()
     try:
         outcome = await queue.run_exclusive(
@@ -105,6 +108,11 @@ async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reas
     return report.summary_line()
 
 
+def _configured(config: Config, ref: BindingRef) -> bool:
+    tenant = config.tenants.get(ref.tenant)
+    return tenant is not None and any(b.id == ref.binding for b in tenant.bindings)
+
+
 async def _locked_run(ctx: dict[str, Any], ref: BindingRef) -> Report:
     """Under the lock: a full run if one was asked for (the mark survives failures)."""
     full = await queue.take_full(ctx["redis"], ref)
@@ -131,8 +139,6 @@ def _record(ref: BindingRef, report: Report, seconds: float) -> None:
     for action in report.plan.actions:
         if isinstance(action, Skip):
             ITEM_ERRORS.labels(ref.tenant, str(action.side or "-"), "skipped").inc()
-    if report.ok:
-        LAST_SUCCESS.labels(ref.tenant, ref.binding).set(time.time())
 
 
 async def _retry_or_dead_letter(

@@ -1,0 +1,238 @@
+"""``GET /metrics`` and ``GET /status``: what an operator sees, read from Redis per request.
+
+The per-binding gauges are not kept in the process (a worker knows only the runs it
+made): each scrape reads every binding's state from Redis in one script call
+(:func:`syncd.store.gauges.read_snapshot`) and turns it into Prometheus families
+(:class:`SnapshotCollector`) or a small HTML page (:func:`render_status`). Both the web
+process and workers (``syncd worker --listen``) serve them. With Redis unreachable,
+``/metrics`` still answers (``syncd_redis_up 0`` and the process's counters) and
+``/status`` answers 503 with a page that says so.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from syncd.config import Config
+from syncd.errors import StoreError
+from syncd.model import BindingRef
+from syncd.observability import metrics_text
+from syncd.store.gauges import BindingView, Snapshot, lag_seconds, read_snapshot
+from syncd.store.health import binding_health
+from syncd.webhook.keys import ARQ_KEY, config_of
+
+SCRAPE_GAUGES: dict[str, tuple[str, ...]] = {
+    "syncd_redis_up": (),
+    "syncd_queue_depth": (),
+    "syncd_bindings_waiting": (),
+    "syncd_sync_lag_seconds": ("tenant", "binding"),
+    "syncd_last_success_timestamp_seconds": ("tenant", "binding"),
+    "syncd_dead_letters": ("tenant", "binding"),
+    "syncd_open_conflicts": ("tenant", "binding"),
+    "syncd_binding_failed": ("tenant", "binding"),
+}
+"""The gauges :class:`SnapshotCollector` exports, with their labels (the dashboard's check)."""
+
+REFRESH_S = 10
+"""How often the status page reloads itself (``<meta http-equiv="refresh">``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One binding as shown: everything already decided, nothing left to compute."""
+
+    tenant: str
+    binding: str
+    kind: str
+    health: str
+    reason: str | None
+    last_success: float | None
+    lag: float | None
+    dead_letters: int
+    conflicts: int
+    waiting: bool
+
+
+def rows(config: Config, snapshot: Snapshot) -> list[Row]:
+    """The snapshot's bindings as rows (kind from the configuration, health decided)."""
+    kinds = {
+        BindingRef(t.id, b.id): ("caldav" if b.caldav is not None else "ics")
+        for t, b in config.bindings()
+    }
+    return [_row(view, kinds.get(view.ref, "?"), snapshot.taken_at) for view in snapshot.bindings]
+
+
+def _row(view: BindingView, kind: str, now: float) -> Row:
+    letters = [view.last_letter] if view.dead_letters and view.last_letter else []
+    health, reason = binding_health(view.status, letters)
+    return Row(
+        view.ref.tenant,
+        view.ref.binding,
+        kind,
+        health,
+        reason,
+        view.last_success,
+        lag_seconds(view, now),
+        view.dead_letters,
+        view.conflicts,
+        view.dirty,
+    )
+
+
+class SnapshotCollector:
+    """Prometheus families of one snapshot (``None``: Redis could not be read)."""
+
+    def __init__(self, table: list[Row] | None, queue_depth: int) -> None:
+        self._rows = table
+        self._depth = queue_depth
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("syncd_redis_up", "1 when Redis answered this scrape")
+        up.add_metric([], 0 if self._rows is None else 1)
+        yield up
+        if self._rows is None:
+            return
+        depth = GaugeMetricFamily("syncd_queue_depth", "Jobs waiting in arq's queue")
+        depth.add_metric([], self._depth)
+        yield depth
+        waiting = GaugeMetricFamily(
+            "syncd_bindings_waiting", "Bindings with a change not yet served (dirty)"
+        )
+        waiting.add_metric([], sum(r.waiting for r in self._rows))
+        yield waiting
+        yield from self._per_binding()
+
+    def _per_binding(self) -> Iterator[Metric]:
+        labels = ["tenant", "binding"]
+        families = {
+            "lag": GaugeMetricFamily(
+                "syncd_sync_lag_seconds",
+                "Seconds since the binding's last success (or, never synced, since its "
+                "first waiting change)",
+                labels=labels,
+            ),
+            "last": GaugeMetricFamily(
+                "syncd_last_success_timestamp_seconds",
+                "Unix time of the binding's last successful reconcile",
+                labels=labels,
+            ),
+            "dead": GaugeMetricFamily(
+                "syncd_dead_letters", "Dead letters waiting per binding", labels=labels
+            ),
+            "conflicts": GaugeMetricFamily(
+                "syncd_open_conflicts", "Recorded conflicts per binding", labels=labels
+            ),
+            "failed": GaugeMetricFamily(
+                "syncd_binding_failed",
+                "1 when the binding's last run failed (see /status for why)",
+                labels=labels,
+            ),
+        }
+        for row in self._rows or []:
+            key = [row.tenant, row.binding]
+            if row.lag is not None:
+                families["lag"].add_metric(key, row.lag)
+            if row.last_success is not None:
+                families["last"].add_metric(key, row.last_success)
+            families["dead"].add_metric(key, row.dead_letters)
+            families["conflicts"].add_metric(key, row.conflicts)
+            families["failed"].add_metric(key, 1 if row.health == "failed" else 0)
+        yield from families.values()
+
+
+async def _snapshot(app: web.Application) -> tuple[Config, Snapshot | None]:
+    config = config_of(app)
+    refs = [BindingRef(t.id, b.id) for t, b in config.bindings()]
+    try:
+        return config, await read_snapshot(app[ARQ_KEY], refs, time.time())
+    except StoreError:
+        return config, None
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: the process's counters plus the gauges read from Redis now."""
+    config, snap = await _snapshot(request.app)
+    table = rows(config, snap) if snap is not None else None
+    collector = SnapshotCollector(table, snap.queue_depth if snap is not None else 0)
+    body = metrics_text() + generate_latest(collector)
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+async def status_page(request: web.Request) -> web.Response:
+    """``GET /status``: the per-binding table as HTML (503 when Redis cannot be read)."""
+    config, snap = await _snapshot(request.app)
+    if snap is None:
+        page = render_status(None, 0, time.time())
+        return web.Response(text=page, status=503, content_type="text/html")
+    page = render_status(rows(config, snap), snap.queue_depth, snap.taken_at)
+    return web.Response(text=page, content_type="text/html")
+
+
+_COLUMNS = (
+    "Tenant",
+    "Binding",
+    "Kind",
+    "State",
+    "Reason",
+    "Last success",
+    "Lag",
+    "Dead letters",
+    "Conflicts",
+)
+_STYLE = (
+    "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+    "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}"
+    ".failed{background:#fdd}.degraded{background:#ffd}"
+)
+
+
+def render_status(table: list[Row] | None, queue_depth: int, now: float) -> str:
+    """The status page: every value escaped, refreshing itself, no scripts."""
+    taken = _when(now)
+    head = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="{REFRESH_S}">'
+        f"<title>syncd status</title><style>{_STYLE}</style></head><body>"
+        f"<h1>syncd status</h1><p>As of {taken}. Refreshes every {REFRESH_S} s.</p>"
+    )
+    if table is None:
+        return (
+            head + "<p><strong>Redis is unreachable</strong>: no binding state.</p></body></html>"
+        )
+    failed = sum(r.health == "failed" for r in table)
+    summary = (
+        f"<p>{len(table)} bindings, {failed} failed; {queue_depth} jobs queued; "
+        f"{sum(r.waiting for r in table)} bindings waiting.</p>"
+    )
+    header = "".join(f"<th>{name}</th>" for name in _COLUMNS)
+    body = "".join(_tr(row) for row in table)
+    table_html = f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+    return f"{head}{summary}{table_html}</body></html>"
+
+
+def _tr(row: Row) -> str:
+    cells = (
+        row.tenant,
+        row.binding,
+        row.kind,
+        row.health,
+        row.reason or "",
+        _when(row.last_success) if row.last_success is not None else "never",
+        f"{row.lag:.0f} s" if row.lag is not None else "-",
+        str(row.dead_letters),
+        str(row.conflicts),
+    )
+    tds = "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
+    return f'<tr class="{html.escape(row.health)}">{tds}</tr>'
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
