@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html.parser
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -19,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,6 +32,7 @@ from syncd.webhook.app import create_app
 from syncd.webhook.see import Row, render_status
 from tests.fixtures.caldav_servers import CalDAVServer
 from tests.fixtures.ports import free_port
+from tests.fixtures.processes import start_syncd, write_fault_config
 from tests.fixtures.spine import REF, Spine, caldav_yaml, write_config
 from tests.integration.test_cli_ops import RADICALE_ONLY
 from tests.integration.test_spine import timed_event
@@ -216,3 +219,30 @@ def test_status_page_escapes_every_value(tmp_path: Path) -> None:
     assert table.scripts == 0
     assert table.rows[1][:5] == ["acme", "b&1", "caldav", "failed", evil]
     assert table.rows[1][6:] == ["12 s", "3", "1"]
+
+
+@RADICALE_ONLY
+@pytest.mark.usefixtures("syncd_reaper")
+async def test_worker_listen_serves_metrics_and_status_but_no_callbacks(
+    spine: Spine, tmp_path: Path, redis_url: str
+) -> None:
+    """``syncd worker --listen``: /metrics, /status and /healthz answer; callbacks do not."""
+    root = write_fault_config(tmp_path / "cfg", spine.sandbox, spine.calendar, redis_url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = await start_syncd("worker", root, "--listen", f"127.0.0.1:{port}", log_dir=tmp_path)
+    await proc.wait_logged("metrics_listening", within=20)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/metrics") as resp:
+            got = samples(await resp.text())
+        async with session.get(f"{base}/status") as resp:
+            assert resp.status == 200
+            assert "alice-work" in await resp.text()
+        async with session.get(f"{base}/healthz") as resp:
+            assert resp.status == 200
+        async with session.post(f"{base}/callbacks/acme", json={}) as resp:
+            assert resp.status == 404
+    assert got[("syncd_redis_up", ())] == 1
+    assert got[("syncd_binding_failed", _binding(REF))] == 0
+    proc.send(signal.SIGTERM)
+    assert await proc.exited(within=40) == 0
