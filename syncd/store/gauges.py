@@ -8,6 +8,7 @@ deciding health and lag is plain Python on them (:func:`lag_seconds`).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,12 +22,13 @@ from syncd.model import BindingRef
 from syncd.store import keys
 from syncd.store.guard import awaited, redis_errors
 
-# KEYS: arq's queue, then per binding: status, dead letters, conflicts, dirty.
-# Returns {queue depth, {status fields...}, dead count, last dead letter, conflicts, dirty, ...}.
+# KEYS: arq's queue, then per binding: status, dead letters, conflicts, dirty.  ARGV: the
+# status fields wanted.  Returns {queue depth, then per binding: {status values}, dead
+# count, last dead letter, conflicts, dirty}.
 _SNAPSHOT = """
 local out = {redis.call('ZCARD', KEYS[1])}
 for i = 2, #KEYS, 4 do
-  table.insert(out, redis.call('HGETALL', KEYS[i]))
+  table.insert(out, redis.call('HMGET', KEYS[i], unpack(ARGV)))
   table.insert(out, redis.call('LLEN', KEYS[i + 1]))
   table.insert(out, redis.call('LINDEX', KEYS[i + 1], -1) or '')
   table.insert(out, redis.call('LLEN', KEYS[i + 2]))
@@ -35,6 +37,8 @@ end
 return out
 """
 _PER_BINDING = (keys.STATUS, keys.DEAD_LETTERS, keys.CONFLICTS, keys.DIRTY)
+# What health and lag are decided from (syncd.store.health); the rest is not read.
+STATUS_FIELDS = ("state", "last_success", "last_error", "errors", "held_deletions")
 _EPOCH_2001 = 1e9  # a dirty mark below this is the old "1" (no time known)
 
 
@@ -42,7 +46,8 @@ _EPOCH_2001 = 1e9  # a dirty mark below this is the old "1" (no time known)
 class BindingView:
     """One binding as the store sees it now.
 
-    ``status`` is the merged status hash (:meth:`RedisStore.get_status`); ``last_letter``
+    ``status`` holds :data:`STATUS_FIELDS` of the status hash (:meth:`RedisStore.get_status`)
+    that are set; ``last_letter``
     the newest dead letter (None when there are none); ``dirty_since`` the Unix time of
     the oldest unserved request (None when none, or not known).
     """
@@ -83,20 +88,26 @@ def lag_seconds(view: BindingView, now: float) -> float | None:
 
 async def read_snapshot(redis: Redis, refs: Sequence[BindingRef], now: float) -> Snapshot:
     """All of it in one script call; ``StoreUnavailable``/``StoreError`` if Redis fails."""
-    names = [default_queue_name]
-    for ref in refs:
-        names.extend(keys.binding_key(ref, n) for n in _PER_BINDING)
+    names = _key_names(tuple(refs))
     with redis_errors("snapshot"):
-        raw = cast(list[Any], await awaited(redis.eval(_SNAPSHOT, len(names), *names)))
+        call = redis.eval(_SNAPSHOT, len(names), *names, *STATUS_FIELDS)
+        raw = cast(list[Any], await awaited(call))
     views = [_view(ref, raw[1 + 5 * i : 6 + 5 * i]) for i, ref in enumerate(refs)]
     return Snapshot(tuple(views), int(raw[0]), now)
 
 
+@functools.lru_cache(maxsize=4)
+def _key_names(refs: tuple[BindingRef, ...]) -> list[str]:
+    """The script's keys for ``refs`` (cached: the same bindings are scraped again and again)."""
+    names = [default_queue_name]
+    for ref in refs:
+        names.extend(keys.binding_key(ref, n) for n in _PER_BINDING)
+    return names
+
+
 def _view(ref: BindingRef, row: list[Any]) -> BindingView:
-    fields, dead, letter, conflicts, dirty = row
-    status = {}
-    for name, blob in zip(fields[::2], fields[1::2], strict=True):
-        status[_text(name)] = _json(blob)
+    values, dead, letter, conflicts, dirty = row
+    status = {name: _json(blob) for name, blob in zip(STATUS_FIELDS, values, strict=True) if blob}
     last = _json(letter) if letter else None
     return BindingView(
         ref=ref,
@@ -107,6 +118,14 @@ def _view(ref: BindingRef, row: list[Any]) -> BindingView:
         dirty=bool(dirty),
         dirty_since=_since(_text(dirty)),
     )
+
+
+def _needed(state: Any) -> tuple[str, ...]:
+    """The status fields :func:`syncd.store.health.binding_health` reads in ``state``."""
+    extra = {"failed": "last_error", "blocked": "last_error", "partial": "errors"}
+    if state == "held":
+        return ("state", "last_success", "held_deletions")
+    return ("state", "last_success", extra[state]) if state in extra else ("state", "last_success")
 
 
 def _since(mark: str) -> float | None:

@@ -29,7 +29,7 @@ from syncd.config import Config, load_config
 from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
 from syncd.webhook.app import create_app
-from syncd.webhook.see import Row, render_status
+from syncd.webhook.see import SCRAPE_GAUGES, Row, gauges_text, render_status
 from tests.fixtures.caldav_servers import CalDAVServer
 from tests.fixtures.ports import free_port
 from tests.fixtures.processes import start_syncd, write_fault_config
@@ -246,3 +246,18 @@ async def test_worker_listen_serves_metrics_and_status_but_no_callbacks(
     assert got[("syncd_binding_failed", _binding(REF))] == 0
     proc.send(signal.SIGTERM)
     assert await proc.exited(within=40) == 0
+
+
+def test_gauges_text_parses_back_with_awkward_labels() -> None:
+    """The hand-written exposition is valid Prometheus text: quotes, backslashes and
+    newlines in label values come back as they went in, and every gauge is declared."""
+    odd = 'a"b\\c\nd'
+    row = Row(odd, "b-1", "caldav", "failed", "why", 1.7e9, 3.5, 2, 1, True)
+    got = samples(gauges_text([row], 7).decode())
+    labels = (("binding", "b-1"), ("tenant", odd))
+    assert got[("syncd_binding_failed", labels)] == 1
+    assert got[("syncd_sync_lag_seconds", labels)] == 3.5
+    assert got[("syncd_last_success_timestamp_seconds", labels)] == 1.7e9
+    assert got[("syncd_queue_depth", ())] == 7
+    names = {name for name, _ in got}
+    assert names == set(SCRAPE_GAUGES)
