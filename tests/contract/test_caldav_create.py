@@ -79,3 +79,18 @@ async def test_second_mkcalendar_refusal_is_no_error(new_url: tuple[CalDAVServer
         assert await _collection.exists(dav_http, url)
     finally:
         await dav_http.close()
+
+
+@pytest.mark.parametrize("name", ["radicale", "xandikos"])
+async def test_refused_mkcalendar_of_a_missing_calendar_is_the_reason(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    """``create`` where the server refuses MKCALENDAR (no parent collection: Radicale 403,
+    Xandikos 409) and the calendar stays missing: ``CalendarMissing`` says both."""
+    server: CalDAVServer = request.getfixturevalue(f"{name}_server")
+    url = f"{server.calendar_home}no-parent-{uuid.uuid4().hex[:8]}/deeper/"
+    async with _client(server, url, create=True) as dav:
+        with pytest.raises(errors.CalendarMissing) as caught:
+            await dav.sync(None)
+    refusal = {"radicale": "403 PermissionDenied", "xandikos": "409 InvalidRequest"}[name]
+    assert str(caught.value) == f"calendar not found: {url} (MKCALENDAR refused: {refusal})"

@@ -57,7 +57,8 @@ async def test_reload_takes_new_bindings_and_refuses_broken_files(
     spine: Spine, radicale_server: CalDAVServer, tmp_path: Path, redis_url: str
 ) -> None:
     """Added binding served after a file edit; broken file refused (old config kept, with
-    the reason logged); SIGHUP reloads; syncd.yaml changes need a restart."""
+    the reason logged); SIGHUP reloads; syncd.yaml changes need a restart; a job of a
+    binding removed by a reload is skipped, not dead-lettered."""
     root = write_fault_config(tmp_path / "cfg", spine.sandbox, spine.calendar, redis_url)
     tenant_file = root / "tenants" / "acme.yaml"
     original = tenant_file.read_text()
@@ -102,6 +103,13 @@ async def test_reload_takes_new_bindings_and_refuses_broken_files(
     assert proc.named("config_reloaded")[1]["bindings"] == 1
     assert proc.named("config_reload_settings_ignored")
     assert "bob-work" not in await _status_page(base)
+    await queue.request_reconcile(spine.pool, BOB, "queued before the removal")
+    await proc.wait_for(
+        lambda: any(e.get("why") == "not configured" for e in proc.named("reconcile_skipped")),
+        within=15,
+        what="the removed binding's job skipped",
+    )
+    assert await RedisStore(spine.pool).list_dead_letters(BOB) == []  # skipped, not failed
     proc.send(signal.SIGTERM)
     assert await proc.exited(within=40) == 0
     assert json.dumps(proc.named("config_reload_settings_ignored")[0]).count("restart") == 1

@@ -50,7 +50,8 @@ async def create(http: DavHttp, url: str) -> None:
         await http.mkcalendar()
     except errors.SourceError as exc:
         if isinstance(exc, errors.Retryable) or not await exists(http, url):
-            raise missing(url, f"MKCALENDAR refused: {exc}") from exc
+            answer = f"{exc.status} " if exc.status else ""
+            raise missing(url, f"MKCALENDAR refused: {answer}{type(exc).__name__}") from exc
         log.info("caldav_calendar_exists", url=url, mkcalendar=str(exc))
         return
     log.warning("caldav_calendar_created", url=url)
