@@ -179,7 +179,8 @@ _COLUMNS = (
 )
 _STYLE = (
     "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
-    "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}"
+    "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;"
+    "white-space:nowrap}td:nth-child(5){white-space:normal}"
     ".failed{background:#fdd}.degraded{background:#ffd}"
 )
 
@@ -199,8 +200,8 @@ def render_status(table: list[Row] | None, queue_depth: int, now: float) -> str:
         )
     failed = sum(r.health == "failed" for r in table)
     summary = (
-        f"<p>{len(table)} bindings, {failed} failed; {queue_depth} jobs queued; "
-        f"{sum(r.waiting for r in table)} bindings waiting.</p>"
+        f"<p>{len(table)} bindings: {failed} failed, {sum(r.waiting for r in table)} "
+        f"waiting for a run. Jobs queued: {queue_depth}.</p>"
     )
     header = "".join(f"<th>{name}</th>" for name in _COLUMNS)
     body = "".join(_tr(row) for row in table)
