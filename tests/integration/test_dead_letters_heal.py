@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from syncd import queue
+from syncd.adapters.caldav.client import CalDAVClient
 from syncd.cli._health import binding_health
 from syncd.config import load_config
 from syncd.store.redis import RedisStore
@@ -146,3 +147,34 @@ def test_binding_health(
 ) -> None:
     """Health and reason of each kind of status; the newest dead letter gives the reason."""
     assert binding_health(status, letters) == health
+
+
+@RADICALE_ONLY
+async def test_create_true_makes_the_calendar_and_syncs_into_it(
+    spine: Spine, radicale_server: CalDAVServer, tmp_path: Path, redis_url: str
+) -> None:
+    """``caldav.create: true``: the first worker run makes the calendar (MKCALENDAR) and
+    copies the user's DingTalk event into it; status ok, no dead letter."""
+    url = f"{radicale_server.calendar_home}made-{uuid.uuid4().hex[:8]}/"
+    auth = (radicale_server.username, radicale_server.password)
+    root = write_config(tmp_path / "made", spine.sandbox, url, redis_url, auth=auth)
+    tenant = root / "tenants" / "acme.yaml"
+    tenant.write_text(
+        tenant.read_text().replace(
+            f'password: "{auth[1]}"}}', f'password: "{auth[1]}", create: true}}'
+        )
+    )
+    config = load_config(root, {})
+    dav_config = config.tenant("acme").binding("alice-work").caldav
+    assert dav_config is not None
+    assert dav_config.create is True
+    await spine.api.create("u-alice", timed_event("Made for you", day=9))
+
+    await queue.request_reconcile(spine.pool, REF, "poll")
+    await spine.run_worker(config)
+    store = RedisStore(spine.pool)
+    assert (await store.get_status(REF))["state"] == "ok"
+    assert await store.list_dead_letters(REF) == []
+    async with CalDAVClient(url, *auth) as dav:
+        listed = await dav.sync(None)
+    assert ["SUMMARY:Made for you" in item.text for item in listed.items] == [True]
