@@ -18,10 +18,10 @@ BROWSER := $(VENV)/.chromium
 
 .PHONY: install redis caldav-servers browser test test-fast lint demo bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml lab/pyproject.toml
 	$(PY) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./lab
 	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory redis
 	touch $(STAMP)
 
@@ -58,8 +58,8 @@ test-fast: $(STAMP) $(SERVERS) $(BROWSER)
 	$(BIN)/pytest -q -m "not corpus and not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check syncd tests bench
-	$(BIN)/ruff format --check syncd tests bench
+	$(BIN)/ruff check syncd lab tests bench
+	$(BIN)/ruff format --check syncd lab tests bench
 	$(BIN)/mypy
 
 demo: $(STAMP)

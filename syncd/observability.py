@@ -12,13 +12,31 @@ import sys
 from typing import Literal, TextIO, cast
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 CALLBACKS = Counter(
     "syncd_callbacks_total",
     "DingTalk callbacks received, by tenant and outcome (queued, check_url, rejected_*)",
+    ["tenant", "outcome"],
+    registry=REGISTRY,
+)
+STREAM_EVENTS = Counter(
+    "syncd_stream_events_total",
+    "DingTalk events received over Stream connections, by tenant and outcome",
+    ["tenant", "outcome"],
+    registry=REGISTRY,
+)
+STREAM_CONNECTED = Gauge(
+    "syncd_stream_connected",
+    "1 while this process holds an open DingTalk Stream connection of the tenant",
+    ["tenant"],
+    registry=REGISTRY,
+)
+FAILED_PULLED = Counter(
+    "syncd_failed_results_total",
+    "Events pulled from DingTalk's failedResults API, by tenant and outcome",
     ["tenant", "outcome"],
     registry=REGISTRY,
 )
@@ -38,6 +56,12 @@ ITEM_ERRORS = Counter(
     "syncd_item_errors_total",
     "Items that could not be read, translated or written, by side and error class",
     ["tenant", "side", "error"],
+    registry=REGISTRY,
+)
+ICS_FETCHES = Counter(
+    "syncd_ics_fetches_total",
+    "ICS feed fetches by binding and outcome (not_modified, fetched, failed)",
+    ["tenant", "binding", "outcome"],
     registry=REGISTRY,
 )
 CONFLICTS = Counter(

@@ -20,9 +20,10 @@ import structlog
 from aiohttp import web
 
 from syncd.cli._root import EXIT_RUNTIME, common_options, fail, load, main, setup_logging
-from syncd.config import Config
+from syncd.config import Config, parse_listen
 from syncd.config.live import LiveConfig
-from syncd.errors import SyncdError
+from syncd.delivery.service import run_delivery
+from syncd.errors import ConfigError, SyncdError
 from syncd.observability import configure_logging
 from syncd.webhook.app import create_app
 from syncd.worker.supervisor import supervise
@@ -37,11 +38,10 @@ listen_option = click.option(
 
 
 def _host_port(config: Config, listen: str | None) -> tuple[str, int]:
-    text = listen or config.settings.listen
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--listen")
-    return host, int(port)
+    try:
+        return parse_listen(listen or config.settings.listen)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from exc
 
 
 @main.command("web")
@@ -61,7 +61,7 @@ def web_command(config_dir: str, debug: bool, listen: str | None) -> None:
     help="Also serve /metrics, /status, /healthz and /readyz here (no callbacks).",
 )
 def worker_command(config_dir: str, debug: bool, listen: str | None) -> None:
-    """Run an arq worker: reconciles bindings, polls CalDAV, runs the daily full reconcile."""
+    """Run an arq worker: reconciles, polls, full reconciles, DingTalk Stream and failedResults."""
     _run(config_dir, debug, listen, web=False, worker=True)
 
 
@@ -102,6 +102,9 @@ async def _serve(live: LiveConfig, listen: str | None, *, web: bool, worker: boo
     runner = None
     if web or listen is not None:
         runner = await start_web(live, listen, callbacks=web)
+    # Stream connections and failedResults pulls run beside the worker (syncd.delivery);
+    # they keep the tenants they started with (a reload's new Stream tenants need a restart).
+    delivery = asyncio.create_task(run_delivery(live.current, stop)) if worker else None
     try:
         if worker:
             await supervise(live, stop)
@@ -109,6 +112,9 @@ async def _serve(live: LiveConfig, listen: str | None, *, web: bool, worker: boo
             await stop.wait()
     finally:
         watcher.cancel()
+        if delivery is not None:
+            stop.set()
+            await delivery
         if runner is not None:
             await runner.cleanup()
     log.info("stopped")

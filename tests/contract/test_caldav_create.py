@@ -16,7 +16,7 @@ from syncd import errors
 from syncd.adapters.caldav import _collection
 from syncd.adapters.caldav._http import DavHttp
 from syncd.adapters.caldav.client import CalDAVClient
-from tests.fixtures.caldav_base import http
+from syncd_lab.stack.caldav_base import http
 from tests.fixtures.caldav_servers import SERVERS, CalDAVServer
 
 

@@ -20,8 +20,8 @@ import pytest
 from syncd import queue
 from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import CalDAVServer, make_calendar
-from tests.fixtures.ports import free_port
 from tests.fixtures.processes import SyncdProcess, start_syncd, write_fault_config
 from tests.fixtures.spine import Spine, caldav_yaml
 from tests.integration.test_cli_ops import RADICALE_ONLY

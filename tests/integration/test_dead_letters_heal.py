@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from syncd import queue
 from syncd.adapters.caldav.client import CalDAVClient
@@ -159,11 +160,9 @@ async def test_create_true_makes_the_calendar_and_syncs_into_it(
     auth = (radicale_server.username, radicale_server.password)
     root = write_config(tmp_path / "made", spine.sandbox, url, redis_url, auth=auth)
     tenant = root / "tenants" / "acme.yaml"
-    tenant.write_text(
-        tenant.read_text().replace(
-            f'password: "{auth[1]}"}}', f'password: "{auth[1]}", create: true}}'
-        )
-    )
+    doc = yaml.safe_load(tenant.read_text())
+    doc["bindings"][0]["caldav"]["create"] = True
+    tenant.write_text(yaml.safe_dump(doc))
     config = load_config(root, {})
     dav_config = config.tenant("acme").binding("alice-work").caldav
     assert dav_config is not None

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from syncd_lab.stack.ports import port_open
+
 SYNCD = str(Path(sys.executable).with_name("syncd"))
 TIMEOUT_S = 120
 
@@ -41,12 +43,6 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.mark.slow
 def test_demo_once_shows_changes_flowing_both_ways(tmp_path: Path) -> None:
     """--once exits 0 after both directions flowed, and leaves no process or port behind."""
@@ -67,7 +63,7 @@ def test_demo_once_shows_changes_flowing_both_ways(tmp_path: Path) -> None:
 
     ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out)}
     assert len(ports) == 4, out  # Redis, Radicale, the sandbox, syncd
-    assert [p for p in ports if _listening(p)] == []
+    assert [p for p in ports if port_open(p)] == []
     assert _processes_mentioning(str(workdir)) == []
 
     # The edit made through CalDAV is what Radicale stores, and the config syncd ran from
@@ -98,7 +94,7 @@ def _free_block(size: int = 4) -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             base = int(sock.getsockname()[1])
-        if base + size < 65536 and not any(_listening(base + i) for i in range(size)):
+        if base + size < 65536 and not any(port_open(base + i) for i in range(size)):
             return base
     raise AssertionError("no block of free ports")
 
@@ -126,7 +122,7 @@ def test_demo_fixed_ports_and_kept_data_for_real_clients(tmp_path: Path) -> None
     assert second.returncode == 0, second.stderr + second.stdout
     assert {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", second.stdout)} == ports
     assert kept <= {p.name for p in storage.glob("*.ics")}  # the first run's event survived
-    assert [p for p in ports if _listening(p)] == []
+    assert [p for p in ports if port_open(p)] == []
 
 
 def test_demo_port_base_in_use_is_one_line(tmp_path: Path) -> None:

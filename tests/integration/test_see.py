@@ -30,8 +30,8 @@ from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
 from syncd.webhook.app import create_app
 from syncd.webhook.see import SCRAPE_GAUGES, Row, gauges_text, render_status
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import CalDAVServer
-from tests.fixtures.ports import free_port
 from tests.fixtures.processes import start_syncd, write_fault_config
 from tests.fixtures.spine import REF, Spine, caldav_yaml, write_config
 from tests.integration.test_cli_ops import RADICALE_ONLY
