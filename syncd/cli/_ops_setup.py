@@ -6,20 +6,17 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any
 
-import aiohttp
 from arq.connections import ArqRedis, create_pool
 
 from syncd import queue
-from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.cli._root import load, setup_logging
 from syncd.config import Config
 from syncd.errors import ConfigError
 from syncd.model import BindingRef
 from syncd.observability import configure_logging
 from syncd.store.guard import redis_errors
-from syncd.store.redis import RedisStore
+from syncd.worker.context import WorkerContext
 
 
 def load_quietly(config_dir: str, debug: bool, *, progress: bool = False) -> Config:
@@ -56,17 +53,14 @@ async def connect(config: Config) -> ArqRedis:
 
 
 @asynccontextmanager
-async def resources(config: Config) -> AsyncIterator[dict[str, Any]]:
-    """What a foreground run shares with the workers: Redis, tokens, the store."""
+async def resources(config: Config) -> AsyncIterator[WorkerContext]:
+    """What a foreground run shares with the workers (the same :class:`WorkerContext`)."""
     redis = await connect(config)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            yield {
-                "config": config,
-                "redis": redis,
-                "session": session,
-                "tokens": TokenCache(redis),
-                "store": RedisStore(redis),
-            }
+        shared = WorkerContext.open(config, redis)
+        try:
+            yield shared
+        finally:
+            await shared.close()
     finally:
         await redis.aclose()

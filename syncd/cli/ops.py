@@ -28,7 +28,8 @@ from syncd.errors import ConfigError, SyncdError
 from syncd.model import BindingRef
 from syncd.model import to_jsonable as event_json
 from syncd.reconcile import Report
-from syncd.store.redis import RedisStore
+from syncd.store.codec import status_fields
+from syncd.sync.records import RunStatus
 from syncd.worker.tasks import run_once
 
 log = structlog.get_logger(__name__)
@@ -100,7 +101,7 @@ async def _sync(
                 run_once, ctx, ref, full=full, dry_run=dry_run, force_delete=force_delete
             )
             try:
-                results.append(await _sync_one(ctx["redis"], ref, work, dry_run))
+                results.append(await _sync_one(ctx.redis, ref, work, dry_run))
             except SyncdError as exc:
                 if debug:
                     raise
@@ -184,7 +185,7 @@ def status_command(config_dir: str, debug: bool, tenant: str | None, as_json: bo
 
 async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]]:
     async with resources(config) as ctx:
-        store: RedisStore = ctx["store"]
+        store = ctx.store
         rows = []
         for ref in refs:
             status = await store.get_status(ref)
@@ -193,7 +194,7 @@ async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]
             rows.append(
                 {
                     "binding": str(ref),
-                    **status,
+                    **status_fields(status),
                     "lag": queue_lag(status),
                     "pairs": len(await store.load_pairs(ref)),
                     "conflicts": len(await store.list_conflicts(ref)),
@@ -205,12 +206,12 @@ async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]
         return rows
 
 
-def queue_lag(status: dict[str, Any]) -> str:
+def queue_lag(status: RunStatus) -> str:
     """Seconds since the last successful run, as text ('-' when never)."""
-    last = status.get("last_success")
+    last = status.last_success
     if not last:
         return "-"
-    return f"{(datetime.now(UTC) - datetime.fromisoformat(str(last))).total_seconds():.0f}s"
+    return f"{(datetime.now(UTC) - datetime.fromisoformat(last)).total_seconds():.0f}s"
 
 
 @main.command("conflicts")
@@ -235,7 +236,7 @@ async def _conflicts(config: Config, refs: list[BindingRef]) -> list[dict[str, A
     rows = []
     async with resources(config) as ctx:
         for ref in refs:
-            for rec in await ctx["store"].list_conflicts(ref):
+            for rec in await ctx.store.list_conflicts(ref):
                 rows.append(
                     {
                         "binding": str(ref),
@@ -271,12 +272,12 @@ def replay_command(config_dir: str, debug: bool, tenant: str | None) -> None:
 async def _replay(config: Config, refs: list[BindingRef]) -> list[tuple[BindingRef, int]]:
     out = []
     async with resources(config) as ctx:
-        store: RedisStore = ctx["store"]
+        store = ctx.store
         for ref in refs:
             letters = await store.list_dead_letters(ref)
             if not letters:
                 continue
-            await queue.request_reconcile(ctx["redis"], ref, "replay", full=True)
+            await queue.request_reconcile(ctx.redis, ref, "replay", full=True)
             await store.clear_dead_letters(ref, len(letters))
             out.append((ref, len(letters)))
     return out

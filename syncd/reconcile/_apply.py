@@ -173,5 +173,5 @@ class Applier:
         self.result.add(side, Counts(errors=1))
         log.warning("action_failed", binding=str(self.ref), **error.as_dict())
         if error.disposition == "dead_letter":
-            entry = {"kind": "item", **error.as_dict(), "at": datetime.now(UTC).isoformat()}
-            await self.store.add_dead_letter(self.ref, entry)
+            letter = error.dead_letter(datetime.now(UTC).isoformat())
+            await self.store.add_dead_letter(self.ref, letter)

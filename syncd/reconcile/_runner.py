@@ -14,6 +14,7 @@ from syncd.reconcile._apply import Applied, Applier, Progress
 from syncd.reconcile._report import Report
 from syncd.sync import Plan, Policy, Skip, plan
 from syncd.sync.ports import CalendarSide, MappingStore
+from syncd.sync.records import RunStatus
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +66,7 @@ async def reconcile(
         full=complete,
         cursors_committed=commit,
     )
-    await store.set_status(ref, {**report.status(_now()), "pairs_before": pairs})
+    await store.set_status(ref, report.status(_now(), pairs_before=pairs))
     _log_run(report)
     return report
 
@@ -91,7 +92,7 @@ async def _resolve_dead_letters(ref: BindingRef, store: MappingStore, done: Appl
             "dead_letters_resolved",
             binding=str(ref),
             count=len(resolved),
-            errors=sorted({str(e.get("error", "?")) for e in resolved}),
+            errors=sorted({letter.error for letter in resolved}),
         )
 
 
@@ -125,14 +126,13 @@ async def _failed_status(
     ref: BindingRef, store: MappingStore, exc: SyncdError, duration: float
 ) -> None:
     """Record a run that could not read or plan (blocked: the planner refused)."""
-    state = "blocked" if isinstance(exc, SyncError) else "failed"
     log.warning("reconcile_failed", binding=str(ref), error=type(exc).__name__, message=str(exc))
-    status = {
-        "state": state,
-        "last_run": _now(),
-        "duration": round(duration, 3),
-        "last_error": f"{type(exc).__name__}: {exc}",
-    }
+    status = RunStatus(
+        state="blocked" if isinstance(exc, SyncError) else "failed",
+        last_run=_now(),
+        duration=round(duration, 3),
+        last_error=f"{type(exc).__name__}: {exc}",
+    )
     try:
         await store.set_status(ref, status)
     except StoreError:

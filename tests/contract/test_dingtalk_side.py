@@ -16,6 +16,7 @@ from syncd.adapters.dingtalk import DingTalkClient, TokenCache
 from syncd.adapters.dingtalk.side import DingTalkSide
 from syncd.errors import EtagMismatch, RateLimited, SyncTokenInvalid
 from syncd.model import Attendee, Changes, Event, Recurrence, Remote
+from syncd.store.tokens import TokenStore
 from syncd.translate import Context, Directory
 from tests.fixtures.sandbox import USERS, SandboxHandle
 
@@ -44,7 +45,7 @@ async def bench(sandbox: SandboxHandle, redis_client: aredis.Redis) -> AsyncIter
     """A DingTalkSide for u-alice on a fresh sandbox (token already fetched)."""
     async with aiohttp.ClientSession() as session:
         client = DingTalkClient(session, sandbox.url, sandbox.app_key, sandbox.app_secret,
-                                TokenCache(redis_client), sleep=_no_sleep)  # fmt: skip
+                                TokenCache(TokenStore(redis_client)), sleep=_no_sleep)  # fmt: skip
         await client.list_calendars("u-alice")
         yield Bench(DingTalkSide(client, "u-alice", CTX), client, sandbox)
 
@@ -326,7 +327,7 @@ async def test_failed_series_create_is_rolled_back(
 ) -> None:
     """When writing a new series' exceptions fails, the master is deleted again (no duplicate)."""
     async with aiohttp.ClientSession() as session:
-        tokens = TokenCache(redis_client)
+        tokens = TokenCache(TokenStore(redis_client))
         client = DingTalkClient(session, sandbox.url, sandbox.app_key, sandbox.app_secret,
                                 tokens, max_retries=2, sleep=_no_sleep)  # fmt: skip
         await client.list_calendars("u-alice")

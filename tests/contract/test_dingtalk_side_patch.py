@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from syncd.adapters.dingtalk import DingTalkClient, TokenCache
 from syncd.adapters.dingtalk.side import DingTalkSide
 from syncd.sandbox.writer import Writer
+from syncd.store.tokens import TokenStore
 from tests.contract.test_dingtalk_side import CTX, Bench, _no_sleep, at, meeting, only
 from tests.fixtures.sandbox import SandboxHandle
 
@@ -35,7 +36,7 @@ async def bench(sandbox: SandboxHandle, redis_client: aredis.Redis) -> AsyncIter
     """A DingTalkSide for u-alice on a fresh sandbox (as in test_dingtalk_side)."""
     async with aiohttp.ClientSession() as session:
         client = DingTalkClient(session, sandbox.url, sandbox.app_key, sandbox.app_secret,
-                                TokenCache(redis_client), sleep=_no_sleep)  # fmt: skip
+                                TokenCache(TokenStore(redis_client)), sleep=_no_sleep)  # fmt: skip
         await client.list_calendars("u-alice")
         yield Bench(DingTalkSide(client, "u-alice", CTX), client, sandbox)
 
