@@ -267,13 +267,16 @@ async def test_stale_cursor_raises_sync_token_invalid(bench: Bench) -> None:
 
 
 async def test_update_with_stale_etag_is_refused(bench: Bench) -> None:
-    """update() with an updateTime that has moved on raises EtagMismatch and writes nothing."""
+    """update() with an updateTime that has moved on raises EtagMismatch (naming the event,
+    the updateTime asked for and the current one) and writes nothing."""
     written = await bench.side.create(meeting())
     assert written.etag
     await bench.client.patch_event("u-alice", written.id, {"summary": "someone else"})
-    with pytest.raises(EtagMismatch):
+    with pytest.raises(EtagMismatch) as lost:
         await bench.side.update(written.id, meeting("mine"), written.etag)
     current = only(await bench.side.changes(None), written.id)
+    assert (lost.value.href, lost.value.etag) == (written.id, written.etag)
+    assert lost.value.current_etag == current.etag
     assert current.event is not None
     assert current.event.summary == "someone else"
     ok = await bench.side.update(written.id, meeting("mine"), current.etag)

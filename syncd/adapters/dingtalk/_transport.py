@@ -124,8 +124,8 @@ class Transport:
                     op=req.op,
                     attempt=attempt,
                     delay_s=round(delay, 3),
-                    code=exc.code,
-                    status=exc.status,
+                    code=getattr(exc, "code", None),  # a Retryable SourceError's, if any
+                    status=getattr(exc, "status", None),
                 )
                 await self._sleep(delay)
 

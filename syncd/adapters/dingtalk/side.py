@@ -210,9 +210,7 @@ class DingTalkSide:
         raw = current[0]
         assert raw is not None
         if etag is not None and raw.get("updateTime") != etag:
-            raise EtagMismatch(
-                f"DingTalk event {item_id} changed since {etag} (now {raw.get('updateTime')})"
-            )
+            raise _changed(item_id, etag, raw.get("updateTime"))
         before = self._translate_quietly(current)
         body = event_to_dingtalk(event, self._ctx)
         if before is not None:
@@ -231,7 +229,9 @@ class DingTalkSide:
             return await self._complete(await self._client.get_event(self._user, item_id)), []
         master, instances = await self._load_series(item_id)
         if master is None:
-            raise NotFound(f"DingTalk series {item_id} is gone", code="instanceNotExist")
+            raise NotFound(
+                f"DingTalk series {item_id} is gone", code="instanceNotExist", href=item_id
+            )
         return await self._complete(master), instances
 
     async def delete(self, item_id: str, etag: str | None) -> None:
@@ -246,9 +246,7 @@ class DingTalkSide:
     async def _check_etag(self, item_id: str, etag: str, known: Item | None) -> None:
         current = known or await self._client.get_event(self._user, item_id)
         if current.get("updateTime") != etag:
-            raise EtagMismatch(
-                f"DingTalk event {item_id} changed since {etag} (now {current.get('updateTime')})"
-            )
+            raise _changed(item_id, etag, current.get("updateTime"))
 
     async def _answer_only(self, item_id: str, event: Event) -> Written:
         """The bound user attends someone else's event: only their answer goes to DingTalk."""
@@ -313,3 +311,14 @@ def _with_uid(event: Event, uid: str) -> Event:
     """The event (and its overrides) under the caller's uid; uids are not fingerprinted."""
     overrides = tuple(dataclasses.replace(o, uid=uid) for o in event.overrides)
     return dataclasses.replace(event, uid=uid, overrides=overrides)
+
+
+def _changed(item_id: str, etag: str, now: Any) -> EtagMismatch:
+    """The error of a write conditional on ``updateTime`` ``etag`` that no longer holds."""
+    current = str(now) if now is not None else None
+    return EtagMismatch(
+        f"DingTalk event {item_id} changed since {etag} (now {now})",
+        href=item_id,
+        etag=etag,
+        current_etag=current,
+    )
