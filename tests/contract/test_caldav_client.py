@@ -91,7 +91,8 @@ async def test_update_needs_the_current_etag(client: CalDAVClient) -> None:
     with pytest.raises(errors.EtagMismatch) as lost:
         await client.put(href, ics("u-1", "v3"), etag=etag, create=False)
     assert lost.value.href == href
-    assert lost.value.etag is not None and lost.value.etag.strip('"') == etag.strip('"')
+    assert lost.value.etag is not None
+    assert lost.value.etag.strip('"') == etag.strip('"')
     (item,) = (await client.sync(None)).items
     assert "SUMMARY:v2" in item.text
     assert item.etag == new_etag

@@ -135,7 +135,8 @@ async def test_update_with_current_etag_then_stale_etag(side: CalDAVSide) -> Non
     with pytest.raises(errors.EtagMismatch) as lost:
         await side.update(first.id, timed(summary="v3"), first.etag)
     assert (lost.value.href, lost.value.etag) == (first.id, first.etag)
-    assert lost.value.current_etag is not None and lost.value.current_etag != first.etag
+    assert lost.value.current_etag is not None
+    assert lost.value.current_etag != first.etag
     (remote,) = (await side.changes(None)).items
     assert remote.event is not None
     assert remote.event.summary == "v2"
