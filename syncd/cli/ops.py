@@ -27,6 +27,7 @@ from syncd.config import Config
 from syncd.errors import ConfigError, SyncdError
 from syncd.model import BindingRef
 from syncd.model import to_jsonable as event_json
+from syncd.observability import bound_to_binding
 from syncd.reconcile import Report
 from syncd.store.codec import status_fields
 from syncd.sync.records import RunStatus
@@ -100,13 +101,14 @@ async def _sync(
             work = functools.partial(
                 run_once, ctx, ref, full=full, dry_run=dry_run, force_delete=force_delete
             )
-            try:
-                results.append(await _sync_one(ctx.redis, ref, work, dry_run))
-            except SyncdError as exc:
-                if debug:
-                    raise
-                log.error("sync_failed", binding=str(ref), error=f"{type(exc).__name__}: {exc}")
-                results.append((ref, exc))
+            with bound_to_binding(ref):
+                try:
+                    results.append(await _sync_one(ctx.redis, ref, work, dry_run))
+                except SyncdError as exc:
+                    if debug:
+                        raise
+                    log.error("sync_failed", error=f"{type(exc).__name__}: {exc}")
+                    results.append((ref, exc))
     return results
 
 
@@ -140,7 +142,7 @@ async def _exclusive(
         if time.monotonic() > deadline:
             break
         if attempt == 0:
-            log.warning("sync_waiting_for_lock", binding=str(ref), max_wait_s=LOCK_WAIT_S)
+            log.warning("sync_waiting_for_lock", max_wait_s=LOCK_WAIT_S)
         await asyncio.sleep(_LOCK_POLL_S)
     raise SyncdError(f"{ref}: a worker is still reconciling it after {LOCK_WAIT_S:.0f}s; try again")
 

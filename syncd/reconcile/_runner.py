@@ -90,7 +90,6 @@ async def _resolve_dead_letters(ref: BindingRef, store: MappingStore, done: Appl
     if resolved:
         log.info(
             "dead_letters_resolved",
-            binding=str(ref),
             count=len(resolved),
             errors=sorted({letter.error for letter in resolved}),
         )
@@ -118,7 +117,7 @@ async def _changes(side: CalendarSide, cursor: str | None, ref: BindingRef) -> C
     try:
         return await side.changes(cursor)
     except SyncTokenInvalid:
-        log.info("cursor_stale", binding=str(ref), side=str(side.side))
+        log.info("cursor_stale", side=str(side.side))
         return await side.changes(None)
 
 
@@ -126,7 +125,7 @@ async def _failed_status(
     ref: BindingRef, store: MappingStore, exc: SyncdError, duration: float
 ) -> None:
     """Record a run that could not read or plan (blocked: the planner refused)."""
-    log.warning("reconcile_failed", binding=str(ref), error=type(exc).__name__, message=str(exc))
+    log.warning("reconcile_failed", error=type(exc).__name__, message=str(exc))
     status = RunStatus(
         state="blocked" if isinstance(exc, SyncError) else "failed",
         last_run=_now(),
@@ -136,7 +135,7 @@ async def _failed_status(
     try:
         await store.set_status(ref, status)
     except StoreError:
-        log.warning("status_not_recorded", binding=str(ref))
+        log.warning("status_not_recorded")
 
 
 def _log_run(report: Report) -> None:
@@ -145,7 +144,6 @@ def _log_run(report: Report) -> None:
         if isinstance(action, Skip):
             log.warning(
                 "item_skipped",
-                binding=str(report.ref),
                 item=action.ref,
                 side=str(action.side) if action.side else None,
                 reason=action.reason,
@@ -153,7 +151,6 @@ def _log_run(report: Report) -> None:
     c = report.counts
     log.info(
         "reconciled",
-        binding=str(report.ref),
         created=c.created,
         updated=c.updated,
         deleted=c.deleted,

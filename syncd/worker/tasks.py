@@ -25,6 +25,7 @@ from syncd.observability import (
     LAST_SUCCESS,
     RECONCILE_SECONDS,
     RECONCILES,
+    bound_to_binding,
 )
 from syncd.reconcile import Progress, Report, WithoutForeign, owned_elsewhere, reconcile
 from syncd.sync import Skip
@@ -64,9 +65,17 @@ async def run_once(
 
 
 async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reason: str) -> str:
-    """The reconcile job of one binding, run under :func:`syncd.queue.run_exclusive`."""
+    """The reconcile job of one binding, run under :func:`syncd.queue.run_exclusive`.
+
+    Every line it logs names the tenant, the binding and the arq job id.
+    """
     ref = BindingRef(tenant, binding)
-    shared, tries = worker_context(ctx), int(ctx.get("job_try") or 1)
+    with bound_to_binding(ref, job_id=ctx.get("job_id")):
+        return await _reconcile_job(worker_context(ctx), ref, reason, int(ctx.get("job_try") or 1))
+
+
+async def _reconcile_job(shared: WorkerContext, ref: BindingRef, reason: str, tries: int) -> str:
+    tenant = ref.tenant
     started = time.monotonic()
     try:
         outcome = await queue.run_exclusive(
@@ -131,7 +140,7 @@ async def _retry_or_dead_letter(
         return f"failed after {tries} tries: {exc}"
     RECONCILES.labels(ref.tenant, "retried").inc()
     delay = getattr(exc, "retry_after", None) or min(2**tries, 60)
-    log.warning("reconcile_retry", binding=str(ref), error=str(exc), defer=delay, job_try=tries)
+    log.warning("reconcile_retry", error=str(exc), defer=delay, job_try=tries)
     raise Retry(defer=delay) from exc
 
 
@@ -144,7 +153,7 @@ async def _dead_letter(
     runner resolves it then); the status keeps the reason as ``last_error``.
     """
     letter = DeadLetter.of_binding(reason, exc, tries, datetime.now(UTC).isoformat())
-    log.error("reconcile_failed", binding=str(ref), error=letter.error)
+    log.error("reconcile_failed", error=letter.error)
     await ctx.store.add_dead_letter(ref, letter)
 
 

@@ -34,6 +34,7 @@ import pytest
 from aiohttp import web
 from arq.connections import ArqRedis, create_pool
 from icalendar import Calendar
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from syncd import queue
@@ -369,7 +370,7 @@ async def test_corpus_through_worker_and_servers(
 ) -> None:
     """Each corpus event comes back unchanged through DingTalk, or is explained; no crash."""
     accepted, refused = upload(stack, chunks()[chunk])
-    with capture_logs() as logs:
+    with capture_logs(processors=[merge_contextvars]) as logs:
         await stack.settle(full=False)
     counts = await tally(stack, accepted, refused, logs)
     record_property("corpus_e2e_counts", dict(counts))
@@ -383,7 +384,7 @@ async def test_corpus_through_worker_and_servers(
     # reach back to 1997: the window setting), and nothing is written anywhere.
     before = stack.writes()
     await RedisStore(stack.pool).wipe(DST)
-    with capture_logs() as again:
+    with capture_logs(processors=[merge_contextvars]) as again:
         await stack.settle(full=True)
         await stack.settle(full=False)
     assert stack.writes() == before, "a second round wrote something"

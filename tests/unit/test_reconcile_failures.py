@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from syncd.errors import (
@@ -17,6 +18,7 @@ from syncd.errors import (
     Unrepresentable,
 )
 from syncd.model import BindingRef, PairState, Side
+from syncd.observability import bound_to_binding
 from syncd.reconcile import disposition, reconcile
 from syncd.store.memory import MemoryStore
 from syncd.sync import Policy
@@ -176,7 +178,7 @@ async def test_progress_status_and_summary_line(world: World) -> None:
     for i in range(4):
         world.dingtalk.user_create(ev(summary=str(i)))
     seen: list[tuple[int, int]] = []
-    with capture_logs() as logs:
+    with bound_to_binding(REF), capture_logs(processors=[merge_contextvars]) as logs:
         report = await world.sync(on_progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
     status = await world.store.get_status(REF)
@@ -185,7 +187,7 @@ async def test_progress_status_and_summary_line(world: World) -> None:
     line = report.summary_line()
     assert line.startswith("acme/alice-work: created=4 updated=0 deleted=0 conflicts=0 duration=")
     assert line.endswith("s")
-    (entry,) = [e for e in logs if e["event"] == "reconciled"]
+    (entry,) = [e for e in logs if e["event"] == "reconciled"]  # binding: from the context
     assert (entry["binding"], entry["created"]) == ("acme/alice-work", 4)
 
 
