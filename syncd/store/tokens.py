@@ -75,5 +75,5 @@ class TokenStore:
             with redis_errors(operation):
                 return await call
         except StoreError as exc:
-            log.warning("dingtalk.token.redis_unavailable", app_key=app, error=str(exc))
+            log.warning("dingtalk_token_redis_unavailable", app_key=app, error=str(exc))
             return None

@@ -133,7 +133,7 @@ class TokenCache:
             token = await self._from_shared(app_key, stale)
             if token is not None:
                 return token
-        log.warning("dingtalk.token.lock_wait_timeout", app_key=app_key)
+        log.warning("dingtalk_token_lock_wait_timeout", app_key=app_key)
         return None
 
     async def _fetch_and_store(self, app_key: str, fetch: Fetch) -> str:
@@ -143,5 +143,5 @@ class TokenCache:
         self._remember(app_key, token, seconds)
         if self._shared is not None and seconds > 0:
             await self._shared.write(app_key, token, int(seconds * 1000))
-        log.info("dingtalk.token.fetched", app_key=app_key, expire_in=expire_in, cached_s=seconds)
+        log.info("dingtalk_token_fetched", app_key=app_key, expire_in=expire_in, cached_s=seconds)
         return token
