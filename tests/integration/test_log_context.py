@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 from syncd import queue
 from tests.fixtures.sandbox import timed_event
 from tests.fixtures.spine import REF, Spine
+from tests.integration.test_cli_ops import RADICALE_ONLY
 
 SYNCD = Path(__file__).resolve().parents[2] / "syncd"
 
@@ -72,6 +73,7 @@ async def _drop_callbacks(spine: Spine, rate: float) -> None:
             assert resp.status == 200
 
 
+@RADICALE_ONLY  # logging does not depend on the CalDAV server
 async def test_every_line_of_a_job_carries_tenant_binding_and_job_id(spine: Spine) -> None:
     """A real worker job copying both ways (adapters and translation logging as they go):
     each of its log lines has tenant, binding and the arq job id, none passed by hand."""
