@@ -47,8 +47,8 @@ is mixed into classes of two branches (remote sources and the store), so that
     └── Retryable                         mixed in: may succeed later (backoff and retry)
 
 Held deletions are not an error: the plan reports them (``Plan.held_deletions``) and the
-run records the state ``held``. Two items claiming one UID on a side are left alone by the
-planner as a ``Skip`` with its reason, not raised.
+run records the state ``held``. Of two unpaired items claiming one UID on a side, the
+planner keeps the first by id and skips the other with its reason; nothing is raised.
 """
 
 from __future__ import annotations
