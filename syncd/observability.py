@@ -53,6 +53,12 @@ ITEM_ERRORS = Counter(
     ["tenant", "side", "error"],
     registry=REGISTRY,
 )
+ICS_FETCHES = Counter(
+    "syncd_ics_fetches_total",
+    "ICS feed fetches by binding and outcome (not_modified, fetched, failed)",
+    ["tenant", "binding", "outcome"],
+    registry=REGISTRY,
+)
 CONFLICTS = Counter(
     "syncd_conflicts_total", "Conflicts decided by policy", ["tenant"], registry=REGISTRY
 )

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.spine",
     "tests.fixtures.processes",
+    "tests.fixtures.feed_server",
 ]
 
 SLOW_TIMEOUT_S = 900

@@ -137,7 +137,7 @@ async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) ->
         return "duplicate"
     tenant = request.app[CONFIG_KEY].tenants[tenant_id]
     affected = set(event.union_ids)
-    # ICS feed bindings are not synced by this version (the poller skips them too).
+    # ICS feed bindings follow their feed's refresh: a DingTalk change never fetches a feed.
     refs = [
         BindingRef(tenant_id, b.id)
         for b in tenant.bindings

@@ -16,6 +16,7 @@ import structlog
 from arq import Retry
 
 from syncd import queue
+from syncd.config import Binding
 from syncd.errors import Retryable, SourceUnavailable, SyncdError
 from syncd.model import BindingRef
 from syncd.observability import (
@@ -158,24 +159,29 @@ async def _dead_letter(
 
 
 async def poll_due(ctx: dict[str, Any]) -> int:
-    """Cron: request a reconcile of every CalDAV binding whose poll interval has passed."""
+    """Cron: request a reconcile of every binding whose poll interval (CalDAV) or refresh
+    (ICS feed) has passed."""
     shared, requested = worker_context(ctx), 0
     for tenant, binding in shared.config.bindings():
-        if binding.caldav is None:
-            continue
         ref = BindingRef(tenant.id, binding.id)
-        if await queue.poll_due(shared.redis, ref, binding.poll_interval):
-            await queue.request_reconcile(shared.redis, ref, "poll")
+        if await queue.poll_due(shared.redis, ref, poll_every(binding)):
+            await queue.request_reconcile(
+                shared.redis, ref, "poll" if binding.caldav else "refresh"
+            )
             requested += 1
     return requested
+
+
+def poll_every(binding: Binding) -> float:
+    """Seconds between two polls of ``binding``: ``poll_interval``, or ``ics.refresh``."""
+    return binding.ics.refresh if binding.ics is not None else binding.poll_interval
 
 
 async def full_reconcile_all(ctx: dict[str, Any]) -> int:
     """Cron (daily): a full reconcile of every binding, the safety net for missed changes."""
     shared, count = worker_context(ctx), 0
     for tenant, binding in shared.config.bindings():
-        if binding.caldav is not None:
-            ref = BindingRef(tenant.id, binding.id)
-            await queue.request_reconcile(shared.redis, ref, "full", full=True)
-            count += 1
+        ref = BindingRef(tenant.id, binding.id)
+        await queue.request_reconcile(shared.redis, ref, "full", full=True)
+        count += 1
     return count

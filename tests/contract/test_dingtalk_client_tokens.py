@@ -9,7 +9,7 @@ import redis.asyncio as aredis
 
 from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.store.tokens import TokenStore
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 
 
 class Issuer:

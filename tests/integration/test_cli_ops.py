@@ -26,7 +26,7 @@ from syncd.model import Side
 from syncd.store import keys
 from syncd.store.redis import RedisStore
 from syncd.sync.records import DeadLetter, RunStatus
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.spine import REF, Spine, write_config
 from tests.integration.test_spine import timed_event
 

@@ -47,6 +47,7 @@ from syncd.sync.records import DeadLetter
 from syncd.translate import as_dingtalk_keeps, dingtalk_warnings, event_from_ical
 from syncd.webhook.app import create_app
 from syncd.worker.settings import create_worker
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import (
     PASSWORD,
     USERNAME,
@@ -54,7 +55,6 @@ from tests.fixtures.caldav_servers import (
     CalendarHandle,
     make_calendar,
 )
-from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import SandboxHandle
 from tests.fixtures.spine import caldav_yaml
 from tests.unit.test_translate_corpus import corpus_files, occurrences, resources

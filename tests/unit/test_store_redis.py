@@ -14,8 +14,8 @@ from syncd.store import keys
 from syncd.store.codec import pair_to_json
 from syncd.store.redis import RedisStore
 from syncd.sync.records import DeadLetter, RunStatus
+from syncd_lab.stack.ports import free_port
 from tests.contract.test_store_contract import rich_event
-from tests.fixtures.ports import free_port
 
 REF = BindingRef("acme", "alice-work")
 
