@@ -22,6 +22,7 @@ is mixed into classes of two branches (remote sources and the store), so that
     │   ├── BadPayload                    decrypted JSON is malformed or lacks fields
     │   ├── StaleTimestamp                timestamp outside the accepted window (replay)
     │   ├── UnknownTenant                 no tenant with that id
+    │   ├── NoCallback                    the tenant takes no callbacks (delivery: stream)
     │   ├── MissingParameters             signature, timestamp or nonce not in the query
     │   └── BodyTooLarge                  the body exceeds ``callback_max_body``
     ├── SourceError                       talking to DingTalk or a CalDAV/ICS server failed
@@ -107,6 +108,10 @@ class StaleTimestamp(CallbackError):
 
 class UnknownTenant(CallbackError):
     """Raised when a callback names a tenant that is not configured."""
+
+
+class NoCallback(CallbackError):
+    """Raised when a callback names a tenant without a callback subscription (Stream mode)."""
 
 
 class MissingParameters(CallbackError):

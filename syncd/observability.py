@@ -35,6 +35,24 @@ CALLBACKS = Counter(
     ["tenant", "outcome"],
     registry=REGISTRY,
 )
+STREAM_EVENTS = Counter(
+    "syncd_stream_events_total",
+    "DingTalk events received over Stream connections, by tenant and outcome",
+    ["tenant", "outcome"],
+    registry=REGISTRY,
+)
+STREAM_CONNECTED = Gauge(
+    "syncd_stream_connected",
+    "1 while this process holds an open DingTalk Stream connection of the tenant",
+    ["tenant"],
+    registry=REGISTRY,
+)
+FAILED_PULLED = Counter(
+    "syncd_failed_results_total",
+    "Events pulled from DingTalk's failedResults API, by tenant and outcome",
+    ["tenant", "outcome"],
+    registry=REGISTRY,
+)
 RECONCILES = Counter(
     "syncd_reconciles_total",
     "Reconcile runs by tenant and outcome (ok, failed, retried, locked)",

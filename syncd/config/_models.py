@@ -122,12 +122,18 @@ class Callback(_Frozen):
 
 
 class DingTalkApp(_Frozen):
-    """The tenant's DingTalk app: where its Open API is and how to sign in."""
+    """The tenant's DingTalk app: where its Open API is, how to sign in, how events arrive.
+
+    ``delivery: http`` (default) takes events at ``POST /callbacks/{tenant}`` and needs
+    ``callback``; ``delivery: stream`` takes them over a DingTalk Stream connection that the
+    workers open (:mod:`syncd.delivery`), needs no public URL, and ``callback`` is optional.
+    """
 
     api_base: HttpUrl = "https://api.dingtalk.com"
     app_key: NonEmptyStr
     app_secret: Secret
-    callback: Callback
+    delivery: Literal["http", "stream"] = "http"
+    callback: Callback | None = None
     qps: float = Field(
         default=DEFAULT_DINGTALK_QPS,
         gt=0,
@@ -139,6 +145,12 @@ class DingTalkApp(_Frozen):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _callback_for_http(self) -> DingTalkApp:
+        if self.delivery == "http" and self.callback is None:
+            raise ValueError("callback is required with delivery: http (or use delivery: stream)")
+        return self
 
 
 class DirectoryEntry(_Frozen):
@@ -313,7 +325,8 @@ class Tenant(_Frozen):
     @property
     def owner_key(self) -> str:
         """The owner key of callback envelopes: ``callback.owner_key``, else ``app_key``."""
-        return self.dingtalk.callback.owner_key or self.dingtalk.app_key
+        callback = self.dingtalk.callback
+        return (callback.owner_key if callback else None) or self.dingtalk.app_key
 
     def binding(self, binding_id: str) -> Binding:
         """The binding named ``binding_id``; :class:`ConfigError` if the tenant has none."""

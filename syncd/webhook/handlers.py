@@ -18,22 +18,23 @@ import structlog
 from aiohttp import web
 
 from syncd import crypto
-from syncd.config import Tenant
+from syncd.config import Callback, Tenant
+from syncd.delivery.intake import queue_change
 from syncd.errors import (
     BadEnvelope,
     BadPayload,
     BadSignature,
     BodyTooLarge,
     MissingParameters,
+    NoCallback,
     StaleTimestamp,
     StoreError,
     StoreUnavailable,
     SyncdError,
     UnknownTenant,
 )
-from syncd.model import BindingRef
 from syncd.observability import CALLBACKS, metrics_text
-from syncd.queue import first_delivery, ping, request_reconcile, seen_delivery
+from syncd.queue import ping
 from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, STATE_KEY
 from syncd.webhook.payload import CALENDAR_CHANGE, CHECK_URL, CallbackEvent, parse_event
 
@@ -42,6 +43,7 @@ log = structlog.get_logger(__name__)
 
 ANSWERS: tuple[tuple[type[SyncdError], int, str | None], ...] = (
     (UnknownTenant, 404, "unknown_tenant"),
+    (NoCallback, 404, "no_callback"),
     (BodyTooLarge, 413, "too_large"),
     (MissingParameters, 400, "malformed"),
     (BadSignature, 403, None),
@@ -65,12 +67,14 @@ async def callback(request: web.Request) -> web.Response:
         tenant = request.app[CONFIG_KEY].tenants.get(tenant_id)
         if tenant is None:
             raise UnknownTenant(f"no tenant {tenant_id!r}")
-        event = await _open(request, tenant)
+        cb = tenant.dingtalk.callback
+        if cb is None:  # delivery: stream without a callback subscription
+            raise NoCallback(f"tenant {tenant_id!r} has no callback")
+        event = await _open(request, tenant, cb)
         outcome = await _handle(request, tenant_id, event)
     except SyncdError as exc:
         return _answer(tenant_id, exc, event)
     CALLBACKS.labels(tenant_id, outcome).inc()
-    cb = tenant.dingtalk.callback
     reply = crypto.reply_success(
         cb.token.get_secret_value(), cb.aes_key.get_secret_value(), tenant.owner_key
     )
@@ -94,7 +98,7 @@ def _answer(tenant_id: str, exc: SyncdError, event: CallbackEvent | None) -> web
     return web.json_response({"error": outcome, "reason": str(exc)}, status=status)
 
 
-async def _open(request: web.Request, tenant: Tenant) -> CallbackEvent:
+async def _open(request: web.Request, tenant: Tenant, cb: Callback) -> CallbackEvent:
     """Size, signature, timestamp and envelope checks; the parsed push."""
     settings = request.app[CONFIG_KEY].settings
     limit = settings.callback_max_body
@@ -107,7 +111,6 @@ async def _open(request: web.Request, tenant: Tenant) -> CallbackEvent:
     if not (signature and timestamp and nonce):
         raise MissingParameters("signature, timestamp and nonce required")
     body = await _read_body(request, limit)
-    cb = tenant.dingtalk.callback
     _check_timestamp(timestamp, settings.callback_max_skew)
     plaintext = crypto.open_callback(
         cb.token.get_secret_value(),
@@ -126,36 +129,10 @@ async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) ->
     if event.event_type == CHECK_URL:
         log.info("callback_check_url", tenant=tenant_id)
         return "check_url"
-    if event.event_type != CALENDAR_CHANGE:
-        log.info("callback_ignored", tenant=tenant_id, event_type=event.event_type)
-        return "ignored"
-    if request.app[STATE_KEY].closed:
+    if event.event_type == CALENDAR_CHANGE and request.app[STATE_KEY].closed:
         raise StoreUnavailable("shutting down: the Redis client is closed")
-    pool = request.app[ARQ_KEY]
-    if await seen_delivery(pool, tenant_id, event.push_id):
-        log.info("callback_duplicate", tenant=tenant_id, push_id=event.push_id)
-        return "duplicate"
     tenant = request.app[CONFIG_KEY].tenants[tenant_id]
-    affected = set(event.union_ids)
-    # ICS feed bindings follow their feed's refresh: a DingTalk change never fetches a feed.
-    refs = [
-        BindingRef(tenant_id, b.id)
-        for b in tenant.bindings
-        if b.dingtalk_user in affected and b.caldav is not None
-    ]
-    for ref in refs:
-        await request_reconcile(pool, ref, f"callback:{event.change_type or 'change'}")
-    # Remember the push only after its work is stored: a retry after a failure re-queues.
-    await first_delivery(pool, tenant_id, event.push_id)
-    log.info(
-        "callback_queued",
-        tenant=tenant_id,
-        push_id=event.push_id,
-        change=event.change_type,
-        event_id=event.calendar_event_id,
-        bindings=[r.binding for r in refs],
-    )
-    return "queued" if refs else "no_binding"
+    return await queue_change(request.app[ARQ_KEY], tenant, event, "callback")
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
