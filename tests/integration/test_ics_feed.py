@@ -284,9 +284,13 @@ async def test_poll_cron_requests_ics_bindings_by_refresh(rig: Rig) -> None:
     """The poll cron asks for an ICS binding once per refresh period, and the queued run
     fetches the feed."""
     seed_feed(rig.feed)
-    ctx = {"config": rig.config, "redis": rig.pool}
-    assert await tasks.poll_due(ctx) == 1
-    assert await tasks.poll_due(ctx) == 0  # refresh: 1h
+    ctx: dict[str, Any] = {"redis": rig.pool}
+    await startup(ctx, rig.config)
+    try:
+        assert await tasks.poll_due(ctx) == 1
+        assert await tasks.poll_due(ctx) == 0  # refresh: 1h
+    finally:
+        await shutdown(ctx)
     worker = create_worker(rig.config, burst=True, poll=False)
     try:
         await worker.main()
