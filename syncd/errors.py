@@ -42,6 +42,7 @@ is mixed into classes of two branches (remote sources and the store), so that
     │   └── Unrepresentable               valid, but the other side cannot express it
     ├── SyncError                         the planner refuses to act
     │   └── SourceEmptied                 one side suddenly empty while pairs exist
+    ├── StreamUnavailable                 a DingTalk Stream connection could not be opened
     ├── StoreError                        the mapping store (Redis) failed
     │   ├── StoreUnavailable (Retryable)  Redis unreachable
     │   └── LockLost                      a write of a run whose binding lock is no longer its own
@@ -241,6 +242,13 @@ class SyncError(SyncdError):
 
 class SourceEmptied(SyncError):
     """Raised when one side reads empty while mapped pairs exist (never mass-delete)."""
+
+
+# --- DingTalk Stream mode -----------------------------------------------------------------
+
+
+class StreamUnavailable(SyncdError):
+    """Raised when a Stream connection cannot be opened (DingTalk refused, or is unreachable)."""
 
 
 # --- mapping store ----------------------------------------------------------------------
