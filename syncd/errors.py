@@ -33,6 +33,7 @@ is mixed into classes of two branches (remote sources and the store), so that
     │   ├── BadResponse                   non-JSON (an IP-ban page), wrong shape
     │   ├── InvalidRequest                the server rejected what we sent (4xx with a code)
     │   ├── SyncTokenInvalid              the incremental cursor is stale: re-list in full
+    │   ├── CalendarMissing               the bound CalDAV collection does not exist (404)
     │   └── PreconditionFailed            a conditional request lost a race (href, etags)
     │       ├── NotFound                  the item is gone
     │       ├── AlreadyExists             create found the target taken (If-None-Match)
@@ -176,6 +177,14 @@ class InvalidRequest(SourceError):
 
 class SyncTokenInvalid(SourceError):
     """Raised when an incremental cursor is unknown or expired; re-list in full."""
+
+
+class CalendarMissing(SourceError):
+    """Raised when a binding's CalDAV calendar collection does not exist (404 on it).
+
+    A per-binding failure, not a dead letter: the binding is polled as usual and heals by
+    itself once the calendar appears (or ``caldav.create: true`` makes it with MKCALENDAR).
+    """
 
 
 class PreconditionFailed(SourceError):

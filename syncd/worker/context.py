@@ -9,7 +9,7 @@ by the worker's start-up and by the operator commands' foreground runs, closed b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -38,6 +38,8 @@ class WorkerContext:
     tokens: TokenCache
     store: RedisStore
     pace: RequestPace
+    lock_ttl_s: float
+    """The lease of a binding's reconcile lock (``lock_ttl`` at start-up; a reload keeps it)."""
 
     @classmethod
     def open(cls, config: Config, redis: ArqRedis) -> WorkerContext:
@@ -49,12 +51,8 @@ class WorkerContext:
             tokens=TokenCache(TokenStore(redis)),
             store=RedisStore(redis),
             pace=RequestPace(redis),
+            lock_ttl_s=float(config.settings.lock_ttl),
         )
-
-    @property
-    def lock_ttl_s(self) -> float:
-        """The lease of a binding's reconcile lock (configured ``lock_ttl``)."""
-        return float(self.config.settings.lock_ttl)
 
     async def close(self) -> None:
         """Close what :meth:`open` opened (the Redis pool is the caller's)."""
@@ -66,3 +64,10 @@ def worker_context(ctx: dict[str, Any]) -> WorkerContext:
     found = ctx[CTX_KEY]
     assert isinstance(found, WorkerContext)
     return found
+
+
+def swap_config(ctx: dict[str, Any], config: Config) -> None:
+    """A reload: jobs and crons started from now on see ``config`` (running ones keep theirs)."""
+    shared = ctx.get(CTX_KEY)
+    if isinstance(shared, WorkerContext):
+        ctx[CTX_KEY] = replace(shared, config=config)
