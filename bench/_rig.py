@@ -27,7 +27,8 @@ from arq.connections import ArqRedis, create_pool
 from syncd import queue
 from syncd.config import Config, load_config
 from syncd.reconcile import Report
-from syncd.worker import settings, tasks
+from syncd.worker import tasks
+from syncd.worker.context import WorkerContext
 from tests.fixtures.caldav_servers import (
     CalDAVServer,
     CalendarHandle,
@@ -67,7 +68,7 @@ class Rig:
     calendar: CalendarHandle
     config: Config
     pool: ArqRedis
-    ctx: dict[str, Any]
+    ctx: WorkerContext
     api: SandboxApi
     root: Path
 
@@ -135,13 +136,12 @@ async def open_rig(
                 to_stream_delivery(root / "config")
             config = load_config(root / "config", {})
             pool = await create_pool(queue.redis_settings(redis.url))
-            ctx: dict[str, Any] = {"redis": pool, "config": config}
-            await settings.startup(ctx)
+            ctx = WorkerContext.open(config, pool)
             api = SandboxApi(sandbox, session, await sandbox_token(sandbox))
             try:
                 yield Rig(server, redis, sandbox, calendar, config, pool, ctx, api, root)
             finally:
-                await settings.shutdown(ctx)
+                await ctx.close()
                 await pool.aclose()
     finally:
         redis.stop()

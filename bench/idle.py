@@ -132,7 +132,7 @@ async def measure(n: int, repeat: int, full_repeat: int, exe: Path) -> dict[str,
 async def _breakdown(rig: Rig, repeat: int) -> dict[str, float]:
     """Medians of the CPU-side parts of an idle run: loading every stored pair from Redis,
     and the pure planner over them with both sides reporting no change."""
-    store = rig.ctx["store"]
+    store = rig.ctx.store
     tenant = rig.config.tenant(REF.tenant)
     policy = policy_for(rig.config, tenant.binding(REF.binding))
     nothing = Changes((), (), "unchanged", complete=False)

@@ -68,7 +68,7 @@ async def _direction(n: int, to_caldav: bool) -> dict[str, Any]:
 async def _translation_costs(rig: Rig, rounds: int = 30) -> dict[str, Any]:
     """Median ms of ``event_to_ical`` on a synced event, of parsing it back, and of the
     VTIMEZONE generation (``icalendar.Timezone.from_tzinfo``) that writing it includes."""
-    pairs = await rig.ctx["store"].load_pairs(REF)
+    pairs = await rig.ctx.store.load_pairs(REF)
     event = next(p.base for p in pairs.values() if p.base is not None)
     tenant = rig.config.tenant(REF.tenant)
     ctx = translation_context(tenant, tenant.binding(REF.binding))

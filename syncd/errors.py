@@ -4,7 +4,9 @@ Everything syncd raises on purpose derives from :class:`SyncdError`. Adapters tu
 exceptions of their libraries (aiohttp, caldav, redis) into these classes with
 ``raise ... from exc`` in one place each; nothing above the adapters catches a foreign
 exception type. Whether an error is worth retrying is a property of its class:
-every subclass of :class:`Retryable` may succeed when tried again later.
+every subclass of :class:`Retryable` may succeed when tried again later. ``Retryable``
+is mixed into classes of two branches (remote sources and the store), so that
+``except SourceError`` never catches a Redis outage and ``except Retryable`` catches both.
 
 ::
 
@@ -19,18 +21,20 @@ every subclass of :class:`Retryable` may succeed when tried again later.
     │   │   └── BadEncoding               the message is not UTF-8
     │   ├── BadPayload                    decrypted JSON is malformed or lacks fields
     │   ├── StaleTimestamp                timestamp outside the accepted window (replay)
-    │   └── UnknownTenant                 no tenant with that id
+    │   ├── UnknownTenant                 no tenant with that id
+    │   ├── NoCallback                    the tenant takes no callbacks (delivery: stream)
+    │   ├── MissingParameters             signature, timestamp or nonce not in the query
+    │   └── BodyTooLarge                  the body exceeds ``callback_max_body``
     ├── SourceError                       talking to DingTalk or a CalDAV/ICS server failed
-    │   ├── Retryable                     may succeed later (backoff and retry)
-    │   │   ├── SourceUnavailable         connection errors, timeouts, 5xx, 504
-    │   │   └── RateLimited               DingTalk 403 Forbidden.AccessDenied.Qps*, HTTP 429
+    │   ├── SourceUnavailable (Retryable) connection errors, timeouts, 5xx, 504
+    │   ├── RateLimited (Retryable)       DingTalk 403 Forbidden.AccessDenied.Qps*, HTTP 429
     │   ├── AuthFailed                    bad credentials, expired token that cannot refresh
     │   ├── PermissionDenied              the app lacks a scope; never retried
     │   ├── BadResponse                   non-JSON (an IP-ban page), wrong shape
     │   ├── InvalidRequest                the server rejected what we sent (4xx with a code)
     │   ├── SyncTokenInvalid              the incremental cursor is stale: re-list in full
     │   ├── CalendarMissing               the bound CalDAV collection does not exist (404)
-    │   └── PreconditionFailed            a conditional write lost a race
+    │   └── PreconditionFailed            a conditional request lost a race (href, etags)
     │       ├── NotFound                  the item is gone
     │       ├── AlreadyExists             create found the target taken (If-None-Match)
     │       └── EtagMismatch              If-Match failed: re-read and re-decide
@@ -38,12 +42,16 @@ every subclass of :class:`Retryable` may succeed when tried again later.
     │   ├── BrokenCalendarData            unparseable iCalendar / DingTalk JSON
     │   └── Unrepresentable               valid, but the other side cannot express it
     ├── SyncError                         the planner refuses to act
-    │   ├── SourceEmptied                 one side suddenly empty while pairs exist
-    │   ├── DeletionsHeld                 planned deletions above the safety threshold
-    │   └── IdentConflict                 two items on one side share one identity
-    └── StoreError                        the mapping store (Redis) failed
-        ├── StoreUnavailable (Retryable)  Redis unreachable
-        └── LockLost                      a write of a run whose binding lock is no longer its own
+    │   └── SourceEmptied                 one side suddenly empty while pairs exist
+    ├── StreamUnavailable                 a DingTalk Stream connection could not be opened
+    ├── StoreError                        the mapping store (Redis) failed
+    │   ├── StoreUnavailable (Retryable)  Redis unreachable
+    │   └── LockLost                      a write of a run whose binding lock is no longer its own
+    └── Retryable                         mixed in: may succeed later (backoff and retry)
+
+Held deletions are not an error: the plan reports them (``Plan.held_deletions``) and the
+run records the state ``held``. Of two unpaired items claiming one UID on a side, the
+planner keeps the first by id and skips the other with its reason; nothing is raised.
 """
 
 from __future__ import annotations
@@ -108,6 +116,18 @@ class UnknownTenant(CallbackError):
     """Raised when a callback names a tenant that is not configured."""
 
 
+class NoCallback(CallbackError):
+    """Raised when a callback names a tenant without a callback subscription (Stream mode)."""
+
+
+class MissingParameters(CallbackError):
+    """Raised when a callback's query lacks its signature, timestamp or nonce."""
+
+
+class BodyTooLarge(CallbackError):
+    """Raised when a callback's body is longer than ``callback_max_body`` bytes."""
+
+
 # --- remote sources ---------------------------------------------------------------------
 
 
@@ -120,15 +140,15 @@ class SourceError(SyncdError):
         self.status = status
 
 
-class Retryable(SourceError):
-    """Base of errors that may succeed when tried again later."""
+class Retryable(SyncdError):
+    """Mixed into the errors that may succeed when tried again later (never raised alone)."""
 
 
-class SourceUnavailable(Retryable):
+class SourceUnavailable(SourceError, Retryable):
     """Raised on connection errors, timeouts and 5xx answers."""
 
 
-class RateLimited(Retryable):
+class RateLimited(SourceError, Retryable):
     """Raised when the server throttles us; ``retry_after`` is in seconds if known."""
 
     def __init__(
@@ -172,7 +192,27 @@ class CalendarMissing(SourceError):
 
 
 class PreconditionFailed(SourceError):
-    """Raised when a conditional request's precondition does not hold."""
+    """Raised when a conditional request's precondition does not hold.
+
+    ``href`` is the item addressed (a CalDAV href, a DingTalk event id), ``etag`` the one
+    the request was conditional on (``If-Match``; ``*`` for ``If-None-Match: *``) and
+    ``current_etag`` the one the item has now, each when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        href: str | None = None,
+        etag: str | None = None,
+        current_etag: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status)
+        self.href = href
+        self.etag = etag
+        self.current_etag = current_etag
 
 
 class NotFound(PreconditionFailed):
@@ -217,12 +257,11 @@ class SourceEmptied(SyncError):
     """Raised when one side reads empty while mapped pairs exist (never mass-delete)."""
 
 
-class DeletionsHeld(SyncError):
-    """Raised when planned deletions exceed the binding's safety threshold."""
+# --- DingTalk Stream mode -----------------------------------------------------------------
 
 
-class IdentConflict(SyncError):
-    """Raised when two items on one side claim the same identity (UID)."""
+class StreamUnavailable(SyncdError):
+    """Raised when a Stream connection cannot be opened (DingTalk refused, or is unreachable)."""
 
 
 # --- mapping store ----------------------------------------------------------------------
@@ -234,9 +273,6 @@ class StoreError(SyncdError):
 
 class StoreUnavailable(StoreError, Retryable):
     """Raised when Redis cannot be reached."""
-
-    def __init__(self, message: str) -> None:
-        Retryable.__init__(self, message)
 
 
 class LockLost(StoreError):

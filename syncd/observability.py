@@ -3,16 +3,29 @@
 Logs are key/value events (JSON in production, console in development) with one
 canonical line per job. Metrics live in one registry so ``/metrics`` and tests read the
 same numbers. Nothing here knows about DingTalk or CalDAV.
+
+**Context.** A reconcile binds ``tenant`` and ``binding`` (``tenant/binding``), and a
+worker job also its arq ``job_id``, once (:func:`bound_to_binding`, structlog context
+variables); every line logged while it runs carries them, the adapters' and the
+translators' included, and tasks it starts inherit them. Log calls do not pass
+``binding=`` by hand where that context covers them.
+
+**Event names** are ``snake_case``, area first where there is one
+(``dingtalk_token_fetched``, ``caldav_updated``, ``reconcile_failed``): no dots.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal, TextIO, cast
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from syncd.model import BindingRef
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -83,6 +96,16 @@ REQUESTS = Counter(
 )
 # The per-binding gauges (sync lag, last success, dead letters, conflicts, health) and the
 # queue depth are read from Redis at scrape time: syncd.webhook.see.
+
+
+@contextmanager
+def bound_to_binding(ref: BindingRef, job_id: str | None = None) -> Iterator[None]:
+    """Every line logged inside the block (and in tasks it starts) names ``ref`` (and the job)."""
+    fields = {"tenant": ref.tenant, "binding": str(ref)}
+    if job_id is not None:
+        fields["job_id"] = job_id
+    with structlog.contextvars.bound_contextvars(**fields):
+        yield
 
 
 def metrics_text() -> bytes:

@@ -224,7 +224,7 @@ async def end_run(redis: Redis, ref: BindingRef, token: str, *, failed: bool) ->
     try:
         await runs.end_run(redis, ref, token, restore=failed)
     except StoreError as exc:
-        log.warning("run_end_not_recorded", binding=str(ref), error=str(exc))
+        log.warning("run_end_not_recorded", error=str(exc))
 
 
 async def revive_orphans(pool: ArqRedis, refs: list[BindingRef]) -> int:
@@ -290,7 +290,7 @@ async def run_exclusive(
     """
     async with binding_lock(pool, ref, lock_ttl_s) as lock:
         if not lock.held:
-            log.info("reconcile_skipped", binding=str(ref), why="locked")
+            log.info("reconcile_skipped", why="locked")
             return RunOutcome(ran=False, skipped="locked")
         outcome = await _run_locked(pool, lock, work, force)
     if outcome.skipped == "lost":
@@ -303,7 +303,7 @@ async def _rerun_quietly(pool: ArqRedis, ref: BindingRef) -> bool:
     try:
         return await rerun_if_dirty(pool, ref)
     except StoreError as exc:
-        log.warning("rerun_enqueue_failed", binding=str(ref), error=str(exc))
+        log.warning("rerun_enqueue_failed", error=str(exc))
         return False
 
 
@@ -315,14 +315,14 @@ async def _run_locked(
 ) -> RunOutcome[T]:
     ref = lock.ref
     if not await take_dirty(pool, ref, lock.token) and not force:
-        log.info("reconcile_skipped", binding=str(ref), why="clean")
+        log.info("reconcile_skipped", why="clean")
         return RunOutcome(ran=False, skipped="clean")
     try:
         result = await run_holding(lock, work)
     except LockLost as exc:
         # Not ours any more: leave the record (the revive cron restores it once the
         # lock is free) and write nothing else.
-        log.warning("reconcile_abandoned", binding=str(ref), why=str(exc))
+        log.warning("reconcile_abandoned", why=str(exc))
         return RunOutcome(ran=False, skipped="lost")
     except BaseException:
         await end_run(pool, ref, lock.token, failed=True)

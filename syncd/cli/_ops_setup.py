@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
     from syncd.config import Config
+    from syncd.store.redis import RedisStore
+    from syncd.worker.context import WorkerContext
 
 
 def load_quietly(config_dir: str, debug: bool, *, progress: bool = False) -> Config:
@@ -83,22 +85,29 @@ async def connect(config: Config) -> ArqRedis:
 
 
 @asynccontextmanager
-async def resources(config: Config, *, sides: bool = True) -> AsyncIterator[dict[str, Any]]:
-    """What a foreground run shares with the workers: Redis, the store and, with ``sides``
-    (what a reconcile needs), an HTTP session and the DingTalk token cache."""
+async def store_access(config: Config) -> AsyncIterator[tuple[ArqRedis, RedisStore]]:
+    """Redis and the mapping store on it, for commands that need no side (``status``,
+    ``conflicts``, ``replay``): no HTTP session, no side adapters imported."""
     from syncd.store.redis import RedisStore
 
     redis = await connect(config)
     try:
-        ctx: dict[str, Any] = {"config": config, "redis": redis, "store": RedisStore(redis)}
-        if not sides:
-            yield ctx
-            return
-        import aiohttp
+        yield redis, RedisStore(redis)
+    finally:
+        await redis.aclose()
 
-        from syncd.adapters.dingtalk.tokens import TokenCache
 
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            yield {**ctx, "session": session, "tokens": TokenCache(redis)}
+@asynccontextmanager
+async def resources(config: Config) -> AsyncIterator[WorkerContext]:
+    """What a foreground run shares with the workers (the same :class:`WorkerContext`)."""
+    from syncd.worker.context import WorkerContext
+
+    redis = await connect(config)
+    try:
+        shared = WorkerContext.open(config, redis)
+        try:
+            yield shared
+        finally:
+            await shared.close()
     finally:
         await redis.aclose()

@@ -19,7 +19,13 @@ import click
 import structlog
 
 from syncd.cli._health import UNHEALTHY, binding_health, status_line
-from syncd.cli._ops_setup import binding_refs, drop_log_events, load_quietly, resources
+from syncd.cli._ops_setup import (
+    binding_refs,
+    drop_log_events,
+    load_quietly,
+    resources,
+    store_access,
+)
 from syncd.cli._root import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, common_options, fail, main
 from syncd.errors import ConfigError, SyncdError
 from syncd.model import BindingRef
@@ -30,7 +36,7 @@ if TYPE_CHECKING:  # the rest is imported by the command that needs it (start-up
 
     from syncd.config import Config
     from syncd.reconcile import Report
-    from syncd.store.redis import RedisStore
+    from syncd.sync.records import RunStatus
 
     Gather = Callable[[Config, list[BindingRef]], Coroutine[Any, Any, list[dict[str, Any]]]]
 
@@ -98,6 +104,7 @@ async def _sync(
     debug: bool,
 ) -> list[Report | tuple[BindingRef, SyncdError]]:
     """Each binding in turn; one that fails is reported and the others still run."""
+    from syncd.observability import bound_to_binding
     from syncd.worker.tasks import run_once
 
     results: list[Report | tuple[BindingRef, SyncdError]] = []
@@ -106,12 +113,13 @@ async def _sync(
             work = functools.partial(
                 run_once, ctx, ref, full=full, dry_run=dry_run, force_delete=force_delete
             )
-            try:
-                results.append(await _sync_one(ctx["redis"], ref, work, dry_run))
-            except SyncdError as exc:
-                if debug:
-                    raise
-                results.append((ref, exc))  # printed once, by _print_result
+            with bound_to_binding(ref):
+                try:
+                    results.append(await _sync_one(ctx.redis, ref, work, dry_run))
+                except SyncdError as exc:
+                    if debug:
+                        raise
+                    results.append((ref, exc))  # printed once, by _print_result
     return results
 
 
@@ -147,7 +155,7 @@ async def _exclusive(
         if time.monotonic() > deadline:
             break
         if attempt == 0:
-            log.warning("sync_waiting_for_lock", binding=str(ref), max_wait_s=LOCK_WAIT_S)
+            log.warning("sync_waiting_for_lock", max_wait_s=LOCK_WAIT_S)
         await asyncio.sleep(_LOCK_POLL_S)
     raise SyncdError(f"{ref}: a worker is still reconciling it after {LOCK_WAIT_S:.0f}s; try again")
 
@@ -188,8 +196,9 @@ def status_command(config_dir: str, debug: bool, tenant: str | None, as_json: bo
 
 
 async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]]:
-    async with resources(config, sides=False) as ctx:
-        store: RedisStore = ctx["store"]
+    from syncd.store.codec import status_fields
+
+    async with store_access(config) as (_redis, store):
         rows = []
         for ref in refs:
             status = await store.get_status(ref)
@@ -198,7 +207,7 @@ async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]
             rows.append(
                 {
                     "binding": str(ref),
-                    **status,
+                    **status_fields(status),
                     "lag": queue_lag(status),
                     "pairs": len(await store.load_pairs(ref)),
                     "conflicts": len(await store.list_conflicts(ref)),
@@ -210,12 +219,12 @@ async def _status(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]
         return rows
 
 
-def queue_lag(status: dict[str, Any]) -> str:
+def queue_lag(status: RunStatus) -> str:
     """Seconds since the last successful run, as text ('-' when never)."""
-    last = status.get("last_success")
+    last = status.last_success
     if not last:
         return "-"
-    return f"{(datetime.now(UTC) - datetime.fromisoformat(str(last))).total_seconds():.0f}s"
+    return f"{(datetime.now(UTC) - datetime.fromisoformat(last)).total_seconds():.0f}s"
 
 
 @main.command("conflicts")
@@ -240,9 +249,9 @@ def conflicts_command(config_dir: str, debug: bool, tenant: str | None, as_json:
 
 async def _conflicts(config: Config, refs: list[BindingRef]) -> list[dict[str, Any]]:
     rows = []
-    async with resources(config, sides=False) as ctx:
+    async with store_access(config) as (_redis, store):
         for ref in refs:
-            for rec in await ctx["store"].list_conflicts(ref):
+            for rec in await store.list_conflicts(ref):
                 rows.append(
                     {
                         "binding": str(ref),
@@ -279,13 +288,12 @@ async def _replay(config: Config, refs: list[BindingRef]) -> list[tuple[BindingR
     from syncd import queue
 
     out = []
-    async with resources(config, sides=False) as ctx:
-        store: RedisStore = ctx["store"]
+    async with store_access(config) as (redis, store):
         for ref in refs:
             letters = await store.list_dead_letters(ref)
             if not letters:
                 continue
-            await queue.request_reconcile(ctx["redis"], ref, "replay", full=True)
+            await queue.request_reconcile(redis, ref, "replay", full=True)
             await store.clear_dead_letters(ref, len(letters))
             out.append((ref, len(letters)))
     return out

@@ -81,10 +81,10 @@ def load_config(
         problems += tenant_problems
     if settings is None or problems:
         lines = tuple(str(p) for p in sorted(problems, key=_order))
-        log.warning("config.invalid", config_dir=str(config_dir), problems=len(lines))
+        log.warning("config_invalid", config_dir=str(config_dir), problems=len(lines))
         raise ConfigError(f"{len(lines)} problem(s) in the configuration {config_dir}", lines)
     for skip in skipped:
-        log.warning("config.tenant_skipped", problem=str(skip))
+        log.warning("config_tenant_skipped", problem=str(skip))
     config = Config(
         settings,
         MappingProxyType(tenants),
@@ -92,7 +92,7 @@ def load_config(
         tuple(str(p) for p in sorted(skipped, key=_order)),
     )
     bindings = sum(len(t.bindings) for t in tenants.values())
-    log.info("config.loaded", config_dir=str(config_dir), tenants=len(tenants), bindings=bindings)
+    log.info("config_loaded", config_dir=str(config_dir), tenants=len(tenants), bindings=bindings)
     return config
 
 

@@ -32,6 +32,7 @@ from syncd.observability import STREAM_CONNECTED
 from syncd.store.connection import connect, redis_settings
 from syncd.store.keys import STREAM, tenant_key
 from syncd.store.ratelimit import RequestPace
+from syncd.store.tokens import TokenStore
 from syncd.worker.wiring import dingtalk_client
 
 log = structlog.get_logger(__name__)
@@ -121,7 +122,7 @@ async def _pull_loop(
     stop: asyncio.Event,
     timing: DeliveryTiming,
 ) -> None:
-    client = dingtalk_client(tenant, session, TokenCache(pool), RequestPace(pool))
+    client = dingtalk_client(tenant, session, TokenCache(TokenStore(pool)), RequestPace(pool))
     first = True
     while not stop.is_set():
         try:

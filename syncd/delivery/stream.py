@@ -31,7 +31,7 @@ from syncd import __version__
 from syncd.config import Tenant
 from syncd.delivery import frames
 from syncd.delivery.intake import queue_change
-from syncd.errors import BadPayload, StoreError, SyncdError
+from syncd.errors import BadPayload, StoreError, StreamUnavailable
 from syncd.observability import STREAM_CONNECTED, STREAM_EVENTS
 
 log = structlog.get_logger(__name__)
@@ -41,10 +41,6 @@ HEARTBEAT_S = 30.0
 BACKOFF_S = (0.5, 30.0)
 """First and longest wait between failed connection attempts."""
 OPEN_TIMEOUT_S = 10.0
-
-
-class StreamUnavailable(SyncdError):
-    """A connection could not be opened (DingTalk refused, or is unreachable)."""
 
 
 async def open_url(session: aiohttp.ClientSession, tenant: Tenant) -> str:

@@ -157,7 +157,7 @@ class Applier:
             if not isinstance(action, Skip | Conflict):
                 self.result.settled.add(uid)
             if not isinstance(action, Skip):
-                log.debug("applied", binding=str(self.ref), action=action.describe())
+                log.debug("applied", action=action.describe())
 
     async def _failed(self, uid: str, action: Action, exc: SyncdError) -> None:
         side = action.target if isinstance(action, Create | Update | Delete) else None
@@ -171,7 +171,7 @@ class Applier:
         )
         self.result.errors.append(error)
         self.result.add(side, Counts(errors=1))
-        log.warning("action_failed", binding=str(self.ref), **error.as_dict())
+        log.warning("action_failed", **error.as_dict())
         if error.disposition == "dead_letter":
-            entry = {"kind": "item", **error.as_dict(), "at": datetime.now(UTC).isoformat()}
-            await self.store.add_dead_letter(self.ref, entry)
+            letter = error.dead_letter(datetime.now(UTC).isoformat())
+            await self.store.add_dead_letter(self.ref, letter)

@@ -15,6 +15,7 @@ from syncd.errors import (
 )
 from syncd.model import BindingRef, Side
 from syncd.sync import Counts, Delete, Plan
+from syncd.sync.records import DeadLetter, RunState, RunStatus
 
 # What a failed action means for the run:
 #   retry       transient (Retryable): cursors stay, the caller should run again soon;
@@ -60,6 +61,20 @@ class ActionError:
             "message": self.message,
             "disposition": self.disposition,
         }
+
+    def dead_letter(self, at: str) -> DeadLetter:
+        """The item-level dead letter of this failure, recorded ``at``."""
+        side = str(self.side) if self.side else None
+        return DeadLetter(
+            "item",
+            self.error,
+            at,
+            uid=self.uid,
+            side=side,
+            action=self.action,
+            message=self.message,
+            disposition=self.disposition,
+        )
 
 
 def _zero() -> dict[Side, Counts]:
@@ -119,21 +134,20 @@ class Report:
         extras += [f"held={len(self.held_deletions)}"] if self.held_deletions else []
         return " ".join([line, *extras])
 
-    def status(self, finished_at: str) -> dict[str, Any]:
-        """The fields :meth:`MappingStore.set_status` records for this run."""
-        state = "ok" if self.ok else ("held" if not self.errors else "partial")
-        out: dict[str, Any] = {
-            "state": state,
-            "last_run": finished_at,
-            "duration": round(self.duration, 3),
-            "full": self.full,
-            "counts": self.counts.as_dict(),
-            "per_side": {str(s): c.as_dict() for s, c in self.per_side.items()},
-            "errors": [e.as_dict() for e in self.errors],
-            "held_deletions": [d.describe() for d in self.held_deletions],
-            "warnings": list(self.warnings),
-            "cursors_committed": self.cursors_committed,
-        }
-        if self.ok:
-            out["last_success"] = finished_at
-        return out
+    def status(self, finished_at: str, pairs_before: int | None = None) -> RunStatus:
+        """What :meth:`MappingStore.set_status` records for this run."""
+        state: RunState = "ok" if self.ok else ("held" if not self.errors else "partial")
+        return RunStatus(
+            state=state,
+            last_run=finished_at,
+            last_success=finished_at if self.ok else None,
+            duration=round(self.duration, 3),
+            full=self.full,
+            cursors_committed=self.cursors_committed,
+            pairs_before=pairs_before,
+            counts=self.counts.as_dict(),
+            per_side={str(s): c.as_dict() for s, c in self.per_side.items()},
+            errors=tuple(e.as_dict() for e in self.errors),
+            held_deletions=tuple(d.describe() for d in self.held_deletions),
+            warnings=tuple(self.warnings),
+        )

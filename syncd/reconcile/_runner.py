@@ -14,6 +14,7 @@ from syncd.reconcile._apply import Applied, Applier, Progress
 from syncd.reconcile._report import Report
 from syncd.sync import Plan, Policy, Skip, plan
 from syncd.sync.ports import CalendarSide, MappingStore
+from syncd.sync.records import RunStatus
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +66,7 @@ async def reconcile(
         full=complete,
         cursors_committed=commit,
     )
-    await store.set_status(ref, {**report.status(_now()), "pairs_before": pairs})
+    await store.set_status(ref, report.status(_now(), pairs_before=pairs))
     _log_run(report)
     return report
 
@@ -89,9 +90,8 @@ async def _resolve_dead_letters(ref: BindingRef, store: MappingStore, done: Appl
     if resolved:
         log.info(
             "dead_letters_resolved",
-            binding=str(ref),
             count=len(resolved),
-            errors=sorted({str(e.get("error", "?")) for e in resolved}),
+            errors=sorted({letter.error for letter in resolved}),
         )
 
 
@@ -117,7 +117,7 @@ async def _changes(side: CalendarSide, cursor: str | None, ref: BindingRef) -> C
     try:
         return await side.changes(cursor)
     except SyncTokenInvalid:
-        log.info("cursor_stale", binding=str(ref), side=str(side.side))
+        log.info("cursor_stale", side=str(side.side))
         return await side.changes(None)
 
 
@@ -125,19 +125,18 @@ async def _failed_status(
     ref: BindingRef, store: MappingStore, exc: SyncdError, duration: float
 ) -> None:
     """Record a run that could not read or plan (blocked: the planner refused)."""
-    state = "blocked" if isinstance(exc, SyncError) else "failed"
-    log.warning("reconcile_failed", binding=str(ref), error=type(exc).__name__, message=str(exc))
-    status = {
-        "state": state,
-        "last_run": _now(),
-        "duration": round(duration, 3),
+    log.warning("reconcile_failed", error=type(exc).__name__, message=str(exc))
+    status = RunStatus(
+        state="blocked" if isinstance(exc, SyncError) else "failed",
+        last_run=_now(),
+        duration=round(duration, 3),
         # A missing calendar's message is the whole reason ("calendar not found: URL").
-        "last_error": str(exc) if isinstance(exc, CalendarMissing) else _named(exc),
-    }
+        last_error=str(exc) if isinstance(exc, CalendarMissing) else _named(exc),
+    )
     try:
         await store.set_status(ref, status)
     except StoreError:
-        log.warning("status_not_recorded", binding=str(ref))
+        log.warning("status_not_recorded")
 
 
 def _named(exc: Exception) -> str:
@@ -150,7 +149,6 @@ def _log_run(report: Report) -> None:
         if isinstance(action, Skip):
             log.warning(
                 "item_skipped",
-                binding=str(report.ref),
                 item=action.ref,
                 side=str(action.side) if action.side else None,
                 reason=action.reason,
@@ -158,7 +156,6 @@ def _log_run(report: Report) -> None:
     c = report.counts
     log.info(
         "reconciled",
-        binding=str(report.ref),
         created=c.created,
         updated=c.updated,
         deleted=c.deleted,

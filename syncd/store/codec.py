@@ -1,4 +1,4 @@
-"""JSON text of what the Redis store keeps: pairs and conflict records.
+"""JSON of what the stores keep: pairs, conflict records, run status, dead letters.
 
 Events go through :func:`syncd.model.to_jsonable` / :func:`~syncd.model.from_jsonable`,
 so a stored base snapshot reads back equal (and with the same fingerprint). Text that
@@ -8,11 +8,14 @@ does not decode raises :class:`~syncd.errors.StoreError` naming what was broken.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, get_args
 
 from syncd.errors import StoreError
 from syncd.model import Event, PairState, Side, from_jsonable, to_jsonable
 from syncd.sync.ports import ConflictRecord
+from syncd.sync.records import NEVER_RUN, DeadLetter, DeadLetterKind, RunState, RunStatus
 
 
 def dumps(value: Any) -> str:
@@ -98,3 +101,65 @@ def conflict_from_json(text: str | bytes) -> ConflictRecord:
         )
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise StoreError(f"stored conflict is not readable: {exc!r}") from exc
+
+
+# --- run status: one stored field per record field, each JSON ------------------------------
+
+_STATUS_FIELDS = tuple(f.name for f in fields(RunStatus))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and mappings of a record as JSON lists and dicts."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def status_fields(status: RunStatus) -> dict[str, Any]:
+    """The fields a run records (those not None; never the ``never-run`` state), as JSON."""
+    values = {name: getattr(status, name) for name in _STATUS_FIELDS}
+    return {
+        name: _plain(value)
+        for name, value in values.items()
+        if value is not None and value != NEVER_RUN
+    }
+
+
+def status_from_fields(stored: Mapping[str, Any]) -> RunStatus:
+    """Inverse of :func:`status_fields` (unknown fields are ignored); ``StoreError`` if broken."""
+    known = {name: stored[name] for name in _STATUS_FIELDS if stored.get(name) is not None}
+    for name in ("errors", "held_deletions", "warnings"):
+        if name in known:
+            known[name] = tuple(known[name])
+    if known.get("state", NEVER_RUN) not in get_args(RunState):
+        raise StoreError(f"stored status has an unknown state {known['state']!r}")
+    try:
+        return RunStatus(**known)
+    except TypeError as exc:
+        raise StoreError(f"stored status is not readable: {exc}") from exc
+
+
+# --- dead letters -------------------------------------------------------------------------
+
+_LETTER_FIELDS = tuple(f.name for f in fields(DeadLetter))
+
+
+def dead_letter_to_json(letter: DeadLetter) -> str:
+    """The stored form of a dead letter (fields that are None are left out)."""
+    values = {name: getattr(letter, name) for name in _LETTER_FIELDS}
+    return dumps({name: value for name, value in values.items() if value is not None})
+
+
+def dead_letter_from_json(text: str | bytes) -> DeadLetter:
+    """Inverse of :func:`dead_letter_to_json`; raises ``StoreError`` on broken text."""
+    try:
+        data = json.loads(text)
+        kind: DeadLetterKind = data["kind"]
+        if kind not in get_args(DeadLetterKind):
+            raise ValueError(f"unknown kind {kind!r}")
+        known = {n: data[n] for n in _LETTER_FIELDS if n in data and n not in ("kind",)}
+        return DeadLetter(kind=kind, **known)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"stored dead letter is not readable: {exc!r}") from exc

@@ -18,9 +18,12 @@ from typing import Any, cast
 from arq.constants import default_queue_name
 from redis.asyncio import Redis
 
+from syncd.errors import StoreError
 from syncd.model import BindingRef
 from syncd.store import keys
+from syncd.store.codec import dead_letter_from_json, status_from_fields
 from syncd.store.guard import awaited, redis_errors
+from syncd.sync.records import DeadLetter, RunStatus
 
 # KEYS: arq's queue, then per binding: status, dead letters, conflicts, dirty.  ARGV: the
 # status fields wanted.  Returns {queue depth, then per binding: {status values}, dead
@@ -48,14 +51,14 @@ class BindingView:
 
     ``status`` holds :data:`STATUS_FIELDS` of the status hash (:meth:`RedisStore.get_status`)
     that are set; ``last_letter``
-    the newest dead letter (None when there are none); ``dirty_since`` the Unix time of
-    the oldest unserved request (None when none, or not known).
+    the newest dead letter (None when there are none, or it is unreadable); ``dirty_since``
+    the Unix time of the oldest unserved request (None when none, or not known).
     """
 
     ref: BindingRef
-    status: dict[str, Any]
+    status: RunStatus
     dead_letters: int
-    last_letter: dict[str, Any] | None
+    last_letter: DeadLetter | None
     conflicts: int
     dirty: bool
     dirty_since: float | None
@@ -63,7 +66,7 @@ class BindingView:
     @property
     def last_success(self) -> float | None:
         """Unix time of the last successful run (None: never)."""
-        text = self.status.get("last_success")
+        text = self.status.last_success
         try:
             return datetime.fromisoformat(str(text)).timestamp() if text else None
         except ValueError:
@@ -107,13 +110,12 @@ def _key_names(refs: tuple[BindingRef, ...]) -> list[str]:
 
 def _view(ref: BindingRef, row: list[Any]) -> BindingView:
     values, dead, letter, conflicts, dirty = row
-    status = {name: _json(blob) for name, blob in zip(STATUS_FIELDS, values, strict=True) if blob}
-    last = _json(letter) if letter else None
+    fields = {name: _json(blob) for name, blob in zip(STATUS_FIELDS, values, strict=True) if blob}
     return BindingView(
         ref=ref,
-        status=status,
+        status=_status(fields),
         dead_letters=int(dead),
-        last_letter=last if isinstance(last, dict) else None,
+        last_letter=_letter(letter) if letter else None,
         conflicts=int(conflicts),
         dirty=bool(dirty),
         dirty_since=_since(_text(dirty)),
@@ -126,6 +128,20 @@ def _needed(state: Any) -> tuple[str, ...]:
     if state == "held":
         return ("state", "last_success", "held_deletions")
     return ("state", "last_success", extra[state]) if state in extra else ("state", "last_success")
+
+
+def _status(fields: dict[str, Any]) -> RunStatus:
+    try:
+        return status_from_fields(fields)
+    except StoreError:  # an unknown state: shown as never run rather than failing the scrape
+        return RunStatus()
+
+
+def _letter(blob: str | bytes) -> DeadLetter | None:
+    try:
+        return dead_letter_from_json(blob)
+    except StoreError:
+        return None
 
 
 def _since(mark: str) -> float | None:

@@ -158,7 +158,7 @@ class Lease:
         if self.revoked or self.ended:
             return
         self.revoked = True
-        log.error("lock_lost", binding=str(self.ref), why=why)
+        log.error("lock_lost", why=why)
         if self.on_revoke is not None:
             self.on_revoke()
 

@@ -21,6 +21,8 @@ percent-encoded, so no id can reach into another's namespace::
     syncd:<tenant>:stream                       string holder of the tenant's Stream connection (PX)
     syncd:<tenant>:failed_pull                  string "1" until the next failedResults pull (PX)
     syncd:@dingtalk:<app key>:rate              hash   request pace of one DingTalk app (tokens, ts)
+    syncd:@dingtalk:<app key>:token             string the app's access token (PX: its cache time)
+    syncd:@dingtalk:<app key>:token_lock        string owner of the token refresh under way (PX)
 
 Keys of a DingTalk app (shared by every tenant and worker using it) live under
 ``syncd:@dingtalk:``: a tenant id starts with a letter or digit, so no tenant's namespace
@@ -65,6 +67,8 @@ FAILED_PULL = "failed_pull"
 # Per DingTalk app.
 APP_SPACE = "@dingtalk"
 RATE = "rate"
+TOKEN = "token"  # noqa: S105 (a key name, not a secret)
+TOKEN_LOCK = "token_lock"  # noqa: S105
 
 
 def _part(text: str) -> str:

@@ -163,7 +163,7 @@ async def binding_lock(
             try:
                 await lock.release()
             except StoreError as exc:
-                log.warning("lock_release_failed", binding=str(ref), error=str(exc))
+                log.warning("lock_release_failed", error=str(exc))
 
 
 async def run_holding(lock: BindingLock, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -217,7 +217,7 @@ async def _keep_alive(lock: BindingLock, lease: Lease, work: asyncio.Task[Any]) 
             try:
                 ours = await lock.refresh()
             except StoreError as exc:
-                log.warning("lock_refresh_failed", binding=str(lock.ref), error=str(exc))
+                log.warning("lock_refresh_failed", error=str(exc))
                 pause = min(_RETRY_S, lock.ttl_s / 3)
                 continue
             if work.done():

@@ -3,8 +3,8 @@
 For unit tests and dry runs. It follows the same contract as the Redis store (the suite in
 ``tests/contract/test_store_contract.py`` runs against both): every method is atomic
 because none of them awaits anything, status fields merge, and dead letters and status
-values go through JSON exactly as they do in Redis (so a caller cannot rely on keeping
-live objects in them). An empty ``dingtalk_id`` or ``caldav_href`` counts as none.
+go through the same codec as in Redis (so a caller cannot rely on keeping live objects in
+them). An empty ``dingtalk_id`` or ``caldav_href`` counts as none.
 """
 
 from __future__ import annotations
@@ -12,11 +12,17 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from syncd.model import BindingRef, PairState, Side
-from syncd.store.codec import dumps
+from syncd.store.codec import (
+    dead_letter_from_json,
+    dead_letter_to_json,
+    dumps,
+    status_fields,
+    status_from_fields,
+)
 from syncd.sync.ports import ConflictRecord
+from syncd.sync.records import DeadLetter, RunStatus
 
 
 @dataclass
@@ -105,13 +111,13 @@ class MemoryStore:
         """Every recorded conflict, oldest first."""
         return list(self._of(ref).conflicts)
 
-    async def add_dead_letter(self, ref: BindingRef, entry: Mapping[str, Any]) -> None:
-        """Append a dead letter (values that are not JSON are kept as their ``str``)."""
-        self._of(ref).dead.append(dumps(dict(entry)))
+    async def add_dead_letter(self, ref: BindingRef, letter: DeadLetter) -> None:
+        """Append a dead letter."""
+        self._of(ref).dead.append(dead_letter_to_json(letter))
 
-    async def list_dead_letters(self, ref: BindingRef) -> list[dict[str, Any]]:
+    async def list_dead_letters(self, ref: BindingRef) -> list[DeadLetter]:
         """Every dead letter, oldest first."""
-        return [json.loads(text) for text in self._of(ref).dead]
+        return [dead_letter_from_json(text) for text in self._of(ref).dead]
 
     async def clear_dead_letters(self, ref: BindingRef, count: int | None = None) -> None:
         """Forget the binding's oldest ``count`` dead letters (all of them when None)."""
@@ -119,29 +125,28 @@ class MemoryStore:
 
     async def resolve_dead_letters(
         self, ref: BindingRef, *, binding: bool, uids: Collection[str] = ()
-    ) -> list[dict[str, Any]]:
+    ) -> list[DeadLetter]:
         """Remove the binding-level (``binding``) and the ``uids``' item letters; return them."""
         wanted = set(uids)
         keep: list[str] = []
-        gone: list[dict[str, Any]] = []
+        gone: list[DeadLetter] = []
         for text in self._of(ref).dead:
-            entry = json.loads(text)
-            uid = entry.get("uid") if isinstance(entry, dict) else None
-            healed = (uid in wanted) if isinstance(uid, str) else binding
-            if healed and isinstance(entry, dict):
-                gone.append(entry)
+            letter = dead_letter_from_json(text)
+            healed = (letter.uid in wanted) if letter.uid is not None else binding
+            if healed:
+                gone.append(letter)
             else:
                 keep.append(text)
         self._of(ref).dead[:] = keep
         return gone
 
-    async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
-        """Merge ``status`` into the stored status: given fields replace, others stay."""
-        self._of(ref).status.update({k: dumps(v) for k, v in status.items()})
+    async def set_status(self, ref: BindingRef, status: RunStatus) -> None:
+        """Merge ``status`` into the stored status: the fields it sets replace, others stay."""
+        self._of(ref).status.update({k: dumps(v) for k, v in status_fields(status).items()})
 
-    async def get_status(self, ref: BindingRef) -> dict[str, Any]:
-        """The merged status of the binding ({} before the first run)."""
-        return {k: json.loads(v) for k, v in self._of(ref).status.items()}
+    async def get_status(self, ref: BindingRef) -> RunStatus:
+        """The merged status of the binding (``never-run`` before the first run)."""
+        return status_from_fields({k: json.loads(v) for k, v in self._of(ref).status.items()})
 
     async def wipe(self, ref: BindingRef) -> None:
         """Forget everything stored about the binding."""

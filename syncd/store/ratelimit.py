@@ -140,11 +140,11 @@ class RequestPace:
                     micros = await self._take(keys=[key], args=[rate, BURST])
             except StoreError as exc:
                 self._local_until = self._clock() + self._retry_s
-                log.warning("dingtalk.pace.local", app_key=app_key, error=str(exc))
+                log.warning("dingtalk_pace_local", app_key=app_key, error=str(exc))
             else:
                 if self._local_until:
                     self._local_until = 0.0
-                    log.info("dingtalk.pace.shared_again", app_key=app_key)
+                    log.info("dingtalk_pace_shared_again", app_key=app_key)
                 return int(micros) / 1_000_000
         bucket = self._local.setdefault(app_key, LocalBucket(rate))
         bucket.rate = rate

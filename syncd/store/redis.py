@@ -28,12 +28,17 @@ from syncd.store import keys
 from syncd.store.codec import (
     conflict_from_json,
     conflict_to_json,
+    dead_letter_from_json,
+    dead_letter_to_json,
     dumps,
     pair_from_json,
     pair_to_json,
+    status_fields,
+    status_from_fields,
 )
 from syncd.store.guard import awaited, fence_token, fenced, redis_errors
 from syncd.sync.ports import ConflictRecord
+from syncd.sync.records import DeadLetter, RunStatus
 
 log = structlog.get_logger(__name__)
 
@@ -134,6 +139,17 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _readable_letters(ref: BindingRef, raw: list[str | bytes]) -> list[DeadLetter]:
+    """The dead letters of ``raw`` JSON texts; unreadable ones are logged and left out."""
+    letters = []
+    for blob in raw:
+        try:
+            letters.append(dead_letter_from_json(blob))
+        except StoreError as exc:
+            log.error("store_dead_letter_corrupt", binding=str(ref), error=str(exc))
+    return letters
+
+
 class RedisStore:
     """A :class:`~syncd.sync.ports.MappingStore` on a shared Redis (see :mod:`.keys`)."""
 
@@ -232,23 +248,17 @@ class RedisStore:
                 log.error("store_conflict_corrupt", binding=str(ref), error=str(exc))
         return records
 
-    async def add_dead_letter(self, ref: BindingRef, entry: Mapping[str, Any]) -> None:
-        """Append a dead letter (values that are not JSON are kept as their ``str``)."""
-        args = [dumps(dict(entry)), fence_token(ref)]
+    async def add_dead_letter(self, ref: BindingRef, letter: DeadLetter) -> None:
+        """Append a dead letter."""
+        args = [dead_letter_to_json(letter), fence_token(ref)]
         with redis_errors("add_dead_letter"):
             await self._append(keys=self._fenced(ref, keys.DEAD_LETTERS), args=args)
 
-    async def list_dead_letters(self, ref: BindingRef) -> list[dict[str, Any]]:
+    async def list_dead_letters(self, ref: BindingRef) -> list[DeadLetter]:
         """Every readable dead letter, oldest first (unreadable ones are logged)."""
         with redis_errors("list_dead_letters"):
             raw = await awaited(self._redis.lrange(keys.binding_key(ref, keys.DEAD_LETTERS), 0, -1))
-        entries = []
-        for blob in raw:
-            try:
-                entries.append(dict(json.loads(blob)))
-            except (ValueError, TypeError) as exc:
-                log.error("store_dead_letter_corrupt", binding=str(ref), error=repr(exc))
-        return entries
+        return _readable_letters(ref, raw)
 
     async def clear_dead_letters(self, ref: BindingRef, count: int | None = None) -> None:
         """Forget the binding's oldest ``count`` dead letters (all of them when None)."""
@@ -261,7 +271,7 @@ class RedisStore:
 
     async def resolve_dead_letters(
         self, ref: BindingRef, *, binding: bool, uids: Collection[str] = ()
-    ) -> list[dict[str, Any]]:
+    ) -> list[DeadLetter]:
         """Remove the dead letters a successful run healed, atomically; returns them.
 
         ``binding`` resolves the binding-level letters (those without a ``uid``: a run
@@ -273,19 +283,20 @@ class RedisStore:
         args = ["1" if binding else "0", *uids, fence_token(ref)]
         with redis_errors("resolve_dead_letters"):
             gone = await self._resolve(keys=self._fenced(ref, keys.DEAD_LETTERS), args=args)
-        return [dict(json.loads(blob)) for blob in gone]
+        return _readable_letters(ref, gone)
 
-    async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
-        """Merge ``status`` into the stored status: given fields replace, others stay."""
-        if not status:
+    async def set_status(self, ref: BindingRef, status: RunStatus) -> None:
+        """Merge ``status`` into the stored status: the fields it sets replace, others stay."""
+        stored = status_fields(status)
+        if not stored:
             return
-        args = [text for name, value in status.items() for text in (name, dumps(value))]
+        args = [text for name, value in stored.items() for text in (name, dumps(value))]
         args.append(fence_token(ref))
         with redis_errors("set_status"):
             await self._merge(keys=self._fenced(ref, keys.STATUS), args=args)
 
-    async def get_status(self, ref: BindingRef) -> dict[str, Any]:
-        """The merged status of the binding ({} before the first run)."""
+    async def get_status(self, ref: BindingRef) -> RunStatus:
+        """The merged status of the binding (``never-run`` before the first run)."""
         with redis_errors("get_status"):
             raw = await awaited(self._redis.hgetall(keys.binding_key(ref, keys.STATUS)))
         status: dict[str, Any] = {}
@@ -296,7 +307,7 @@ class RedisStore:
                 log.error(
                     "store_status_corrupt", binding=str(ref), field=_text(name), error=repr(exc)
                 )
-        return status
+        return status_from_fields(status)
 
     async def wipe(self, ref: BindingRef) -> None:
         """Forget everything the store keeps about the binding (not its queue state)."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from syncd.model import BindingRef, Changes, Event, PairState, Side
+from syncd.sync.records import DeadLetter, RunStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +97,9 @@ class MappingStore(Protocol):
 
     async def list_conflicts(self, ref: BindingRef) -> list[ConflictRecord]: ...
 
-    async def add_dead_letter(self, ref: BindingRef, entry: Mapping[str, Any]) -> None: ...
+    async def add_dead_letter(self, ref: BindingRef, letter: DeadLetter) -> None: ...
 
-    async def list_dead_letters(self, ref: BindingRef) -> list[dict[str, Any]]: ...
+    async def list_dead_letters(self, ref: BindingRef) -> list[DeadLetter]: ...
 
     async def clear_dead_letters(self, ref: BindingRef, count: int | None = None) -> None:
         """Forget the oldest ``count`` dead letters (all when None): a replay clears only
@@ -107,16 +108,18 @@ class MappingStore(Protocol):
 
     async def resolve_dead_letters(
         self, ref: BindingRef, *, binding: bool, uids: Collection[str] = ()
-    ) -> list[dict[str, Any]]:
+    ) -> list[DeadLetter]:
         """Remove (and return) the dead letters a successful run healed: the binding-level
         ones (no ``uid``) when ``binding``, and the item-level ones of ``uids``."""
         ...
 
-    async def set_status(self, ref: BindingRef, status: Mapping[str, Any]) -> None:
-        """Record the outcome of the last run (state, last success, counts, errors)."""
+    async def set_status(self, ref: BindingRef, status: RunStatus) -> None:
+        """Record the outcome of the last run: the fields it sets replace, the others stay."""
         ...
 
-    async def get_status(self, ref: BindingRef) -> dict[str, Any]: ...
+    async def get_status(self, ref: BindingRef) -> RunStatus:
+        """The merged status (state ``never-run`` before the first run)."""
+        ...
 
     async def wipe(self, ref: BindingRef) -> None:
         """Forget everything about the binding (tests, and `--reset` operations)."""

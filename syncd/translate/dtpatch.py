@@ -14,7 +14,7 @@ meeting rooms, ``onlineMeetingInfo``, ...) are never sent, hence never cleared.
 - ``recurrence`` is never removed: a body cannot clear it (absent means "unchanged").
 - ``extra`` (the no-notification switches) is always sent.
 - A new ``description`` makes a rich-text body (``richTextDescription``, HTML) stale:
-  it is replaced by the new text as HTML and ``dingtalk.rich_text_replaced`` is logged,
+  it is replaced by the new text as HTML and ``dingtalk_rich_text_replaced`` is logged,
   so DingTalk shows what the user wrote; its formatting is lost. An unchanged description
   leaves the rich text alone.
 """
@@ -76,4 +76,4 @@ def _rich_text(body: dict[str, Any], held: Mapping[str, Any] | None, uid: str) -
         return
     text = str(body["description"])
     body["richTextDescription"] = {"text": html.escape(text).replace("\n", "<br/>")}
-    log.warning("dingtalk.rich_text_replaced", uid=uid, event_id=(held or {}).get("id"))
+    log.warning("dingtalk_rich_text_replaced", uid=uid, event_id=(held or {}).get("id"))

@@ -4,6 +4,9 @@ The callback handler answers ``success`` only after every affected binding is sa
 marked dirty in Redis; when Redis is unreachable, or the process is shutting down and
 can no longer queue, it answers 503 so DingTalk retries.
 It never talks to DingTalk or CalDAV and never imports the sync engine.
+
+Every refusal is an exception from :mod:`syncd.errors`; :data:`ANSWERS` is the one table
+that turns them into responses (status, outcome label of the metric, log line).
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ from syncd.errors import (
     BadEnvelope,
     BadPayload,
     BadSignature,
+    BodyTooLarge,
+    MissingParameters,
+    NoCallback,
     StaleTimestamp,
     StoreError,
     StoreUnavailable,
+    SyncdError,
+    UnknownTenant,
 )
 from syncd.observability import CALLBACKS
 from syncd.queue import ping
@@ -33,28 +41,39 @@ from syncd.webhook.payload import CALENDAR_CHANGE, CHECK_URL, CallbackEvent, par
 log = structlog.get_logger(__name__)
 
 
-def _reject(tenant: str, status: int, outcome: str, reason: str) -> web.Response:
-    CALLBACKS.labels(tenant, f"rejected_{outcome}").inc()
-    log.warning("callback_rejected", tenant=tenant, status=status, reason=reason)
-    return web.json_response({"error": outcome, "reason": reason}, status=status)
+ANSWERS: tuple[tuple[type[SyncdError], int, str | None], ...] = (
+    (UnknownTenant, 404, "unknown_tenant"),
+    (NoCallback, 404, "no_callback"),
+    (BodyTooLarge, 413, "too_large"),
+    (MissingParameters, 400, "malformed"),
+    (BadSignature, 403, None),
+    (StaleTimestamp, 403, None),
+    (BadEnvelope, 400, None),
+    (BadPayload, 400, None),
+    (StoreUnavailable, 503, "store_unavailable"),
+    (StoreError, 503, "store_error"),
+)
+"""Error class -> (HTTP status, outcome); the first class the error is an instance of wins.
+An outcome of None is the error's class name in lower case (``badpadding``). 4xx: the push
+is refused for good (metric ``rejected_<outcome>``); 503: nothing was queued, DingTalk
+retries. Any other error is not the caller's fault and propagates (500)."""
 
 
 async def callback(request: web.Request) -> web.Response:
     """``POST /callbacks/{tenant}``: DingTalk's event subscription URL."""
     tenant_id = request.match_info["tenant"]
-    tenant = config_of(request.app).tenants.get(tenant_id)
-    if tenant is None:
-        return _reject("_unknown", 404, "unknown_tenant", f"no tenant {tenant_id!r}")
-    cb = tenant.dingtalk.callback
-    if cb is None:  # delivery: stream without a callback subscription
-        return _reject(tenant_id, 404, "no_callback", f"tenant {tenant_id!r} has no callback")
-    opened = await _open(request, tenant, cb)
-    if isinstance(opened, web.Response):
-        return opened
+    event: CallbackEvent | None = None
     try:
-        outcome = await _handle(request, tenant_id, opened)
-    except StoreError as exc:  # unreachable (StoreUnavailable) or refusing: DingTalk retries
-        return _not_stored(tenant_id, opened, exc)
+        tenant = config_of(request.app).tenants.get(tenant_id)
+        if tenant is None:
+            raise UnknownTenant(f"no tenant {tenant_id!r}")
+        cb = tenant.dingtalk.callback
+        if cb is None:  # delivery: stream without a callback subscription
+            raise NoCallback(f"tenant {tenant_id!r} has no callback")
+        event = await _open(request, tenant, cb)
+        outcome = await _handle(request, tenant_id, event)
+    except SyncdError as exc:
+        return _answer(tenant_id, exc, event)
     CALLBACKS.labels(tenant_id, outcome).inc()
     reply = crypto.reply_success(
         cb.token.get_secret_value(), cb.aes_key.get_secret_value(), tenant.owner_key
@@ -62,45 +81,47 @@ async def callback(request: web.Request) -> web.Response:
     return web.json_response(reply)
 
 
-def _not_stored(tenant_id: str, event: CallbackEvent, exc: StoreError) -> web.Response:
-    """503: nothing was acknowledged that is not queued; DingTalk retries the push."""
-    outcome = "store_unavailable" if isinstance(exc, StoreUnavailable) else "store_error"
-    CALLBACKS.labels(tenant_id, outcome).inc()
-    log.error("callback_not_stored", tenant=tenant_id, push_id=event.push_id, error=str(exc))
-    return web.json_response({"error": outcome}, status=503)
+def _answer(tenant_id: str, exc: SyncdError, event: CallbackEvent | None) -> web.Response:
+    """The response to a refused push (see :data:`ANSWERS`), counted and logged."""
+    found = next(((s, o) for cls, s, o in ANSWERS if isinstance(exc, cls)), None)
+    if found is None:
+        raise exc
+    status, outcome = found[0], found[1] or type(exc).__name__.lower()
+    if status >= 500:  # nothing was acknowledged that is not queued: DingTalk retries
+        CALLBACKS.labels(tenant_id, outcome).inc()
+        push_id = event.push_id if event is not None else None
+        log.error("callback_not_stored", tenant=tenant_id, push_id=push_id, error=str(exc))
+        return web.json_response({"error": outcome}, status=status)
+    label = "_unknown" if isinstance(exc, UnknownTenant) else tenant_id
+    CALLBACKS.labels(label, f"rejected_{outcome}").inc()
+    log.warning("callback_rejected", tenant=label, status=status, reason=str(exc))
+    return web.json_response({"error": outcome, "reason": str(exc)}, status=status)
 
 
-async def _open(request: web.Request, tenant: Tenant, cb: Callback) -> CallbackEvent | web.Response:
-    """Size, signature, timestamp and envelope checks; the parsed push or a 4xx answer."""
+async def _open(request: web.Request, tenant: Tenant, cb: Callback) -> CallbackEvent:
+    """Size, signature, timestamp and envelope checks; the parsed push."""
     settings = config_of(request.app).settings
     limit = settings.callback_max_body
     if request.content_length is not None and request.content_length > limit:
-        return _reject(tenant.id, 413, "too_large", f"body over {limit} bytes")
+        raise BodyTooLarge(f"body over {limit} bytes")
     query = request.query
     signature = query.get("msg_signature") or query.get("signature")
     timestamp = query.get("timeStamp") or query.get("timestamp")
     nonce = query.get("nonce")
     if not (signature and timestamp and nonce):
-        return _reject(tenant.id, 400, "malformed", "signature, timestamp and nonce required")
+        raise MissingParameters("signature, timestamp and nonce required")
     body = await _read_body(request, limit)
-    if body is None:
-        return _reject(tenant.id, 413, "too_large", f"body over {limit} bytes")
-    try:
-        _check_timestamp(timestamp, settings.callback_max_skew)
-        plaintext = crypto.open_callback(
-            cb.token.get_secret_value(),
-            cb.aes_key.get_secret_value(),
-            tenant.owner_key,
-            signature=signature,
-            timestamp=timestamp,
-            nonce=nonce,
-            encrypt=_encrypted_field(body),
-        )
-        return parse_event(plaintext)
-    except (BadSignature, StaleTimestamp) as exc:
-        return _reject(tenant.id, 403, type(exc).__name__.lower(), str(exc))
-    except (BadEnvelope, BadPayload) as exc:
-        return _reject(tenant.id, 400, type(exc).__name__.lower(), str(exc))
+    _check_timestamp(timestamp, settings.callback_max_skew)
+    plaintext = crypto.open_callback(
+        cb.token.get_secret_value(),
+        cb.aes_key.get_secret_value(),
+        tenant.owner_key,
+        signature=signature,
+        timestamp=timestamp,
+        nonce=nonce,
+        encrypt=_encrypted_field(body),
+    )
+    return parse_event(plaintext)
 
 
 async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) -> str:
@@ -114,8 +135,8 @@ async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) ->
     return await queue_change(request.app[ARQ_KEY], tenant, event, "callback")
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it exceeds ``limit`` bytes.
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body; ``BodyTooLarge`` as soon as it exceeds ``limit`` bytes.
 
     ``StreamReader.read(n)`` returns whatever has arrived, which for a chunked or slow
     body is only a part of it; read to the end instead.
@@ -125,7 +146,7 @@ async def _read_body(request: web.Request, limit: int) -> bytes | None:
     async for chunk in request.content.iter_any():
         size += len(chunk)
         if size > limit:
-            return None
+            raise BodyTooLarge(f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -5,7 +5,7 @@ bindings every ``poll_interval``, ICS feeds every ``ics.refresh``),
 the daily full reconcile, and :func:`revive_orphans`, which queues a run for any binding whose
 running worker died (see :mod:`syncd.queue`) so that it is served again within the lock
 ttl plus :data:`REVIVE_TICK_SECONDS`. Jobs hold the lock under the configured
-``lock_ttl``, passed to the tasks as ``ctx["lock_ttl_s"]``.
+``lock_ttl`` (:attr:`syncd.worker.context.WorkerContext.lock_ttl_s`).
 
 arq (0.26-0.28) alone would not do that: it marks a started job with an in-progress key
 that lives the longest function timeout plus 10 s (here ``job_timeout`` 600 s: 610 s)
@@ -18,16 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 from arq import cron
 from arq.worker import Worker
 
 from syncd import queue
-from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Config
 from syncd.model import BindingRef
-from syncd.store.redis import RedisStore
 from syncd.worker import tasks
+from syncd.worker.context import CTX_KEY, WorkerContext, worker_context
 
 # How often (at most) the poll cron looks for bindings whose poll interval has passed.
 POLL_TICK_SECONDS = 5
@@ -41,11 +39,9 @@ def poll_tick(config: Config) -> int:
     return max(1, min([POLL_TICK_SECONDS, *(int(i) for i in intervals)]))
 
 
-async def startup(ctx: dict[str, Any]) -> None:
-    """Open what every job shares: one HTTP session, the token cache and the store."""
-    ctx["session"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-    ctx["tokens"] = TokenCache(ctx["redis"])
-    ctx["store"] = RedisStore(ctx["redis"])
+async def startup(ctx: dict[str, Any], config: Config) -> None:
+    """Open what every job shares (:class:`WorkerContext`) on arq's Redis pool."""
+    ctx[CTX_KEY] = WorkerContext.open(config, ctx["redis"])
 
 
 def served_refs(config: Config) -> list[BindingRef]:
@@ -55,14 +51,15 @@ def served_refs(config: Config) -> list[BindingRef]:
 
 async def revive_orphans(ctx: dict[str, Any]) -> int:
     """Cron: queue a run for every binding a dead worker left with a request taken."""
-    return await queue.revive_orphans(ctx["redis"], served_refs(ctx["config"]))
+    shared = worker_context(ctx)
+    return await queue.revive_orphans(shared.redis, served_refs(shared.config))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     """Close what :func:`startup` opened."""
-    session = ctx.get("session")
-    if session is not None:
-        await session.close()
+    shared = ctx.get(CTX_KEY)
+    if isinstance(shared, WorkerContext):
+        await shared.close()
 
 
 def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -> dict[str, Any]:
@@ -86,9 +83,7 @@ def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -
         crons.append(cron(revive_orphans, second=every, unique=True))
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        ctx["config"] = config
-        ctx["lock_ttl_s"] = config.settings.lock_ttl
-        await startup(ctx)
+        await startup(ctx, config)
 
     return {
         "functions": [queue.reconcile_function(tasks.reconcile_binding)],

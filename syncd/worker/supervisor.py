@@ -36,6 +36,7 @@ from syncd.config.live import LiveConfig
 from syncd.errors import StoreError, SyncdError
 from syncd.store.connection import connect, redis_settings, warn_if_not_persistent
 from syncd.store.guard import REACHABILITY, redis_errors
+from syncd.worker.context import swap_config
 from syncd.worker.settings import create_worker
 
 log = structlog.get_logger(__name__)
@@ -58,8 +59,8 @@ async def supervise(source: Config | LiveConfig, stop: asyncio.Event) -> None:
     """Run arq workers for ``config`` until ``stop`` is set, surviving Redis outages.
 
     With a :class:`LiveConfig`, a reload reaches the running worker: jobs that start
-    afterwards see the new tenants (``ctx["config"]``). Raises ``SyncdError`` if a worker
-    fails for a reason other than Redis.
+    afterwards see the new tenants (:func:`~syncd.worker.context.swap_config`). Raises
+    ``SyncdError`` if a worker fails for a reason other than Redis.
     """
     live = source if isinstance(source, LiveConfig) else LiveConfig(source)
     config = live.current
@@ -89,7 +90,7 @@ async def supervise(source: Config | LiveConfig, stop: asyncio.Event) -> None:
 
 def _swap_config(worker: Worker, config: Config) -> None:
     """A reload: jobs started from now on use ``config`` (running ones keep theirs)."""
-    worker.ctx["config"] = config
+    swap_config(worker.ctx, config)
 
 
 def _quiet_redis_trouble(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:

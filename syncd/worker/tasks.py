@@ -1,9 +1,9 @@
-"""arq task functions: thin, each looks things up in ``ctx`` and calls the reconciler.
+"""arq task functions: thin, each takes the worker's shared resources and calls the reconciler.
 
-``ctx`` is arq's per-worker dict, filled by :func:`syncd.worker.settings.startup`:
-``config``, ``session`` (aiohttp), ``tokens`` (shared token cache), ``store`` (Redis
-mapping store) and arq's own ``redis`` pool. The DingTalk request pace (one token bucket
-per app in that Redis, :mod:`syncd.store.ratelimit`) is added on first use.
+``ctx`` is arq's per-worker dict; syncd's part of it is one
+:class:`~syncd.worker.context.WorkerContext` (config, Redis, HTTP session, token cache,
+store, DingTalk request pace), stored there by :func:`syncd.worker.settings.startup`.
+arq adds ``job_try`` per job.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from syncd.observability import (
     ITEM_ERRORS,
     RECONCILE_SECONDS,
     RECONCILES,
+    bound_to_binding,
 )
 from syncd.reconcile import Progress, Report, WithoutForeign, owned_elsewhere, reconcile
-from syncd.store.ratelimit import RequestPace
 from syncd.sync import Skip
+from syncd.sync.records import DeadLetter
+from syncd.worker.context import WorkerContext, worker_context
 from syncd.worker.wiring import siblings, wire
 
 log = structlog.get_logger(__name__)
@@ -37,7 +39,7 @@ MAX_TRIES = 5
 
 
 async def run_once(
-    ctx: dict[str, Any],
+    ctx: WorkerContext,
     ref: BindingRef,
     *,
     full: bool = False,
@@ -46,15 +48,15 @@ async def run_once(
     on_progress: Progress | None = None,
 ) -> Report:
     """One reconcile of ``ref`` with the worker's shared resources (no locking)."""
-    config, session, tokens = ctx["config"], ctx["session"], ctx["tokens"]
-    foreign = await owned_elsewhere(ctx["store"], siblings(config, ref))
-    pace = request_pace(ctx)
-    async with wire(config, ref, session, tokens, force_delete=force_delete, pace=pace) as w:
+    foreign = await owned_elsewhere(ctx.store, siblings(ctx.config, ref))
+    async with wire(
+        ctx.config, ref, ctx.session, ctx.tokens, force_delete=force_delete, pace=ctx.pace
+    ) as w:
         return await reconcile(
             ref,
             WithoutForeign(queue.FencedSide(w.dingtalk), foreign),
             queue.FencedSide(w.other),
-            ctx["store"],
+            ctx.store,
             w.policy,
             full=full,
             dry_run=dry_run,
@@ -62,36 +64,34 @@ async def run_once(
         )
 
 
-def request_pace(ctx: dict[str, Any]) -> RequestPace:
-    """The process's DingTalk request pace (made once, on the ``ctx`` Redis)."""
-    pace = ctx.get("pace")
-    if not isinstance(pace, RequestPace):
-        pace = ctx["pace"] = RequestPace(ctx["redis"])
-    return pace
-
-
 async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reason: str) -> str:
-    """The reconcile job of one binding, run under :func:`syncd.queue.run_exclusive`."""
+    """The reconcile job of one binding, run under :func:`syncd.queue.run_exclusive`.
+
+    Every line it logs names the tenant, the binding and the arq job id.
+    """
     ref = BindingRef(tenant, binding)
-    if not _configured(ctx["config"], ref):  # removed by a config reload since it was queued
-        log.info("reconcile_skipped", binding=str(ref), why="not configured")
+    with bound_to_binding(ref, job_id=ctx.get("job_id")):
+        return await _reconcile_job(worker_context(ctx), ref, reason, int(ctx.get("job_try") or 1))
+
+
+async def _reconcile_job(shared: WorkerContext, ref: BindingRef, reason: str, tries: int) -> str:
+    tenant = ref.tenant
+    if not _configured(shared.config, ref):  # removed by a config reload since it was queued
+        log.info("reconcile_skipped", why="not configured")
         return "skipped: not configured"
     started = time.monotonic()
     try:
         outcome = await queue.run_exclusive(
-            ctx["redis"],
-            ref,
-            lambda: _locked_run(ctx, ref),
-            lock_ttl_s=ctx.get("lock_ttl_s", queue.DEFAULT_LOCK_TTL_S),
+            shared.redis, ref, lambda: _locked_run(shared, ref), lock_ttl_s=shared.lock_ttl_s
         )
     except Retryable as exc:
-        return await _retry_or_dead_letter(ctx, ref, reason, exc)
+        return await _retry_or_dead_letter(shared, ref, reason, exc, tries)
     except CalendarMissing as exc:
         # Not a dead letter: the status says why, and the next poll heals it by itself.
         RECONCILES.labels(tenant, "failed").inc()
         return f"failed: {exc}"
     except SyncdError as exc:
-        await _dead_letter(ctx, ref, reason, exc)
+        await _dead_letter(shared, ref, reason, exc, tries)
         RECONCILES.labels(tenant, "failed").inc()
         return f"failed: {type(exc).__name__}: {exc}"
     if outcome.result is None:
@@ -101,10 +101,10 @@ async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reas
     _record(ref, report, time.monotonic() - started)
     if report.retryable:
         # Some writes failed transiently: cursors stayed put; run again after a backoff.
-        await queue.mark_dirty(ctx["redis"], ref)
+        await queue.mark_dirty(shared.redis, ref)
         failed = sum(e.retryable for e in report.errors)
         transient = SourceUnavailable(f"{failed} action(s) failed transiently")
-        return await _retry_or_dead_letter(ctx, ref, reason, transient)
+        return await _retry_or_dead_letter(shared, ref, reason, transient, tries)
     return report.summary_line()
 
 
@@ -113,14 +113,14 @@ def _configured(config: Config, ref: BindingRef) -> bool:
     return tenant is not None and any(b.id == ref.binding for b in tenant.bindings)
 
 
-async def _locked_run(ctx: dict[str, Any], ref: BindingRef) -> Report:
+async def _locked_run(ctx: WorkerContext, ref: BindingRef) -> Report:
     """Under the lock: a full run if one was asked for (the mark survives failures)."""
-    full = await queue.take_full(ctx["redis"], ref)
+    full = await queue.take_full(ctx.redis, ref)
     try:
         return await run_once(ctx, ref, full=full)
     except BaseException:
         if full:
-            await queue.mark_full(ctx["redis"], ref)
+            await queue.mark_full(ctx.redis, ref)
         raise
 
 
@@ -142,47 +142,41 @@ def _record(ref: BindingRef, report: Report, seconds: float) -> None:
 
 
 async def _retry_or_dead_letter(
-    ctx: dict[str, Any], ref: BindingRef, reason: str, exc: Retryable
+    ctx: WorkerContext, ref: BindingRef, reason: str, exc: Retryable, tries: int
 ) -> str:
-    tries = int(ctx.get("job_try") or 1)
     if tries >= MAX_TRIES:
-        await _dead_letter(ctx, ref, reason, exc)
+        await _dead_letter(ctx, ref, reason, exc, tries)
         RECONCILES.labels(ref.tenant, "failed").inc()
         return f"failed after {tries} tries: {exc}"
     RECONCILES.labels(ref.tenant, "retried").inc()
     delay = getattr(exc, "retry_after", None) or min(2**tries, 60)
-    log.warning("reconcile_retry", binding=str(ref), error=str(exc), defer=delay, job_try=tries)
+    log.warning("reconcile_retry", error=str(exc), defer=delay, job_try=tries)
     raise Retry(defer=delay) from exc
 
 
-async def _dead_letter(ctx: dict[str, Any], ref: BindingRef, reason: str, exc: Exception) -> None:
+async def _dead_letter(
+    ctx: WorkerContext, ref: BindingRef, reason: str, exc: Exception, tries: int
+) -> None:
     """Keep a binding-level dead letter (no ``uid``) of a run that failed for good.
 
     It stays until ``syncd replay`` or until a later run of the binding succeeds (the
     runner resolves it then); the status keeps the reason as ``last_error``.
     """
-    error = f"{type(exc).__name__}: {exc}"
-    log.error("reconcile_failed", binding=str(ref), error=error)
-    await ctx["store"].add_dead_letter(
-        ref,
-        {
-            "kind": "binding",
-            "reason": reason,
-            "error": error,
-            "at": datetime.now(UTC).isoformat(),
-            "tries": int(ctx.get("job_try") or 1),
-        },
-    )
+    letter = DeadLetter.of_binding(reason, exc, tries, datetime.now(UTC).isoformat())
+    log.error("reconcile_failed", error=letter.error)
+    await ctx.store.add_dead_letter(ref, letter)
 
 
 async def poll_due(ctx: dict[str, Any]) -> int:
     """Cron: request a reconcile of every binding whose poll interval (CalDAV) or refresh
     (ICS feed) has passed."""
-    redis, requested = ctx["redis"], 0
-    for tenant, binding in ctx["config"].bindings():
+    shared, requested = worker_context(ctx), 0
+    for tenant, binding in shared.config.bindings():
         ref = BindingRef(tenant.id, binding.id)
-        if await queue.poll_due(redis, ref, poll_every(binding)):
-            await queue.request_reconcile(redis, ref, "poll" if binding.caldav else "refresh")
+        if await queue.poll_due(shared.redis, ref, poll_every(binding)):
+            await queue.request_reconcile(
+                shared.redis, ref, "poll" if binding.caldav else "refresh"
+            )
             requested += 1
     return requested
 
@@ -194,9 +188,9 @@ def poll_every(binding: Binding) -> float:
 
 async def full_reconcile_all(ctx: dict[str, Any]) -> int:
     """Cron (daily): a full reconcile of every binding, the safety net for missed changes."""
-    count = 0
-    for tenant, binding in ctx["config"].bindings():
+    shared, count = worker_context(ctx), 0
+    for tenant, binding in shared.config.bindings():
         ref = BindingRef(tenant.id, binding.id)
-        await queue.request_reconcile(ctx["redis"], ref, "full", full=True)
+        await queue.request_reconcile(shared.redis, ref, "full", full=True)
         count += 1
     return count

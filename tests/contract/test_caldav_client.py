@@ -69,34 +69,41 @@ async def test_uid_that_is_not_a_safe_file_name_is_hashed(client: CalDAVClient) 
 
 
 async def test_create_never_overwrites(client: CalDAVClient) -> None:
-    """Creating at a taken href raises AlreadyExists and leaves the first item alone."""
-    await client.put(None, ics("dup", "first"), etag=None, create=True)
-    with pytest.raises(errors.AlreadyExists):
+    """Creating at a taken href raises AlreadyExists (naming the href and the If-None-Match
+    condition) and leaves the first item alone."""
+    href, _ = await client.put(None, ics("dup", "first"), etag=None, create=True)
+    with pytest.raises(errors.AlreadyExists) as taken:
         await client.put(None, ics("dup", "second"), etag=None, create=True)
+    assert (taken.value.href, taken.value.etag) == (href, "*")
     (item,) = (await client.sync(None)).items
     assert "SUMMARY:first" in item.text
 
 
 async def test_update_needs_the_current_etag(client: CalDAVClient) -> None:
-    """Update with the current etag works; with the old one it raises EtagMismatch."""
+    """Update with the current etag works; with the old one it raises EtagMismatch, which
+    names the href and the etag the write was conditional on."""
     href, etag = await client.put(None, ics("u-1", "v1"), etag=None, create=True)
     if etag is None:  # neither test server does this, but the contract allows it
         etag = (await client.sync(None)).items[0].etag
     new_href, new_etag = await client.put(href, ics("u-1", "v2"), etag=etag, create=False)
     assert new_href == href
     assert new_etag != etag
-    with pytest.raises(errors.EtagMismatch):
+    with pytest.raises(errors.EtagMismatch) as lost:
         await client.put(href, ics("u-1", "v3"), etag=etag, create=False)
+    assert lost.value.href == href
+    assert lost.value.etag is not None
+    assert lost.value.etag.strip('"') == etag.strip('"')
     (item,) = (await client.sync(None)).items
     assert "SUMMARY:v2" in item.text
     assert item.etag == new_etag
 
 
 async def test_delete_is_conditional_and_idempotent(client: CalDAVClient) -> None:
-    """Delete with a stale etag raises EtagMismatch; deleting twice is fine."""
+    """Delete with a stale etag raises EtagMismatch (with href and etag); twice is fine."""
     href, etag = await client.put(None, ics("d-1"), etag=None, create=True)
-    with pytest.raises(errors.EtagMismatch):
+    with pytest.raises(errors.EtagMismatch) as lost:
         await client.delete(href, '"not-the-etag"')
+    assert (lost.value.href, lost.value.etag) == (href, '"not-the-etag"')
     await client.delete(href, etag)
     await client.delete(href, etag)
     assert (await client.sync(None)).items == ()

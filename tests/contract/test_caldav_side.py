@@ -126,13 +126,17 @@ async def test_create_twice_raises_already_exists(side: CalDAVSide) -> None:
 
 
 async def test_update_with_current_etag_then_stale_etag(side: CalDAVSide) -> None:
-    """update() with the current etag replaces the item; with the old etag: EtagMismatch."""
+    """update() with the current etag replaces the item; with the old etag: EtagMismatch,
+    naming the item, the etag asked for and the one it has now."""
     first = await side.create(timed(summary="v1"))
     second = await side.update(first.id, timed(summary="v2"), first.etag)
     assert second.id == first.id
     assert second.event.summary == "v2"
-    with pytest.raises(errors.EtagMismatch):
+    with pytest.raises(errors.EtagMismatch) as lost:
         await side.update(first.id, timed(summary="v3"), first.etag)
+    assert (lost.value.href, lost.value.etag) == (first.id, first.etag)
+    assert lost.value.current_etag is not None
+    assert lost.value.current_etag != first.etag
     (remote,) = (await side.changes(None)).items
     assert remote.event is not None
     assert remote.event.summary == "v2"

@@ -16,6 +16,7 @@ import redis.asyncio as aredis
 from syncd.adapters.dingtalk import DingTalkClient, TokenCache
 from syncd.adapters.dingtalk.client import ATTENDEE_LIMIT_CODE
 from syncd.errors import InvalidRequest, NotFound, PermissionDenied, SyncTokenInvalid
+from syncd.store.tokens import TokenStore
 from tests.fixtures.sandbox import SandboxHandle, start_sandbox
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -60,7 +61,7 @@ async def make_client(sandbox: SandboxHandle, redis_client: aredis.Redis) -> Asy
     def build(**kwargs: Any) -> DingTalkClient:
         session = aiohttp.ClientSession()
         sessions.append(session)
-        tokens = kwargs.pop("tokens", None) or TokenCache(redis_client)
+        tokens = kwargs.pop("tokens", None) or TokenCache(TokenStore(redis_client))
         kwargs.setdefault("sleep", Sleeps())
         return DingTalkClient(
             session, sandbox.url, sandbox.app_key, sandbox.app_secret, tokens, **kwargs
@@ -100,7 +101,7 @@ async def test_short_lived_token_is_renewed_before_it_expires(redis_client: ared
     """With a 2 s token lifetime the cache renews after ~1 s, so no call is ever rejected."""
     async with start_sandbox(token_ttl=2) as handle, aiohttp.ClientSession() as session:
         client = DingTalkClient(session, handle.url, handle.app_key, handle.app_secret,
-                                TokenCache(redis_client), sleep=Sleeps())  # fmt: skip
+                                TokenCache(TokenStore(redis_client)), sleep=Sleeps())  # fmt: skip
         for _ in range(4):
             await client.list_calendars("u-alice")
             await asyncio.sleep(0.6)

@@ -8,6 +8,7 @@ import itertools
 import redis.asyncio as aredis
 
 from syncd.adapters.dingtalk.tokens import TokenCache
+from syncd.store.tokens import TokenStore
 from syncd_lab.stack.ports import free_port
 
 
@@ -29,19 +30,19 @@ class Issuer:
 async def test_token_is_fetched_once_and_shared_through_redis(redis_client: aredis.Redis) -> None:
     """Two caches (two workers) on one Redis fetch a token once, stored with TTL expireIn-300."""
     issuer = Issuer()
-    a, b = TokenCache(redis_client), TokenCache(redis_client)
+    a, b = TokenCache(TokenStore(redis_client)), TokenCache(TokenStore(redis_client))
     assert await a.get("app", issuer) == "t1"
     assert await b.get("app", issuer) == "t1"
     assert await a.get("app", issuer) == "t1"
     assert issuer.calls == 1
-    ttl = await redis_client.ttl("syncd:token:app")
+    ttl = await redis_client.ttl("syncd:@dingtalk:app:token")
     assert 6890 <= ttl <= 6900
 
 
 async def test_concurrent_callers_share_one_refresh(redis_client: aredis.Redis) -> None:
     """Fifty concurrent callers in one process cause a single fetch."""
     issuer = Issuer(delay=0.05)
-    cache = TokenCache(redis_client)
+    cache = TokenCache(TokenStore(redis_client))
     tokens = await asyncio.gather(*(cache.get("app", issuer) for _ in range(50)))
     assert set(tokens) == {"t1"}
     assert issuer.calls == 1
@@ -50,7 +51,7 @@ async def test_concurrent_callers_share_one_refresh(redis_client: aredis.Redis) 
 async def test_two_processes_refreshing_at_once_fetch_once(redis_client: aredis.Redis) -> None:
     """The Redis lock makes a second cache wait for the first one's token instead of fetching."""
     issuer = Issuer(delay=0.2)
-    a, b = TokenCache(redis_client), TokenCache(redis_client)
+    a, b = TokenCache(TokenStore(redis_client)), TokenCache(TokenStore(redis_client))
     tokens = await asyncio.gather(a.get("app", issuer), b.get("app", issuer))
     assert tokens == ["t1", "t1"]
     assert issuer.calls == 1
@@ -59,7 +60,7 @@ async def test_two_processes_refreshing_at_once_fetch_once(redis_client: aredis.
 async def test_stale_token_is_replaced_everywhere(redis_client: aredis.Redis) -> None:
     """A token the server rejected is replaced once; other caches then pick up the new one."""
     issuer = Issuer()
-    a, b = TokenCache(redis_client), TokenCache(redis_client)
+    a, b = TokenCache(TokenStore(redis_client)), TokenCache(TokenStore(redis_client))
     assert await a.get("app", issuer) == "t1"
     assert await b.get("app", issuer) == "t1"
     assert await a.get("app", issuer, stale="t1") == "t2"
@@ -72,7 +73,7 @@ async def test_short_lived_tokens_expire_before_the_server_rejects_them(
 ) -> None:
     """A 1-second token is cached for half its life, then fetched again."""
     issuer = Issuer(expire_in=1)
-    cache = TokenCache(redis_client)
+    cache = TokenCache(TokenStore(redis_client))
     assert await cache.get("app", issuer) == "t1"
     await asyncio.sleep(0.6)
     assert await cache.get("app", issuer) == "t2"
@@ -85,7 +86,7 @@ async def test_unreachable_redis_falls_back_to_memory() -> None:
     dead = aredis.Redis(port=free_port(), socket_connect_timeout=0.2)
     try:
         issuer = Issuer()
-        cache = TokenCache(dead)
+        cache = TokenCache(TokenStore(dead))
         assert await cache.get("app", issuer) == "t1"
         assert await cache.get("app", issuer) == "t1"
         assert issuer.calls == 1

@@ -16,6 +16,7 @@ from syncd.adapters.dingtalk import DingTalkClient, TokenCache
 from syncd.adapters.dingtalk.side import DingTalkSide
 from syncd.errors import EtagMismatch, RateLimited, SyncTokenInvalid
 from syncd.model import Attendee, Changes, Event, Recurrence, Remote
+from syncd.store.tokens import TokenStore
 from syncd.translate import Context, Directory
 from tests.fixtures.sandbox import USERS, SandboxHandle
 
@@ -44,7 +45,7 @@ async def bench(sandbox: SandboxHandle, redis_client: aredis.Redis) -> AsyncIter
     """A DingTalkSide for u-alice on a fresh sandbox (token already fetched)."""
     async with aiohttp.ClientSession() as session:
         client = DingTalkClient(session, sandbox.url, sandbox.app_key, sandbox.app_secret,
-                                TokenCache(redis_client), sleep=_no_sleep)  # fmt: skip
+                                TokenCache(TokenStore(redis_client)), sleep=_no_sleep)  # fmt: skip
         await client.list_calendars("u-alice")
         yield Bench(DingTalkSide(client, "u-alice", CTX), client, sandbox)
 
@@ -266,13 +267,16 @@ async def test_stale_cursor_raises_sync_token_invalid(bench: Bench) -> None:
 
 
 async def test_update_with_stale_etag_is_refused(bench: Bench) -> None:
-    """update() with an updateTime that has moved on raises EtagMismatch and writes nothing."""
+    """update() with an updateTime that has moved on raises EtagMismatch (naming the event,
+    the updateTime asked for and the current one) and writes nothing."""
     written = await bench.side.create(meeting())
     assert written.etag
     await bench.client.patch_event("u-alice", written.id, {"summary": "someone else"})
-    with pytest.raises(EtagMismatch):
+    with pytest.raises(EtagMismatch) as lost:
         await bench.side.update(written.id, meeting("mine"), written.etag)
     current = only(await bench.side.changes(None), written.id)
+    assert (lost.value.href, lost.value.etag) == (written.id, written.etag)
+    assert lost.value.current_etag == current.etag
     assert current.event is not None
     assert current.event.summary == "someone else"
     ok = await bench.side.update(written.id, meeting("mine"), current.etag)
@@ -326,7 +330,7 @@ async def test_failed_series_create_is_rolled_back(
 ) -> None:
     """When writing a new series' exceptions fails, the master is deleted again (no duplicate)."""
     async with aiohttp.ClientSession() as session:
-        tokens = TokenCache(redis_client)
+        tokens = TokenCache(TokenStore(redis_client))
         client = DingTalkClient(session, sandbox.url, sandbox.app_key, sandbox.app_secret,
                                 tokens, max_retries=2, sleep=_no_sleep)  # fmt: skip
         await client.list_calendars("u-alice")

@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 
 from syncd.adapters.dingtalk import DingTalkClient, TokenCache
 from syncd.adapters.dingtalk.side import DingTalkSide
+from syncd.store.tokens import TokenStore
 from syncd_lab.sandbox.writer import Writer
 from tests.contract.test_dingtalk_side import CTX, Bench, _no_sleep, at, meeting, only
 from tests.fixtures.sandbox import SandboxHandle
@@ -35,7 +36,7 @@ async def bench(sandbox: SandboxHandle, redis_client: aredis.Redis) -> AsyncIter
     """A DingTalkSide for u-alice on a fresh sandbox (as in test_dingtalk_side)."""
     async with aiohttp.ClientSession() as session:
         client = DingTalkClient(session, sandbox.url, sandbox.app_key, sandbox.app_secret,
-                                TokenCache(redis_client), sleep=_no_sleep)  # fmt: skip
+                                TokenCache(TokenStore(redis_client)), sleep=_no_sleep)  # fmt: skip
         await client.list_calendars("u-alice")
         yield Bench(DingTalkSide(client, "u-alice", CTX), client, sandbox)
 
@@ -105,12 +106,12 @@ async def test_update_that_changes_nothing_mapped_touches_nothing_else(bench: Be
     assert _delta(before, bench.requests()) == {"GetEvent": 1, "PatchEvent": 1}
     assert _fields(bench, event_id) == {**stored, "freeBusyStatus": "busy"}
     assert written.event.fingerprint() == remote.event.fingerprint()
-    assert not [e for e in logs if e["event"] == "dingtalk.rich_text_replaced"]
+    assert not [e for e in logs if e["event"] == "dingtalk_rich_text_replaced"]
 
 
 async def test_new_description_replaces_rich_text_with_a_log_line(bench: Bench) -> None:
     """A new description is sent with an HTML rich text of it (the old one would show stale
-    text); ``dingtalk.rich_text_replaced`` says so."""
+    text); ``dingtalk_rich_text_replaced`` says so."""
     event_id = await _rich_event(bench)
     remote = only(await bench.side.changes(None), event_id)
     assert remote.event is not None
@@ -122,8 +123,8 @@ async def test_new_description_replaces_rich_text_with_a_log_line(bench: Bench) 
     assert fields["description"] == "Now <this>"
     assert fields["richTextDescription"] == {"text": "Now &lt;this&gt;"}
     assert fields["categories"] == EXTRAS["categories"]
-    assert [e["event"] for e in logs if e["event"].startswith("dingtalk.rich")] == [
-        "dingtalk.rich_text_replaced"
+    assert [e["event"] for e in logs if e["event"].startswith("dingtalk_rich")] == [
+        "dingtalk_rich_text_replaced"
     ]
 
 

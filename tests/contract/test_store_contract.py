@@ -17,6 +17,7 @@ from syncd.model import Attendee, BindingRef, Event, PairState, Recurrence, Side
 from syncd.store.memory import MemoryStore
 from syncd.store.redis import RedisStore
 from syncd.sync.ports import ConflictRecord
+from syncd.sync.records import DeadLetter, RunStatus
 
 Store = MemoryStore | RedisStore
 
@@ -117,7 +118,7 @@ async def test_empty_binding_has_nothing(store: Store) -> None:
     assert await store.get_cursor(REF, Side.DINGTALK) is None
     assert await store.list_conflicts(REF) == []
     assert await store.list_dead_letters(REF) == []
-    assert await store.get_status(REF) == {}
+    assert await store.get_status(REF) == RunStatus(state="never-run")
     assert await store.find_by_dingtalk_id(REF, "nope") is None
 
 
@@ -200,66 +201,82 @@ async def test_conflicts_kept_in_order_with_both_versions(store: Store) -> None:
     assert await store.list_conflicts(REF) == [first, second]
 
 
+def item(uid: str, error: str = "InvalidRequest", **more: Any) -> DeadLetter:
+    """An item-level dead letter of ``uid``."""
+    return DeadLetter("item", error, "2025-03-01T08:00:00+00:00", uid=uid, **more)
+
+
+def of_binding(error: str) -> DeadLetter:
+    """A binding-level dead letter."""
+    return DeadLetter("binding", error, "2025-03-01T08:00:00+00:00", reason="poll", tries=5)
+
+
 async def test_dead_letters_add_list_clear(store: Store) -> None:
-    """Dead letters come back in order as plain JSON (a datetime as its str) and can be cleared."""
-    when = datetime(2025, 3, 1, 8, 0, tzinfo=SH)
-    await store.add_dead_letter(REF, {"uid": "u1", "error": "boom", "tries": 3})
-    await store.add_dead_letter(REF, {"uid": "u2", "at": when})
-    assert await store.list_dead_letters(REF) == [
-        {"uid": "u1", "error": "boom", "tries": 3},
-        {"uid": "u2", "at": str(when)},
-    ]
+    """Dead letters of both kinds come back in order, equal to what was added, and clear."""
+    first = item("u1", side="dingtalk", action="create u1", message="boom")
+    second = DeadLetter.of_binding("callback", ValueError("no"), 3, str(datetime(2025, 3, 1)))
+    await store.add_dead_letter(REF, first)
+    await store.add_dead_letter(REF, second)
+    assert await store.list_dead_letters(REF) == [first, second]
+    assert second.error == "ValueError: no"
+    assert (first.reason_line(), second.reason_line()) == ("u1: InvalidRequest: boom", second.error)
     await store.clear_dead_letters(REF)
     assert await store.list_dead_letters(REF) == []
 
 
 async def test_clearing_what_was_read_keeps_later_dead_letters(store: Store) -> None:
     """A replay clears the letters it read; one added in between survives."""
-    await store.add_dead_letter(REF, {"uid": "u1"})
-    await store.add_dead_letter(REF, {"uid": "u2"})
+    await store.add_dead_letter(REF, item("u1"))
+    await store.add_dead_letter(REF, item("u2"))
     read = await store.list_dead_letters(REF)
-    await store.add_dead_letter(REF, {"uid": "u3"})  # arrives while the replay runs
+    await store.add_dead_letter(REF, item("u3"))  # arrives while the replay runs
     await store.clear_dead_letters(REF, len(read))
-    assert await store.list_dead_letters(REF) == [{"uid": "u3"}]
+    assert await store.list_dead_letters(REF) == [item("u3")]
 
 
 async def test_resolving_dead_letters_removes_only_what_was_healed(store: Store) -> None:
     """Binding-level letters (no uid) go only with ``binding``; item letters by their uid,
     every copy of them; the rest stay in order and the removed ones are returned."""
-    await store.add_dead_letter(REF, {"kind": "binding", "error": "NotFound: 404"})
-    await store.add_dead_letter(REF, {"kind": "item", "uid": "u1", "error": "InvalidRequest"})
-    await store.add_dead_letter(REF, {"kind": "item", "uid": "u2", "error": "InvalidRequest"})
-    await store.add_dead_letter(REF, {"kind": "item", "uid": "u2", "error": "InvalidRequest"})
-    await store.add_dead_letter(REF, {"kind": "binding", "error": "SourceUnavailable: x"})
+    await store.add_dead_letter(REF, of_binding("NotFound: 404"))
+    await store.add_dead_letter(REF, item("u1"))
+    await store.add_dead_letter(REF, item("u2"))
+    await store.add_dead_letter(REF, item("u2"))
+    await store.add_dead_letter(REF, of_binding("SourceUnavailable: x"))
     assert await store.resolve_dead_letters(REF, binding=False) == []
     assert await store.resolve_dead_letters(REF, binding=False, uids=["u9"]) == []
     gone = await store.resolve_dead_letters(REF, binding=False, uids=["u2"])
-    assert [g["uid"] for g in gone] == ["u2", "u2"]
+    assert [g.uid for g in gone] == ["u2", "u2"]
     gone = await store.resolve_dead_letters(REF, binding=True)
-    assert [g["error"] for g in gone] == ["NotFound: 404", "SourceUnavailable: x"]
-    assert await store.list_dead_letters(REF) == [
-        {"kind": "item", "uid": "u1", "error": "InvalidRequest"}
-    ]
+    assert [g.error for g in gone] == ["NotFound: 404", "SourceUnavailable: x"]
+    assert await store.list_dead_letters(REF) == [item("u1")]
     other = BindingRef("acme", "bob-work")
-    await store.add_dead_letter(other, {"error": "boom"})
+    await store.add_dead_letter(other, of_binding("boom"))
     await store.resolve_dead_letters(REF, binding=True, uids=["u1"])
     assert await store.list_dead_letters(REF) == []
-    assert await store.list_dead_letters(other) == [{"error": "boom"}]  # per binding
+    assert await store.list_dead_letters(other) == [of_binding("boom")]  # per binding
 
 
 async def test_status_merges_fields(store: Store) -> None:
-    """set_status replaces the fields it names and keeps the others (last success survives)."""
+    """set_status replaces the fields a run sets and keeps the others (last success survives)."""
     await store.set_status(
-        REF, {"state": "ok", "last_success": "2025-03-01T08:00:00Z", "counts": {"created": 2}}
+        REF,
+        RunStatus(
+            state="ok",
+            last_success="2025-03-01T08:00:00Z",
+            counts={"created": 2},
+            errors=(),
+            held_deletions=("delete x",),
+        ),
     )
-    await store.set_status(REF, {"state": "failed", "error": "dingtalk 503"})
-    await store.set_status(REF, {})
-    assert await store.get_status(REF) == {
-        "state": "failed",
-        "last_success": "2025-03-01T08:00:00Z",
-        "counts": {"created": 2},
-        "error": "dingtalk 503",
-    }
+    await store.set_status(REF, RunStatus(state="failed", last_error="SourceUnavailable: 503"))
+    assert await store.get_status(REF) == RunStatus(
+        state="failed",
+        last_success="2025-03-01T08:00:00Z",
+        last_error="SourceUnavailable: 503",
+        counts={"created": 2},
+        errors=(),
+        held_deletions=("delete x",),
+    )
 
 
 async def _fill(store: Store, ref: BindingRef, tag: str) -> None:
@@ -271,8 +288,8 @@ async def _fill(store: Store, ref: BindingRef, tag: str) -> None:
             "same-uid", ("summary",), rich_event(), rich_event(), None, Side.CALDAV, tag
         ),
     )
-    await store.add_dead_letter(ref, {"tag": tag})
-    await store.set_status(ref, {"state": tag})
+    await store.add_dead_letter(ref, item(tag))
+    await store.set_status(ref, RunStatus(state="ok", last_error=tag))
 
 
 async def _contents(store: Store, ref: BindingRef) -> tuple[Any, ...]:
@@ -293,7 +310,7 @@ async def test_wipe_forgets_one_binding_only(store: Store) -> None:
     await _fill(store, other, "b")
     before = await _contents(store, other)
     await store.wipe(REF)
-    assert await _contents(store, REF) == ({}, None, None, [], [], {})
+    assert await _contents(store, REF) == ({}, None, None, [], [], RunStatus())
     assert await store.find_by_dingtalk_id(REF, "dt-a") is None
     assert await _contents(store, other) == before
 
@@ -317,7 +334,7 @@ async def test_tenants_and_bindings_are_isolated(
     assert pairs_one["same-uid"].dingtalk_id == "dt-one"
     assert pairs_two["same-uid"].dingtalk_id == "dt-two"
     assert await store.find_by_dingtalk_id(one, "dt-two") is None
-    assert await store.get_status(two) == {"state": "two"}
+    assert await store.get_status(two) == RunStatus(state="ok", last_error="two")
     await store.drop_pair(one, "same-uid")
     assert "same-uid" in await store.load_pairs(two)
 

@@ -82,7 +82,7 @@ async def test_reload_takes_new_bindings_and_refuses_broken_files(
     store = RedisStore(spine.pool)
 
     async def bob_ok() -> bool:
-        return (await store.get_status(BOB)).get("state") == "ok"
+        return (await store.get_status(BOB)).state == "ok"
 
     for _ in range(100):
         if await bob_ok():

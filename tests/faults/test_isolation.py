@@ -103,8 +103,8 @@ def owned_by(key: str, t: TenantSpec) -> bool:
         or key
         in {
             f"syncd:@dingtalk:{t.app_key}:rate",
-            f"syncd:token:{t.app_key}",
-            f"syncd:token:{t.app_key}:lock",
+            f"syncd:@dingtalk:{t.app_key}:token",
+            f"syncd:@dingtalk:{t.app_key}:token_lock",
             "arq:queue",  # arq's shared bookkeeping: the queue, its health check and the
             "arq:queue:health-check",  # set of aborted job ids (members are job ids)
             "arq:abort",

@@ -112,7 +112,7 @@ async def test_without_redis_each_client_keeps_to_qps_alone() -> None:
             assert len(counted.handle.sandbox.events_of(user)) == CALLS_PER_CLIENT
         # Each client alone keeps to qps; together they exceed it: what the shared bucket stops.
         assert QPS < observed <= CLIENTS * QPS + CLIENTS
-        fallbacks = [e for e in logs if e["event"] == "dingtalk.pace.local"]
+        fallbacks = [e for e in logs if e["event"] == "dingtalk_pace_local"]
         assert len(fallbacks) == CLIENTS  # one per client: Redis is retried after retry_s
         assert all(e["log_level"] == "warning" for e in fallbacks)
 
@@ -131,15 +131,15 @@ async def test_pace_falls_back_while_redis_is_down_and_returns_after() -> None:
         with capture_logs() as logs:
             assert await pace.acquire(APP_KEY, 1000) == 0.0  # local, and no error
             await pace.acquire(APP_KEY, 1000)  # within retry_s: Redis is not even tried
-        assert [e["event"] for e in logs if e["event"].startswith("dingtalk.pace")] == [
-            "dingtalk.pace.local"
+        assert [e["event"] for e in logs if e["event"].startswith("dingtalk_pace")] == [
+            "dingtalk_pace_local"
         ]
         server.start_again()  # empty: a fresh Redis
         now[0] = 6.0
         with capture_logs() as logs:
             await pace.acquire(APP_KEY, 1000)
-        assert [e["event"] for e in logs if e["event"].startswith("dingtalk.pace")] == [
-            "dingtalk.pace.shared_again"
+        assert [e["event"] for e in logs if e["event"].startswith("dingtalk_pace")] == [
+            "dingtalk_pace_shared_again"
         ]
         assert await redis.exists(key)
     finally:

@@ -31,6 +31,7 @@ from syncd.config import Config
 from syncd.model import BindingRef, Event
 from syncd.reconcile import Report, reconcile
 from syncd.store.redis import RedisStore
+from syncd.store.tokens import TokenStore
 from syncd.sync.ports import CalendarSide, Written
 from syncd.worker.settings import create_worker
 from syncd.worker.wiring import wire
@@ -198,7 +199,7 @@ class History:
         try:
             async with (
                 aiohttp.ClientSession() as session,
-                wire(self.config, ref, session, TokenCache(redis)) as w,
+                wire(self.config, ref, session, TokenCache(TokenStore(redis))) as w,
             ):
                 gate = asyncio.Lock()
                 report = await reconcile(

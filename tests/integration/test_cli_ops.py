@@ -25,6 +25,7 @@ from syncd import queue
 from syncd.model import Side
 from syncd.store import keys
 from syncd.store.redis import RedisStore
+from syncd.sync.records import DeadLetter, RunStatus
 from syncd_lab.stack.ports import free_port
 from tests.fixtures.spine import REF, Spine, write_config
 from tests.integration.test_spine import timed_event
@@ -116,13 +117,13 @@ async def test_sync_creates_then_reports_nothing_to_do(spine: Spine, config_dir:
     # calendar: the CalDAV side then reports a complete listing. An idle run is all cursor.
     idle = await syncd(config_dir, "sync", "acme", "alice-work")
     assert idle.counts() == (0, 0, 0, 0)
-    assert (await RedisStore(spine.pool).get_status(REF))["full"] is False  # cursors used
+    assert (await RedisStore(spine.pool).get_status(REF)).full is False  # cursors used
 
     full = await syncd(config_dir, "sync", "acme", "alice-work", "--full")
     assert full.code == 0, full
     assert full.counts() == (0, 0, 0, 0)
     assert spine.writes() == before
-    assert (await RedisStore(spine.pool).get_status(REF))["full"] is True
+    assert (await RedisStore(spine.pool).get_status(REF)).full is True
 
 
 @RADICALE_ONLY
@@ -174,7 +175,7 @@ async def test_dry_run_prints_the_plan_and_writes_nothing(spine: Spine, config_d
     store = RedisStore(spine.pool)
     assert [await store.get_cursor(REF, side) for side in Side] == [None, None]
     assert await store.load_pairs(REF) == {}
-    assert await store.get_status(REF) == {}
+    assert await store.get_status(REF) == RunStatus()
 
 
 @RADICALE_ONLY
@@ -371,7 +372,9 @@ async def test_replay_requeues_a_dead_lettered_binding(spine: Spine, config_dir:
     await spine.api.create("u-alice", timed_event("Retro", day=24))
     await spine.settle()  # a normal run first: cursors exist, the queue is empty
     store = RedisStore(spine.pool)
-    await store.add_dead_letter(REF, {"reason": "callback", "error": "BadResponse: boom"})
+    await store.add_dead_letter(
+        REF, DeadLetter("binding", "BadResponse: boom", "t", reason="callback")
+    )
     shown = await syncd(config_dir, "status")
     assert "dead_letters=1" in shown.stdout
 
@@ -387,7 +390,7 @@ async def test_replay_requeues_a_dead_lettered_binding(spine: Spine, config_dir:
 
     await spine.settle()
     status = await store.get_status(REF)
-    assert (status["state"], status["full"]) == ("ok", True)
+    assert (status.state, status.full) == ("ok", True)
     assert not await spine.pool.exists(keys.binding_key(REF, keys.FULL))
     again = await syncd(config_dir, "replay")
     assert again.lines == ["replayed 0 dead letter(s) in 0 binding(s)"]

@@ -34,6 +34,7 @@ import pytest
 from aiohttp import web
 from arq.connections import ArqRedis, create_pool
 from icalendar import Calendar
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from syncd import queue
@@ -42,6 +43,7 @@ from syncd.adapters.caldav.side import uid_for_href
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
+from syncd.sync.records import DeadLetter
 from syncd.translate import as_dingtalk_keeps, dingtalk_warnings, event_from_ical
 from syncd.webhook.app import create_app
 from syncd.worker.settings import create_worker
@@ -272,7 +274,7 @@ class Evidence:
     unreadable: dict[str, str]  # href in A or X -> why the server would not hand it over
     untranslatable: dict[str, tuple[str, str]]  # href -> (error class, message), from logs
     copied: dict[str, str]  # href in A or X -> DingTalk id (the src pairs)
-    refused: dict[str, dict[str, Any]]  # uid -> dead letter of a src binding
+    refused: dict[str, DeadLetter]  # uid -> dead letter of a src binding
     in_b: dict[str, str]  # DingTalk id -> text of its copy in B
 
     def outcome(self, href: str) -> str:
@@ -286,7 +288,7 @@ class Evidence:
             uid = event_from_ical(self.held[href], CTX).uid or uid_for_href(href)
             dead = self.refused.get(uid)
             assert dead is not None, "neither in DingTalk nor explained"
-            return _category(dead["error"], dead["message"])
+            return _category(dead.error, dead.message or "")
         copy = self.in_b.get(self.copied[href])
         assert copy is not None, f"DingTalk {self.copied[href]} has no copy in B"
         return compare(self.held[href], copy)
@@ -306,7 +308,7 @@ async def gather(stack: Stack, logs: Logs) -> Evidence:
                 for p in (await store.load_pairs(ref)).values()
             }
         )
-        ev.refused.update({d["uid"]: d for d in await store.list_dead_letters(ref)})
+        ev.refused.update({d.uid or "": d for d in await store.list_dead_letters(ref)})
     in_b, unreadable = await listing(stack.b)
     assert not unreadable, unreadable
     assert not await store.list_dead_letters(DST), "a write to B failed"
@@ -368,7 +370,7 @@ async def test_corpus_through_worker_and_servers(
 ) -> None:
     """Each corpus event comes back unchanged through DingTalk, or is explained; no crash."""
     accepted, refused = upload(stack, chunks()[chunk])
-    with capture_logs() as logs:
+    with capture_logs(processors=[merge_contextvars]) as logs:
         await stack.settle(full=False)
     counts = await tally(stack, accepted, refused, logs)
     record_property("corpus_e2e_counts", dict(counts))
@@ -382,7 +384,7 @@ async def test_corpus_through_worker_and_servers(
     # reach back to 1997: the window setting), and nothing is written anywhere.
     before = stack.writes()
     await RedisStore(stack.pool).wipe(DST)
-    with capture_logs() as again:
+    with capture_logs(processors=[merge_contextvars]) as again:
         await stack.settle(full=True)
         await stack.settle(full=False)
     assert stack.writes() == before, "a second round wrote something"

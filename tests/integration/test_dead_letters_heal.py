@@ -21,6 +21,7 @@ from syncd.adapters.caldav.client import CalDAVClient
 from syncd.cli._health import binding_health
 from syncd.config import load_config
 from syncd.store.redis import RedisStore
+from syncd.sync.records import DeadLetter, RunStatus
 from tests.fixtures.caldav_servers import CalDAVServer, make_calendar
 from tests.fixtures.spine import REF, Spine, write_config
 from tests.integration.test_cli_ops import RADICALE_ONLY, syncd
@@ -93,8 +94,8 @@ async def test_item_dead_letter_heals_when_the_item_is_written(
         assert status == 201
     await spine.settle(poll=True)
     letters = await store.list_dead_letters(REF)
-    assert sorted(x["uid"] for x in letters) == ["hourly-a@test", "hourly-b@test"]
-    assert {(x["kind"], x["error"]) for x in letters} == {("item", "Unrepresentable")}
+    assert sorted(x.uid for x in letters) == ["hourly-a@test", "hourly-b@test"]
+    assert {(x.kind, x.error) for x in letters} == {("item", "Unrepresentable")}
     shown = await syncd(root, "status")
     assert shown.code == 1, shown
     reason = shown.lines[0].split(" reason=", 1)[1]
@@ -103,7 +104,7 @@ async def test_item_dead_letter_heals_when_the_item_is_written(
 
     await spine.settle(poll=True)  # nothing new: the run is clean, the letters stay
     assert len(await store.list_dead_letters(REF)) == 2
-    assert (await store.get_status(REF))["state"] == "ok"
+    assert (await store.get_status(REF)).state == "ok"
     assert (await syncd(root, "status")).code == 1  # dead letters waiting: degraded
 
     fixed = _series("hourly-a@test", "hourly-a", "FREQ=DAILY;COUNT=3")
@@ -112,39 +113,47 @@ async def test_item_dead_letter_heals_when_the_item_is_written(
     assert result.code == 0, result
     assert [e["summary"] for e in spine.dingtalk_events()] == ["hourly-a"]
     (left,) = await store.list_dead_letters(REF)
-    assert left["uid"] == "hourly-b@test"
+    assert left.uid == "hourly-b@test"
     shown = await syncd(root, "status")
     assert shown.code == 1
     assert "dead_letters=1" in shown.stdout
     assert "hourly-b@test: Unrepresentable" in shown.stdout
 
 
+def _binding_letter(error: str) -> DeadLetter:
+    return DeadLetter("binding", error, "2026-01-01T00:00:00+00:00", reason="poll", tries=5)
+
+
 @pytest.mark.parametrize(
     ("status", "letters", "health"),
     [
-        ({}, [], ("never-run", None)),
-        ({"state": "ok"}, [], ("ok", None)),
-        ({"state": "failed", "last_error": "NotFound: 404"}, [], ("failed", "NotFound: 404")),
+        (RunStatus(), [], ("never-run", None)),
+        (RunStatus(state="ok"), [], ("ok", None)),
+        (RunStatus(state="failed", last_error="NotFound: 404"), [], ("failed", "NotFound: 404")),
         (
-            {"state": "blocked", "last_error": "SourceEmptied: x"},
+            RunStatus(state="blocked", last_error="SourceEmptied: x"),
             [],
             ("degraded", "SourceEmptied: x"),
         ),
-        ({"state": "held", "held_deletions": ["a", "b"]}, [], ("degraded", "2 deletion(s) held")),
         (
-            {"state": "partial", "errors": [{"uid": "u", "error": "E", "message": "m"}] * 2},
+            RunStatus(state="held", held_deletions=("a", "b")),
+            [],
+            ("degraded", "2 deletion(s) held"),
+        ),
+        (
+            RunStatus(state="partial", errors=({"uid": "u", "error": "E", "message": "m"},) * 2),
             [],
             ("degraded", "u: E: m (+1 more)"),
         ),
         (
-            {"state": "ok"},
-            [{"error": "old"}, {"error": "SourceUnavailable: 5 tries"}],
+            RunStatus(state="ok"),
+            [_binding_letter("old"), _binding_letter("SourceUnavailable: 5 tries")],
             ("degraded", "SourceUnavailable: 5 tries"),
         ),
     ],
 )
 def test_binding_health(
-    status: dict[str, object], letters: list[dict[str, object]], health: tuple[str, str | None]
+    status: RunStatus, letters: list[DeadLetter], health: tuple[str, str | None]
 ) -> None:
     """Health and reason of each kind of status; the newest dead letter gives the reason."""
     assert binding_health(status, letters) == health
@@ -172,7 +181,7 @@ async def test_create_true_makes_the_calendar_and_syncs_into_it(
     await queue.request_reconcile(spine.pool, REF, "poll")
     await spine.run_worker(config)
     store = RedisStore(spine.pool)
-    assert (await store.get_status(REF))["state"] == "ok"
+    assert (await store.get_status(REF)).state == "ok"
     assert await store.list_dead_letters(REF) == []
     async with CalDAVClient(url, *auth) as dav:
         listed = await dav.sync(None)

@@ -125,4 +125,4 @@ def test_try_profile_radicale_serves_and_takes_a_calendar(tmp_path: Path) -> Non
         conn.close()
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)  # waits, and closes the stderr pipe

@@ -280,4 +280,4 @@ def test_redis_arguments_persist(source: str, tmp_path: Path) -> None:
     finally:
         client.close()
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)  # waits, and closes the stderr pipe

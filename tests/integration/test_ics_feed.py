@@ -23,13 +23,12 @@ from arq.connections import ArqRedis, create_pool
 
 from syncd import queue
 from syncd.adapters.caldav.client import CalDAVClient
-from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
 from syncd.webhook.app import create_app
 from syncd.worker import tasks
-from syncd.worker.settings import create_worker
+from syncd.worker.settings import create_worker, shutdown, startup
 from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.feed_server import BERLIN, FeedServer, vevent
@@ -108,16 +107,12 @@ class Rig:
     async def final_try(self) -> str:
         """The reconcile job as the worker runs it on its last try (no retry: recorded)."""
         await queue.mark_dirty(self.pool, REF)
-        async with aiohttp.ClientSession() as session:
-            ctx: dict[str, Any] = {
-                "config": self.config,
-                "redis": self.pool,
-                "session": session,
-                "tokens": TokenCache(self.pool),
-                "store": self.store,
-                "job_try": tasks.MAX_TRIES,
-            }
+        ctx: dict[str, Any] = {"redis": self.pool, "job_try": tasks.MAX_TRIES}
+        await startup(ctx, self.config)
+        try:
             return await tasks.reconcile_binding(ctx, REF.tenant, REF.binding, "test")
+        finally:
+            await shutdown(ctx)
 
     def events(self) -> dict[str, str]:
         """u-alice's DingTalk events: id -> summary."""
@@ -187,7 +182,7 @@ async def test_feed_is_imported_and_an_idle_refresh_costs_one_304(rig: Rig) -> N
     assert feed_requests == [304]
     assert not any(op.startswith(WRITES) for op in delta)
     status = await rig.store.get_status(REF)
-    assert status["state"] == "ok"
+    assert status.state == "ok"
 
 
 async def test_feed_edits_update_in_place_and_removals_delete(rig: Rig) -> None:
@@ -218,7 +213,7 @@ async def test_feed_edits_update_in_place_and_removals_delete(rig: Rig) -> None:
     assert "SourceEmptied" in await rig.final_try()
     assert len(rig.events()) == 5  # Alpha, the series (2 entries), New Year, the user's own
     status = await rig.store.get_status(REF)
-    assert (status["state"], "SourceEmptied" in status["last_error"]) == ("blocked", True)
+    assert (status.state, "SourceEmptied" in status.last_error) == ("blocked", True)
 
 
 @pytest.mark.parametrize("kind", ["volatile", "regenerate_uids"])
@@ -266,16 +261,16 @@ async def test_fault_table_failing_feeds_delete_nothing_and_heal(
             outcome = await rig.final_try()
             status = await rig.store.get_status(REF)
             deleted = len(imported) - len(rig.events())
-            table.append((fault, deleted, status["state"], status["last_error"]))
+            table.append((fault, deleted, status.state, status.last_error))
             assert deleted == 0, fault
-            assert status["state"] == "failed", (fault, status)
-            assert reason in status["last_error"], (fault, status)
+            assert status.state == "failed", (fault, status)
+            assert reason in status.last_error, (fault, status)
             assert outcome.startswith("failed"), outcome
             assert await rig.store.list_dead_letters(REF), fault
             rig.feed.fault = None
             await rig.refresh()
             healed = await rig.store.get_status(REF)
-            assert healed["state"] == "ok", (fault, healed)
+            assert healed.state == "ok", (fault, healed)
             assert not await rig.store.list_dead_letters(REF), fault
         assert rig.events() == imported
         print("\nfault table:")
@@ -289,9 +284,13 @@ async def test_poll_cron_requests_ics_bindings_by_refresh(rig: Rig) -> None:
     """The poll cron asks for an ICS binding once per refresh period, and the queued run
     fetches the feed."""
     seed_feed(rig.feed)
-    ctx = {"config": rig.config, "redis": rig.pool}
-    assert await tasks.poll_due(ctx) == 1
-    assert await tasks.poll_due(ctx) == 0  # refresh: 1h
+    ctx: dict[str, Any] = {"redis": rig.pool}
+    await startup(ctx, rig.config)
+    try:
+        assert await tasks.poll_due(ctx) == 1
+        assert await tasks.poll_due(ctx) == 0  # refresh: 1h
+    finally:
+        await shutdown(ctx)
     worker = create_worker(rig.config, burst=True, poll=False)
     try:
         await worker.main()
@@ -341,8 +340,8 @@ async def test_corpus_files_import_and_stay_quiet(rig: Rig) -> None:
         rig.feed.raw = path.read_text()
         await rig.refresh()
         status = await rig.store.get_status(REF)
-        assert status["state"] == "ok", (path.name, status)
-        counts = status["counts"]  # a broken file's item is skipped with its reason
+        assert status.state == "ok", (path.name, status)
+        counts = status.counts  # a broken file's item is skipped with its reason
         assert counts["created"] + counts["skipped"] >= 1, (path.name, status)
         seen += counts["created"]
         writes, fetches = rig.writes(), len(rig.feed.requests)
@@ -403,7 +402,7 @@ async def test_a_sibling_caldav_binding_leaves_feed_events_alone(
         line for i in items for line in i.text.splitlines() if line.startswith("SUMMARY")
     )
     assert summaries == ["SUMMARY:My own meeting"]
-    assert (await rig.store.get_status(work))["state"] == "ok"
+    assert (await rig.store.get_status(work)).state == "ok"
 
 
 async def test_series_edits_reach_the_same_dingtalk_series(rig: Rig) -> None:
@@ -425,8 +424,8 @@ async def test_series_edits_reach_the_same_dingtalk_series(rig: Rig) -> None:
     )
     await rig.refresh()
     status = await rig.store.get_status(REF)
-    assert status["state"] == "ok", status
-    counts = status["per_side"]["dingtalk"]
+    assert status.state == "ok", status
+    counts = status.per_side["dingtalk"]
     assert (counts["created"], counts["deleted"], counts["updated"]) == (0, 0, 1), status
     events = rig.events()
     assert events[master] == "Weekly"

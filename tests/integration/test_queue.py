@@ -88,6 +88,14 @@ def make_worker(redis_url: str, rec: Recorder, **kw: Any) -> Worker:
     )
 
 
+async def drain(worker: Worker) -> None:
+    """Run a burst worker until the queue is empty, then close it (and its Redis pool)."""
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
 async def until(check: Callable[[], Awaitable[bool] | bool], within: float = 10.0) -> None:
     """Wait until ``check()`` holds."""
     deadline = time.monotonic() + within
@@ -110,10 +118,12 @@ async def running(workers: list[Worker], pool: ArqRedis) -> AsyncIterator[None]:
         for _ in range(3):  # drained and idle three polls in a row
             await until(lambda: _idle(workers, pool))
             await asyncio.sleep(0.05)
-    finally:
+    finally:  # the loops stop first: closing a worker whose loop runs on leaks its sockets
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for w in workers:
             await w.close()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _gone(pool: ArqRedis, key: str) -> bool:
@@ -133,7 +143,7 @@ async def test_requests_before_a_run_coalesce_into_one(redis_url: str, pool: Arq
         *(queue.request_reconcile(pool, REF, f"r{i}") for i in range(100))
     )
     assert answers.count(True) == 1
-    await make_worker(redis_url, rec).main()
+    await drain(make_worker(redis_url, rec))
     assert [o.ran for o in rec.outcomes] == [True]
     assert len(rec.runs) == 1
     assert not await pool.exists(keys.binding_key(REF, keys.DIRTY))
@@ -254,11 +264,11 @@ async def test_stale_generation_job_does_no_work(redis_url: str, pool: ArqRedis)
     rec = Recorder()
     rec.gate.set()
     assert await queue.request_reconcile(pool, REF, "one")
-    await make_worker(redis_url, rec).main()
+    await drain(make_worker(redis_url, rec))
     # A requester that read generation 0 before the run started enqueues only now.
     stale = queue.job_id_for(REF, 0)
     assert await pool.enqueue_job(queue.RECONCILE_TASK, REF.tenant, REF.binding, "x", _job_id=stale)
-    await make_worker(redis_url, rec).main()
+    await drain(make_worker(redis_url, rec))
     assert [o.skipped for o in rec.outcomes] == [None, "clean"]
     assert len(rec.runs) == 1
 
@@ -283,10 +293,10 @@ async def test_kept_result_does_not_swallow_requests(redis_url: str, pool: ArqRe
     async def unrelated(ctx: dict[str, Any]) -> None:
         """Some other task: this worker does not know reconcile_binding."""
 
-    await make_worker(redis_url, rec, functions=[unrelated]).main()
+    await drain(make_worker(redis_url, rec, functions=[unrelated]))
     assert await pool.exists(result_key_prefix + queue.job_id_for(REF, 0))
     assert await queue.request_reconcile(pool, REF, "again")
-    await make_worker(redis_url, rec).main()
+    await drain(make_worker(redis_url, rec))
     assert [o.ran for o in rec.outcomes] == [True]
 
 
@@ -358,10 +368,10 @@ async def test_crashed_owner_lock_expires_and_work_resumes(redis_url: str, pool:
     rec.gate.set()
     await pool.set(keys.binding_key(REF, keys.LOCK), "crashed-worker", px=1000)
     assert await queue.request_reconcile(pool, REF, "while locked")
-    await make_worker(redis_url, rec).main()
+    await drain(make_worker(redis_url, rec))
     assert [o.skipped for o in rec.outcomes] == ["locked"]
     await until(lambda: _gone(pool, keys.binding_key(REF, keys.LOCK)))
     assert await queue.request_reconcile(pool, REF, "after expiry")
-    await make_worker(redis_url, rec).main()
+    await drain(make_worker(redis_url, rec))
     assert [o.skipped for o in rec.outcomes] == ["locked", None]
     assert len(rec.runs) == 1

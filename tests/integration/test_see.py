@@ -28,6 +28,7 @@ from syncd import queue
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
+from syncd.sync.records import DeadLetter
 from syncd.webhook.app import create_app
 from syncd.webhook.see import SCRAPE_GAUGES, Row, gauges_text, render_status
 from syncd_lab.stack.ports import free_port
@@ -90,7 +91,8 @@ async def test_metrics_show_lag_failures_dead_letters_and_queue(
     for ref in (REF, MISSING):
         await queue.request_reconcile(spine.pool, ref, "poll")
     await spine.run_worker(config)
-    await RedisStore(spine.pool).add_dead_letter(REF, {"kind": "binding", "error": "X: y"})
+    letter = DeadLetter("binding", "X: y", "2026-01-01T00:00:00+00:00", reason="poll")
+    await RedisStore(spine.pool).add_dead_letter(REF, letter)
     await queue.request_reconcile(spine.pool, REF, "callback")  # one job waits
     async with (
         served(config) as base,

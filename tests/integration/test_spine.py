@@ -139,7 +139,7 @@ async def test_status_after_sync(spine: Spine) -> None:
     pairs = await store.load_pairs(ref)
     assert len(pairs) == 1
     status = await store.get_status(ref)
-    assert status["state"] == "ok"
+    assert status.state == "ok"
 
 
 async def test_two_workers_racing_create_no_duplicates(spine: Spine) -> None:

@@ -28,6 +28,7 @@ from syncd.delivery.service import DeliveryTiming, run_delivery
 from syncd.delivery.stream import answer, stream_forever
 from syncd.observability import FAILED_PULLED, STREAM_EVENTS
 from syncd.store.connection import connect
+from syncd.store.tokens import TokenStore
 from syncd.webhook.app import create_app
 from syncd.worker.settings import create_worker
 from syncd.worker.wiring import dingtalk_client
@@ -313,7 +314,7 @@ async def test_failed_results_skip_a_malformed_entry_and_queue_the_rest(
         pool = await create_pool(queue.redis_settings(redis_url))
         before = FAILED_PULLED.labels("acme", "rejected")._value.get()
         try:
-            client = dingtalk_client(tenant, session, TokenCache(pool))
+            client = dingtalk_client(tenant, session, TokenCache(TokenStore(pool)))
             assert await failed.pull(pool, tenant, client) == 1
             assert await pool.zcard("arq:queue") == 1
             assert await failed.pull(pool, tenant, client) == 0  # handed out once

@@ -15,7 +15,8 @@ from syncd.config import Config, load_config
 from syncd.model import BindingRef
 from syncd.store import keys
 from syncd.worker import tasks
-from syncd.worker.settings import worker_settings
+from syncd.worker.context import worker_context
+from syncd.worker.settings import shutdown, startup, worker_settings
 
 AES = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
@@ -51,9 +52,12 @@ def _config(root: Path, redis_url: str) -> Config:
 
 @pytest.fixture
 async def ctx(tmp_path: Path, redis_url: str) -> AsyncIterator[dict[str, Any]]:
-    """An arq-like job context: the config and a pool on the test Redis."""
+    """An arq job context as the worker's start-up leaves it, on the test Redis."""
     pool = await create_pool(queue.redis_settings(redis_url))
-    yield {"config": _config(tmp_path / "config", redis_url), "redis": pool}
+    ctx: dict[str, Any] = {"redis": pool}
+    await startup(ctx, _config(tmp_path / "config", redis_url))
+    yield ctx
+    await shutdown(ctx)
     await pool.aclose()
 
 
@@ -84,7 +88,7 @@ async def test_daily_full_reconcile_marks_every_binding_full(ctx: dict[str, Any]
 
 def test_worker_settings_schedule_the_crons(ctx: dict[str, Any]) -> None:
     """The daily cron runs at full_reconcile_at (UTC); the poll cron every few seconds."""
-    settings = worker_settings(ctx["config"])
+    settings = worker_settings(worker_context(ctx).config)
     by_name = {c.name: c for c in settings["cron_jobs"]}
     daily = by_name["cron:full_reconcile_all"]
     assert (daily.hour, daily.minute, daily.second) == ({4}, {30}, {0})

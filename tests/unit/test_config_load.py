@@ -392,22 +392,22 @@ def test_skip_invalid_tenants(tmp_path: Path) -> None:
     assert list(config.tenants) == ["good"]
     assert config.problems == (f"{root}/tenants/bad.yaml:1: dingtalk: required key is missing",)
     assert {
-        "event": "config.tenant_skipped",
+        "event": "config_tenant_skipped",
         "problem": config.problems[0],
         "log_level": "warning",
     } in logs
 
 
 def test_load_logs_one_line(tmp_path: Path) -> None:
-    """A load logs config.loaded with counts; a failed one logs config.invalid."""
+    """A load logs config_loaded with counts; a failed one logs config.invalid."""
     root = write(tmp_path, {"acme.yaml": TENANT})
     with capture_logs() as logs:
         load_config(root, ENV)
         with pytest.raises(ConfigError):
             load_config(root, {})
     assert [(e["event"], e.get("tenants"), e.get("problems")) for e in logs] == [
-        ("config.loaded", 1, None),
-        ("config.invalid", None, 4),
+        ("config_loaded", 1, None),
+        ("config_invalid", None, 4),
     ]
 
 

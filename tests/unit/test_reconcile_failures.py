@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from syncd.errors import (
@@ -17,9 +18,11 @@ from syncd.errors import (
     Unrepresentable,
 )
 from syncd.model import BindingRef, PairState, Side
+from syncd.observability import bound_to_binding
 from syncd.reconcile import disposition, reconcile
 from syncd.store.memory import MemoryStore
 from syncd.sync import Policy
+from syncd.sync.records import RunStatus
 from tests.fakes import REF, MemorySide, World, ev, new_world, summaries
 
 
@@ -50,7 +53,7 @@ async def test_dry_run_reports_the_plan_and_writes_nothing(world: World) -> None
     assert world.writes() == 0
     assert await world.store.load_pairs(REF) == {}
     assert await _cursors(world) == (None, None)
-    assert await world.store.get_status(REF) == {}
+    assert await world.store.get_status(REF) == RunStatus()
 
 
 async def test_retryable_failure_skips_one_pair_holds_cursors_and_retries_cleanly(
@@ -64,7 +67,7 @@ async def test_retryable_failure_skips_one_pair_holds_cursors_and_retries_cleanl
     assert (report.counts.created, len(report.errors), report.retryable) == (2, 1, True)
     assert report.errors[0].error == "SourceUnavailable"
     assert (report.cursors_committed, await _cursors(world)) == (False, (None, None))
-    assert (await world.store.get_status(REF))["state"] == "partial"
+    assert (await world.store.get_status(REF)).state == "partial"
     world.reset_counts()
     second = await world.sync()
     assert (second.counts.created, world.writes(), second.cursors_committed) == (1, 1, True)
@@ -97,12 +100,12 @@ async def test_untranslatable_write_is_dead_lettered_and_cursors_advance(world: 
     report = await world.sync()
     assert (report.counts.created, report.cursors_committed) == (1, True)
     (letter,) = await world.store.list_dead_letters(REF)
-    assert (letter["error"], letter["side"], letter["disposition"]) == (
+    assert (letter.error, letter.side, letter.disposition) == (
         "Unrepresentable",
         "dingtalk",
         "dead_letter",
     )
-    assert letter["message"] == "rrule not expressible"
+    assert letter.message == "rrule not expressible"
 
 
 async def test_auth_failure_on_write_holds_cursors_without_a_dead_letter(world: World) -> None:
@@ -122,7 +125,7 @@ async def test_read_failure_raises_and_records_a_failed_status(world: World) -> 
         await world.sync()
     assert world.writes() == 0
     status = await world.store.get_status(REF)
-    assert (status["state"], status["last_error"]) == ("failed", "SourceUnavailable: timeout")
+    assert (status.state, status.last_error) == ("failed", "SourceUnavailable: timeout")
 
 
 async def test_emptied_source_blocks_the_run_and_deletes_nothing(world: World) -> None:
@@ -134,7 +137,7 @@ async def test_emptied_source_blocks_the_run_and_deletes_nothing(world: World) -
     with pytest.raises(SourceEmptied):
         await world.sync(full=True)
     assert len(world.caldav.items) == 3
-    assert (await world.store.get_status(REF))["state"] == "blocked"
+    assert (await world.store.get_status(REF)).state == "blocked"
 
 
 async def test_held_deletions_are_reported_not_executed_and_pin_the_cursors(world: World) -> None:
@@ -149,7 +152,7 @@ async def test_held_deletions_are_reported_not_executed_and_pin_the_cursors(worl
     assert (len(report.held_deletions), report.counts.deleted, report.counts.updated) == (25, 0, 1)
     assert (report.cursors_committed, await _cursors(world)) == (False, cursors)
     status = await world.store.get_status(REF)
-    assert (status["state"], len(status["held_deletions"])) == ("held", 25)
+    assert (status.state, len(status.held_deletions)) == ("held", 25)
     assert len((await world.sync()).held_deletions) == 25
     forced = await world.sync(Policy(force_delete=True))
     assert (forced.counts.deleted, len(world.caldav.items)) == (25, 5)
@@ -175,16 +178,16 @@ async def test_progress_status_and_summary_line(world: World) -> None:
     for i in range(4):
         world.dingtalk.user_create(ev(summary=str(i)))
     seen: list[tuple[int, int]] = []
-    with capture_logs() as logs:
+    with bound_to_binding(REF), capture_logs(processors=[merge_contextvars]) as logs:
         report = await world.sync(on_progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
     status = await world.store.get_status(REF)
-    assert (status["state"], status["counts"]["created"], status["pairs_before"]) == ("ok", 4, 0)
-    assert status["last_success"] == status["last_run"]
+    assert (status.state, status.counts["created"], status.pairs_before) == ("ok", 4, 0)
+    assert status.last_success == status.last_run
     line = report.summary_line()
     assert line.startswith("acme/alice-work: created=4 updated=0 deleted=0 conflicts=0 duration=")
     assert line.endswith("s")
-    (entry,) = [e for e in logs if e["event"] == "reconciled"]
+    (entry,) = [e for e in logs if e["event"] == "reconciled"]  # binding: from the context
     assert (entry["binding"], entry["created"]) == ("acme/alice-work", 4)
 
 

@@ -27,6 +27,7 @@ from syncd.store.guard import Lease, leased
 from syncd.store.lock import FencedSide
 from syncd.store.redis import RedisStore
 from syncd.sync.ports import ConflictRecord, Written
+from syncd.sync.records import DeadLetter, RunStatus
 from tests.contract.test_store_contract import rich_event
 from tests.fixtures.redis_server import RedisServer, start_redis
 from tests.unit.test_store_redis import _pair
@@ -45,8 +46,8 @@ WRITES: dict[str, Callable[[RedisStore], Awaitable[None]]] = {
     "drop_pair": lambda s: s.drop_pair(REF, "uid-0"),
     "set_cursors": lambda s: s.set_cursors(REF, {Side.CALDAV: "new", Side.DINGTALK: None}),
     "add_conflict": lambda s: s.add_conflict(REF, _conflict()),
-    "add_dead_letter": lambda s: s.add_dead_letter(REF, {"error": "x"}),
-    "set_status": lambda s: s.set_status(REF, {"state": "ok"}),
+    "add_dead_letter": lambda s: s.add_dead_letter(REF, DeadLetter("binding", "x", "t")),
+    "set_status": lambda s: s.set_status(REF, RunStatus(state="ok")),
 }
 
 

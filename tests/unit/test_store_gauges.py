@@ -9,7 +9,6 @@ status; lag falls back from the last success to the oldest waiting request.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import redis.asyncio as aredis
 
@@ -18,22 +17,23 @@ from syncd.store import keys
 from syncd.store.gauges import lag_seconds, read_snapshot
 from syncd.store.health import binding_health
 from syncd.store.redis import RedisStore
+from syncd.sync.records import DeadLetter, RunStatus
 
 AT = "2026-01-02T03:04:05+00:00"
-STATES: dict[str, dict[str, Any]] = {
-    "ok": {"state": "ok", "last_success": AT, "errors": [], "held_deletions": []},
-    "partial": {
-        "state": "partial",
-        "errors": [
+STATES: dict[str, RunStatus] = {
+    "ok": RunStatus(state="ok", last_success=AT, errors=(), held_deletions=()),
+    "partial": RunStatus(
+        state="partial",
+        errors=(
             {"uid": "u1", "error": "InvalidRequest", "message": "no"},
             {"uid": "u2", "error": "X", "message": "y"},
-        ],
-    },
-    "held": {"state": "held", "held_deletions": ["a", "b"], "errors": []},
-    "failed": {"state": "failed", "last_error": "calendar not found: http://x/"},
-    "blocked": {"state": "blocked", "last_error": "SourceEmptied: everything gone"},
-    "never": {},
-    "letters": {"state": "ok", "last_success": AT},
+        ),
+    ),
+    "held": RunStatus(state="held", held_deletions=("a", "b"), errors=()),
+    "failed": RunStatus(state="failed", last_error="calendar not found: http://x/"),
+    "blocked": RunStatus(state="blocked", last_error="SourceEmptied: everything gone"),
+    "never": RunStatus(),
+    "letters": RunStatus(state="ok", last_success=AT),
 }
 
 
@@ -44,7 +44,8 @@ async def test_snapshot_health_matches_the_full_status(redis_client: aredis.Redi
     for ref in refs:
         await store.set_status(ref, STATES[ref.binding])
     letters = BindingRef("acme", "letters")
-    await store.add_dead_letter(letters, {"uid": "e1", "error": "Unrepresentable", "message": "m"})
+    letter = DeadLetter("item", "Unrepresentable", AT, uid="e1", message="m")
+    await store.add_dead_letter(letters, letter)
     snap = await read_snapshot(redis_client, refs, time.time())
     for view in snap.bindings:
         full = await store.get_status(view.ref)
@@ -60,7 +61,7 @@ async def test_lag_from_last_success_else_oldest_request(redis_client: aredis.Re
     """Lag: now - last success; never synced: now - the dirty mark's time; else unknown."""
     store = RedisStore(redis_client)
     synced, waiting, unknown = (BindingRef("acme", n) for n in ("synced", "waiting", "unknown"))
-    await store.set_status(synced, {"state": "ok", "last_success": AT})
+    await store.set_status(synced, RunStatus(state="ok", last_success=AT))
     await redis_client.set(keys.binding_key(waiting, keys.DIRTY), "1767000000.5")
     await redis_client.set(keys.binding_key(unknown, keys.DIRTY), "1")  # a mark of old
     now = 1767400000.0

@@ -13,6 +13,7 @@ from syncd.model import BindingRef, PairState, Side
 from syncd.store import keys
 from syncd.store.codec import pair_to_json
 from syncd.store.redis import RedisStore
+from syncd.sync.records import DeadLetter, RunStatus
 from syncd_lab.stack.ports import free_port
 from tests.contract.test_store_contract import rich_event
 
@@ -36,7 +37,7 @@ async def test_keys_live_under_the_binding_namespace(redis_client: aredis.Redis)
     odd = BindingRef("ac:me", "bob work")
     await store.save_pair(odd, _pair(1))
     await store.set_cursors(odd, {Side.CALDAV: "t"})
-    await store.set_status(odd, {"state": "ok"})
+    await store.set_status(odd, RunStatus(state="ok"))
     found = sorted(k.decode() for k in await redis_client.keys("*"))
     assert found == [
         "syncd:ac%3Ame:binding:bob%20work:by_dav",
@@ -81,10 +82,14 @@ async def test_corrupt_conflict_is_skipped_and_logged(redis_client: aredis.Redis
     """One unreadable conflict entry is logged and skipped; the readable ones are listed."""
     store = RedisStore(redis_client)
     await redis_client.rpush(keys.binding_key(REF, keys.CONFLICTS), '{"uid": 1}')
-    await redis_client.rpush(keys.binding_key(REF, keys.DEAD_LETTERS), "nope", '{"a": 1}')
+    letter = '{"kind": "item", "uid": "u", "error": "E", "at": "t"}'
+    dead = keys.binding_key(REF, keys.DEAD_LETTERS)
+    await redis_client.rpush(
+        dead, "nope", '{"a": 1}', '{"kind": "?", "error": "E", "at": "t"}', letter
+    )
     with capture_logs() as logs:
         assert await store.list_conflicts(REF) == []
-        assert await store.list_dead_letters(REF) == [{"a": 1}]
+        assert await store.list_dead_letters(REF) == [DeadLetter("item", "E", "t", uid="u")]
     events = {e["event"] for e in logs}
     assert {"store_conflict_corrupt", "store_dead_letter_corrupt"} <= events
 

@@ -86,7 +86,7 @@ def test_new_description_replaces_a_rich_text_body_with_a_log_line() -> None:
     with capture_logs() as logs:
         body = patch_body(BASE, after, CTX, held=held)
     assert body["richTextDescription"] == {"text": "New &lt;agenda&gt;<br/>line two"}
-    assert [e["event"] for e in logs] == ["dingtalk.rich_text_replaced"]
+    assert [e["event"] for e in logs] == ["dingtalk_rich_text_replaced"]
     assert "richTextDescription" not in patch_body(
         BASE, dataclasses.replace(BASE, summary="x"), CTX, held=held
     )

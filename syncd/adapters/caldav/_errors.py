@@ -87,7 +87,9 @@ def classify(op: Op, status: int | None, preconditions: list[str]) -> type[error
     return _BY_STATUS.get(status, errors.InvalidRequest if status >= 400 else errors.BadResponse)
 
 
-def _from_dav_error(op: Op, what: str, exc: dav_error.DAVError) -> errors.SourceError:
+def _from_dav_error(
+    op: Op, what: str, exc: dav_error.DAVError, condition: str | None = None
+) -> errors.SourceError:
     status = exc.status
     cls = classify(op, status, exc.preconditions)
     reasons = [
@@ -99,6 +101,8 @@ def _from_dav_error(op: Op, what: str, exc: dav_error.DAVError) -> errors.Source
     code = exc.preconditions[0] if exc.preconditions else None  # e.g. {DAV:}valid-sync-token
     if cls is errors.RateLimited:
         return errors.RateLimited(message, code=code, status=status, retry_after=_retry_after(exc))
+    if issubclass(cls, errors.PreconditionFailed):
+        return cls(message, code=code, status=status, href=what, etag=condition)
     return cls(message, code=code, status=status)
 
 
@@ -108,8 +112,12 @@ def _retry_after(exc: dav_error.DAVError) -> float | None:
 
 
 @contextmanager
-def map_errors(op: Op, what: str) -> Iterator[None]:
-    """Turn whatever the block raises into a ``syncd.errors.SourceError`` (``from`` the cause)."""
+def map_errors(op: Op, what: str, condition: str | None = None) -> Iterator[None]:
+    """Turn whatever the block raises into a ``syncd.errors.SourceError`` (``from`` the cause).
+
+    ``what`` is the href (or URL) addressed; ``condition`` the ``If-Match`` etag (or the
+    ``If-None-Match`` value) the request carried: a ``PreconditionFailed`` holds both.
+    """
     try:
         yield
     except errors.SyncdError:
@@ -118,7 +126,7 @@ def map_errors(op: Op, what: str) -> Iterator[None]:
         message = f"CalDAV {op} {what}: throttled ({exc.status})"
         raise errors.RateLimited(message, status=exc.status, retry_after=_retry_after(exc)) from exc
     except dav_error.DAVError as exc:
-        mapped = _from_dav_error(op, what, exc)
+        mapped = _from_dav_error(op, what, exc, condition)
         log.info(
             "caldav_error", op=str(op), what=what, status=exc.status, error=type(mapped).__name__
         )

@@ -80,18 +80,24 @@ class DavHttp:
     async def put(self, op: Op, href: str, url: str, text: str, headers: Mapping[str, str]) -> Any:
         """A PUT of ``text`` at ``url``; the answer (200, 201 or 204)."""
         call = partial(self._dav.put, url, text, headers)
-        return await self.send(op, href, url, (200, 201, 204), call)
+        return await self.send(op, href, url, (200, 201, 204), call, _condition(headers))
 
     async def delete(self, href: str, url: str, headers: Mapping[str, str]) -> None:
         """A DELETE of ``url``; 404 (already gone) is fine."""
         call = partial(self._dav.delete, url, headers)
-        await self.send(Op.DELETE, href, url, (200, 202, 204, 404), call)
+        await self.send(Op.DELETE, href, url, (200, 202, 204, 404), call, _condition(headers))
 
     async def send(
-        self, op: Op, what: str, url: str, ok: Container[int], call: Callable[[], Awaitable[Any]]
+        self,
+        op: Op,
+        what: str,
+        url: str,
+        ok: Container[int],
+        call: Callable[[], Awaitable[Any]],
+        condition: str | None = None,
     ) -> Any:
         """The answer to ``call()``, raised as ``syncd.errors`` unless its status is in ``ok``."""
-        with map_errors(op, what):
+        with map_errors(op, what, condition):
             try:
                 response = await _counted(call)
             except dav_error.AuthorizationError as exc:
@@ -110,6 +116,11 @@ class DavHttp:
         self._dav.auth_type = None
         log.info("caldav_basic_refused", url=self.url)
         return True
+
+
+def _condition(headers: Mapping[str, str]) -> str | None:
+    """The etag a conditional request depends on (``If-Match``, or ``If-None-Match``)."""
+    return headers.get("If-Match") or headers.get("If-None-Match")
 
 
 async def _counted(call: Callable[[], Awaitable[Any]]) -> Any:

@@ -87,7 +87,12 @@ class CalDAVSide:
         """
         stored = self._read.pop(item_id, None) or await self.client.get(item_id)
         if etag is not None and stored.etag is not None and _bare(etag) != _bare(stored.etag):
-            raise EtagMismatch(f"CalDAV {item_id} changed since {etag} (now {stored.etag})")
+            raise EtagMismatch(
+                f"CalDAV {item_id} changed since {etag} (now {stored.etag})",
+                href=item_id,
+                etag=etag,
+                current_etag=stored.etag,
+            )
         text = patch_ical(stored.text, event, self.ctx)
         href, new_etag = await self.client.put(
             item_id, text, etag=stored.etag or etag, create=False

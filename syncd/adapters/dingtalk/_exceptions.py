@@ -53,7 +53,7 @@ async def apply_exceptions(
     for rid, body in todo:
         instance = ids.get(_series.rid_key(rid))
         if instance is None:
-            log.warning("dingtalk.exception.no_instance", series_id=series_id, rid=str(rid))
+            log.warning("dingtalk_exception_no_instance", series_id=series_id, rid=str(rid))
             continue
         if body is None:
             await client.delete_event(user, instance)
@@ -111,7 +111,7 @@ def _log_unrevertable(event: Event, before: Event | None, series_id: str) -> Non
     if before.recurrence is not None:
         held |= {_series.rid_key(d) for d in before.recurrence.exdates}
     for key in sorted(held - wanted):
-        log.warning("dingtalk.exception.unrevertable", series_id=series_id, rid=key)
+        log.warning("dingtalk_exception_unrevertable", series_id=series_id, rid=key)
 
 
 async def instance_ids(
@@ -124,7 +124,7 @@ async def instance_ids(
             try:
                 rid = event_from_dingtalk(item, [], ctx).recurrence_id
             except (TranslationError, ValueError, KeyError, TypeError) as exc:
-                log.warning("dingtalk.instance.untranslatable", id=item.get("id"), error=str(exc))
+                log.warning("dingtalk_instance_untranslatable", id=item.get("id"), error=str(exc))
                 continue
             if rid is not None and item.get("id"):
                 out[_series.rid_key(rid)] = str(item["id"])

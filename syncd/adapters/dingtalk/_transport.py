@@ -112,23 +112,23 @@ class Transport:
             except AuthFailed as exc:
                 if not req.auth or refreshed or exc.code != INVALID_AUTHENTICATION:
                     raise
-                log.info("dingtalk.token.rejected", op=req.op, app_key=self.app_key)
+                log.info("dingtalk_token_rejected", op=req.op, app_key=self.app_key)
                 refreshed, stale = True, token
             except Retryable as exc:
                 if attempt >= self._max_retries:
                     log.warning(
-                        "dingtalk.retry.gave_up", op=req.op, attempts=attempt + 1, error=str(exc)
+                        "dingtalk_retry_gave_up", op=req.op, attempts=attempt + 1, error=str(exc)
                     )
                     raise
                 delay = self.backoff(attempt, exc)
                 attempt += 1
                 log.info(
-                    "dingtalk.retry",
+                    "dingtalk_retry",
                     op=req.op,
                     attempt=attempt,
                     delay_s=round(delay, 3),
-                    code=exc.code,
-                    status=exc.status,
+                    code=getattr(exc, "code", None),  # a Retryable SourceError's, if any
+                    status=getattr(exc, "status", None),
                 )
                 await self._sleep(delay)
 
@@ -169,7 +169,7 @@ class Transport:
             REQUESTS.labels("dingtalk", "error").inc()
             raise SourceUnavailable(f"DingTalk {req.op}: {plain_reason(exc)}") from exc
         log.debug(
-            "dingtalk.http",
+            "dingtalk_http",
             op=req.op,
             status=status,
             ms=round((time.monotonic() - started) * 1000, 1),

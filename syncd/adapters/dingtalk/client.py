@@ -140,7 +140,7 @@ class DingTalkClient(Transport):
         try:
             await self._request(wire.delete_event(user, event_id))
         except NotFound:
-            log.info("dingtalk.delete.already_gone", user=user, event_id=event_id)
+            log.info("dingtalk_delete_already_gone", user=user, event_id=event_id)
 
     async def list_attendees(self, user: str, event_id: str) -> list[dict[str, Any]]:
         """Every attendee of an event (500 per page)."""

@@ -92,7 +92,7 @@ class DingTalkSide:
         items, deleted = await self._build(grouped)
         token = result.sync_token
         if token is None:
-            log.warning("dingtalk.delta.no_sync_token", user=self._user)
+            log.warning("dingtalk_delta_no_sync_token", user=self._user)
             token = cursor
         return Changes(tuple(items), tuple(deleted), token, complete=False)
 
@@ -110,7 +110,7 @@ class DingTalkSide:
         if token is None:
             raise BadResponse("DingTalk ListEvents returned no syncToken on its last page")
         items, deleted = await self._build(grouped)
-        log.info("dingtalk.full_list", user=self._user, items=len(items), deleted=len(deleted))
+        log.info("dingtalk_full_list", user=self._user, items=len(items), deleted=len(deleted))
         return Changes(tuple(items), tuple(deleted), token, complete=True, window=window)
 
     async def _build(self, grouped: Grouped) -> tuple[list[Remote], list[str]]:
@@ -162,7 +162,7 @@ class DingTalkSide:
         try:
             event = event_from_dingtalk(top, done, self._ctx)
         except (TranslationError, ValueError, KeyError, TypeError) as exc:
-            log.warning("dingtalk.untranslatable", user=self._user, event_id=item_id,
+            log.warning("dingtalk_untranslatable", user=self._user, event_id=item_id,
                         error=str(exc), kind=type(exc).__name__)  # fmt: skip
             return Remote(item_id, None, None, error=f"{type(exc).__name__}: {exc}")
         return Remote(item_id, str(etag) if etag else None, event)
@@ -188,9 +188,9 @@ class DingTalkSide:
         try:
             await self._client.delete_event(self._user, event_id)
         except SourceError as exc:
-            log.error("dingtalk.create.rollback_failed", event_id=event_id, error=str(exc))
+            log.error("dingtalk_create_rollback_failed", event_id=event_id, error=str(exc))
         else:
-            log.warning("dingtalk.create.rolled_back", event_id=event_id)
+            log.warning("dingtalk_create_rolled_back", event_id=event_id)
 
     async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
         """Patch the fields that changed; ``etag`` is an ``updateTime`` to check.
@@ -201,7 +201,7 @@ class DingTalkSide:
         When the bound user only attends the event (someone else organizes it), DingTalk
         lets them change nothing but their own answer: that is sent through RespondEvent,
         and ``Written.event`` is what DingTalk holds, so the rest of the edit stays on the
-        CalDAV side (logged as ``dingtalk.update.attendee_only``).
+        CalDAV side (logged as ``dingtalk_update_attendee_only``).
         """
         self._warn(event, "update")
         if not editable_in_dingtalk(event, self._ctx):
@@ -210,15 +210,13 @@ class DingTalkSide:
         raw = current[0]
         assert raw is not None
         if etag is not None and raw.get("updateTime") != etag:
-            raise EtagMismatch(
-                f"DingTalk event {item_id} changed since {etag} (now {raw.get('updateTime')})"
-            )
+            raise _changed(item_id, etag, raw.get("updateTime"))
         before = self._translate_quietly(current)
         body = event_to_dingtalk(event, self._ctx)
         if before is not None:
             body = patch_body(before, event, self._ctx, held=raw)
         if is_empty_patch(body):
-            log.info("dingtalk.update.nothing_to_send", event_id=item_id, user=self._user)
+            log.info("dingtalk_update_nothing_to_send", event_id=item_id, user=self._user)
             patched = raw
         else:
             patched = _with_rooms(await self._client.patch_event(self._user, item_id, body), raw)
@@ -231,7 +229,9 @@ class DingTalkSide:
             return await self._complete(await self._client.get_event(self._user, item_id)), []
         master, instances = await self._load_series(item_id)
         if master is None:
-            raise NotFound(f"DingTalk series {item_id} is gone", code="instanceNotExist")
+            raise NotFound(
+                f"DingTalk series {item_id} is gone", code="instanceNotExist", href=item_id
+            )
         return await self._complete(master), instances
 
     async def delete(self, item_id: str, etag: str | None) -> None:
@@ -246,9 +246,7 @@ class DingTalkSide:
     async def _check_etag(self, item_id: str, etag: str, known: Item | None) -> None:
         current = known or await self._client.get_event(self._user, item_id)
         if current.get("updateTime") != etag:
-            raise EtagMismatch(
-                f"DingTalk event {item_id} changed since {etag} (now {current.get('updateTime')})"
-            )
+            raise _changed(item_id, etag, current.get("updateTime"))
 
     async def _answer_only(self, item_id: str, event: Event) -> Written:
         """The bound user attends someone else's event: only their answer goes to DingTalk."""
@@ -261,7 +259,7 @@ class DingTalkSide:
             await self._client.respond(self._user, item_id, answer)
             current = await self._client.get_event(self._user, item_id)
         log.warning(
-            "dingtalk.update.attendee_only", event_id=item_id, user=self._user, answer=answer
+            "dingtalk_update_attendee_only", event_id=item_id, user=self._user, answer=answer
         )
         return await self._read_back(item_id, current, event)
 
@@ -283,7 +281,7 @@ class DingTalkSide:
         else:
             remote = await self._remote(dict(answer), [])
         if remote.event is None:  # a translation bug: predict instead of failing the write
-            log.error("dingtalk.readback_untranslatable", event_id=event_id, error=remote.error)
+            log.error("dingtalk_readback_untranslatable", event_id=event_id, error=remote.error)
             held = as_dingtalk_keeps(event, self._ctx)
         else:
             held = _with_uid(remote.event, event.uid)
@@ -298,7 +296,7 @@ class DingTalkSide:
 
     def _warn(self, event: Event, op: str) -> None:
         for note in dingtalk_warnings(event, self._ctx):
-            log.warning("dingtalk.lossy_write", op=op, user=self._user, uid=event.uid, note=note)
+            log.warning("dingtalk_lossy_write", op=op, user=self._user, uid=event.uid, note=note)
 
 
 def _with_rooms(answer: dict[str, Any], held: Mapping[str, Any]) -> dict[str, Any]:
@@ -313,3 +311,14 @@ def _with_uid(event: Event, uid: str) -> Event:
     """The event (and its overrides) under the caller's uid; uids are not fingerprinted."""
     overrides = tuple(dataclasses.replace(o, uid=uid) for o in event.overrides)
     return dataclasses.replace(event, uid=uid, overrides=overrides)
+
+
+def _changed(item_id: str, etag: str, now: Any) -> EtagMismatch:
+    """The error of a write conditional on ``updateTime`` ``etag`` that no longer holds."""
+    current = str(now) if now is not None else None
+    return EtagMismatch(
+        f"DingTalk event {item_id} changed since {etag} (now {now})",
+        href=item_id,
+        etag=etag,
+        current_etag=current,
+    )

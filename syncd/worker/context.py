@@ -1,0 +1,73 @@
+"""What every job of a worker shares, as one typed record in arq's ``ctx``.
+
+arq hands each task its per-worker dict ``ctx`` (with arq's own ``redis`` pool and, per
+job, ``job_id`` and ``job_try``). syncd keeps its shared resources there under one key,
+:data:`CTX_KEY`, as a :class:`WorkerContext`: built in one place (:meth:`WorkerContext.open`)
+by the worker's start-up and by the operator commands' foreground runs, closed by
+:meth:`WorkerContext.close`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiohttp
+from arq.connections import ArqRedis
+
+from syncd.adapters.dingtalk.tokens import TokenCache
+from syncd.config import Config
+from syncd.store.ratelimit import RequestPace
+from syncd.store.redis import RedisStore
+from syncd.store.tokens import TokenStore
+
+CTX_KEY = "syncd"
+"""The key of the :class:`WorkerContext` in arq's ``ctx``."""
+
+HTTP_TIMEOUT_S = 60
+"""Total time one HTTP request of a job (DingTalk, CalDAV) may take."""
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """A worker's shared resources: one HTTP session, the token cache, the store, the pace."""
+
+    config: Config
+    redis: ArqRedis
+    session: aiohttp.ClientSession
+    tokens: TokenCache
+    store: RedisStore
+    pace: RequestPace
+    lock_ttl_s: float
+    """The lease of a binding's reconcile lock (``lock_ttl`` at start-up; a reload keeps it)."""
+
+    @classmethod
+    def open(cls, config: Config, redis: ArqRedis) -> WorkerContext:
+        """The resources of a worker (or a foreground run) on ``redis``; close them after."""
+        return cls(
+            config=config,
+            redis=redis,
+            session=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)),
+            tokens=TokenCache(TokenStore(redis)),
+            store=RedisStore(redis),
+            pace=RequestPace(redis),
+            lock_ttl_s=float(config.settings.lock_ttl),
+        )
+
+    async def close(self) -> None:
+        """Close what :meth:`open` opened (the Redis pool is the caller's)."""
+        await self.session.close()
+
+
+def worker_context(ctx: dict[str, Any]) -> WorkerContext:
+    """The :class:`WorkerContext` stored in arq's ``ctx``."""
+    found = ctx[CTX_KEY]
+    assert isinstance(found, WorkerContext)
+    return found
+
+
+def swap_config(ctx: dict[str, Any], config: Config) -> None:
+    """A reload: jobs and crons started from now on see ``config`` (running ones keep theirs)."""
+    shared = ctx.get(CTX_KEY)
+    if isinstance(shared, WorkerContext):
+        ctx[CTX_KEY] = replace(shared, config=config)
