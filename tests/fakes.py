@@ -31,7 +31,7 @@ from syncd.errors import AlreadyExists, EtagMismatch, NotFound, SyncdError, Sync
 from syncd.model import BindingRef, Changes, Event, PairState, Remote, Side
 from syncd.reconcile import Report, reconcile
 from syncd.store.memory import MemoryStore
-from syncd.sync import Plan, Policy, plan
+from syncd.sync import Plan, Policy, make_plan
 from syncd.sync.ports import Written
 
 Normalize = Callable[[Event], Event]
@@ -381,14 +381,14 @@ def run(
     policy: Policy | None = None,
 ) -> Plan:
     """The planner with a fixed clock."""
-    return plan(states, dingtalk, caldav, policy or Policy(), now=NOW)
+    return make_plan(states, dingtalk, caldav, policy or Policy(), now=NOW)
 
 
-def kinds(the_plan: Plan) -> list[str]:
+def kinds(plan: Plan) -> list[str]:
     """Action class names, in plan order."""
-    return [type(a).__name__ for a in the_plan]
+    return [type(a).__name__ for a in plan]
 
 
-def sides(the_plan: Plan) -> list[tuple[str, Side | None]]:
+def sides(plan: Plan) -> list[tuple[str, Side | None]]:
     """(action, target side) in plan order."""
-    return [(type(a).__name__, getattr(a, "target", None)) for a in the_plan]
+    return [(type(a).__name__, getattr(a, "target", None)) for a in plan]

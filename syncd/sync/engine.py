@@ -29,7 +29,7 @@ from syncd.sync.policy import Policy
 log = structlog.get_logger(__name__)
 
 
-def plan(
+def make_plan(
     pairs: Mapping[str, PairState],
     dingtalk: Changes,
     caldav: Changes,

@@ -121,13 +121,13 @@ def test_same_field_edited_differently_is_a_conflict_decided_by_policy(
     """Scenario 5: a field changed differently on both sides goes to the policy, recorded."""
     d = ev(summary="From DingTalk", updated=at(d_time))
     c = ev(summary="From CalDAV", updated=at(c_time))
-    the_plan = run(
+    plan = run(
         pairs(paired(ev())),
         inc(r("dt-1", d)),
         inc(r("u1.ics", c, '"e2"')),
         Policy(conflict=policy),  # type: ignore[arg-type]
     )
-    conflict, update = the_plan.actions
+    conflict, update = plan.actions
     assert isinstance(conflict, Conflict)
     assert isinstance(update, Update)
     assert conflict.record.winner is winner
@@ -142,15 +142,15 @@ def test_conflict_plus_merge_updates_both_sides() -> None:
     """A conflicting field and a one-sided field: the loser gets both, the winner the other's."""
     d = ev(summary="D", description="d notes", updated=at(11))
     c = ev(summary="C", updated=at(10))
-    the_plan = run(pairs(paired(ev())), inc(r("dt-1", d)), inc(r("u1.ics", c, '"e2"')))
-    assert kinds(the_plan) == ["Conflict", "Update"]
-    (update,) = the_plan.writes
+    plan = run(pairs(paired(ev())), inc(r("dt-1", d)), inc(r("u1.ics", c, '"e2"')))
+    assert kinds(plan) == ["Conflict", "Update"]
+    (update,) = plan.writes
     assert isinstance(update, Update)
     assert update.target is Side.CALDAV
     assert (update.event.summary, update.event.description) == ("D", "d notes")
     c2 = ev(summary="C", location="c room", updated=at(10))
-    the_plan = run(pairs(paired(ev())), inc(r("dt-1", d)), inc(r("u1.ics", c2, '"e2"')))
-    assert sides(the_plan) == [
+    plan = run(pairs(paired(ev())), inc(r("dt-1", d)), inc(r("u1.ics", c2, '"e2"')))
+    assert sides(plan) == [
         ("Conflict", None),
         ("Update", Side.DINGTALK),
         ("Update", Side.CALDAV),
@@ -160,16 +160,16 @@ def test_conflict_plus_merge_updates_both_sides() -> None:
 def test_moved_href_with_same_uid_repoints_the_pair() -> None:
     """Scenario 8: href renamed with the same UID (incremental): a Record, no delete, no create."""
     p = paired(ev())
-    the_plan = run(pairs(p), caldav=inc(r("moved.ics", ev(), '"e5"'), deleted=("u1.ics",)))
-    (action,) = the_plan
+    plan = run(pairs(p), caldav=inc(r("moved.ics", ev(), '"e5"'), deleted=("u1.ics",)))
+    (action,) = plan
     assert isinstance(action, Record)
     assert (action.pair.caldav_href, action.pair.caldav_etag) == ("moved.ics", '"e5"')
 
 
 def test_moved_href_in_a_full_listing_is_still_a_move() -> None:
     """Scenario 8, full listing: the old href's absence is not a deletion when the UID moved."""
-    the_plan = run(pairs(paired(ev())), caldav=full(r("moved.ics", ev(), '"e5"')))
-    assert kinds(the_plan) == ["Record"]
+    plan = run(pairs(paired(ev())), caldav=full(r("moved.ics", ev(), '"e5"')))
+    assert kinds(plan) == ["Record"]
 
 
 def test_delete_on_dingtalk_deletes_on_caldav() -> None:
@@ -216,10 +216,10 @@ def test_deleted_on_both_sides_forgets_the_pair() -> None:
 
 def test_untranslatable_paired_item_is_skipped_never_deleted_nor_overwritten() -> None:
     """A paired item that cannot be translated is left alone, even when the other side changed."""
-    the_plan = run(
+    plan = run(
         pairs(paired(ev())), inc(r("dt-1", ev(summary="x"))), full(r("u1.ics", None, error="bad"))
     )
-    (action,) = the_plan
+    (action,) = plan
     assert isinstance(action, Skip)
     assert (action.ref, action.side, action.reason) == ("u1", Side.CALDAV, "untranslatable: bad")
 
@@ -238,17 +238,17 @@ def test_unpaired_cancelled_item_is_ignored() -> None:
 
 def test_two_items_with_one_uid_on_one_side_are_not_duplicated() -> None:
     """Two new CalDAV items sharing a UID: one is copied, the other skipped with a reason."""
-    the_plan = run({}, caldav=inc(r("a.ics", ev("dup")), r("b.ics", ev("dup", summary="2"))))
-    assert kinds(the_plan) == ["Skip", "Create"]
-    skip = the_plan.actions[0]
+    plan = run({}, caldav=inc(r("a.ics", ev("dup")), r("b.ics", ev("dup", summary="2"))))
+    assert kinds(plan) == ["Skip", "Create"]
+    skip = plan.actions[0]
     assert isinstance(skip, Skip)
     assert skip.ref == "b.ics"
 
 
 def test_second_item_claiming_a_paired_uid_is_skipped() -> None:
     """A new href carrying the UID of a pair whose own href is still present is skipped."""
-    the_plan = run(pairs(paired(ev())), caldav=full(r("u1.ics", ev(), '"e1"'), r("z.ics", ev())))
-    (action,) = the_plan
+    plan = run(pairs(paired(ev())), caldav=full(r("u1.ics", ev(), '"e1"'), r("z.ics", ev())))
+    (action,) = plan
     assert isinstance(action, Skip)
     assert action.ref == "z.ics"
 
@@ -278,5 +278,5 @@ def test_pair_missing_a_side_is_repaired_even_when_nothing_was_reported() -> Non
 def test_only_pairs_something_was_reported_about_are_decided() -> None:
     """Unmentioned pairs of an incremental listing produce no actions, however many there are."""
     many = pairs(*(paired(ev(f"u{i}"), dt=f"dt-{i}", href=f"u{i}.ics") for i in range(500)))
-    the_plan = run(many, inc(r("dt-7", ev("u7", summary="changed"))))
-    assert [a.uid for a in the_plan] == ["u7"]
+    plan = run(many, inc(r("dt-7", ev("u7", summary="changed"))))
+    assert [a.uid for a in plan] == ["u7"]
