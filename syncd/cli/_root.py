@@ -17,7 +17,7 @@ from syncd.observability import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Exit codes of CONTRACT.md.
+# Exit codes (README.md "Running it").
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 SUBCOMMAND_MODULES = ("check", "serve", "ops", "sandbox", "demo")

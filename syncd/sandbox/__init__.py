@@ -2,9 +2,10 @@
 
 Start it with ``syncd sandbox --listen HOST:PORT --seed FILE`` or in-process with
 :func:`syncd.sandbox.app.create_app`; the :class:`~syncd.sandbox.sandbox.Sandbox` behind it is
-``app[SANDBOX_KEY]``. Paths, methods, field names and error bodies follow
-``reference/dingtalk-calendar-api.md``. Where the reference leaves a question open, the
-sandbox decides as follows (clients must not rely on more than this):
+``app[SANDBOX_KEY]``. Paths, methods, field names and error bodies follow DingTalk's
+published calendar v1.0 API (its official SDK, ``alibabacloud-dingtalk``, is held to them
+by tests/contract/test_sandbox_sdk*.py). Where DingTalk's documentation leaves a question
+open, the sandbox decides as follows (clients must not rely on more than this):
 
 Errors (body always ``{"code", "message", "requestid"}``)
     * missing token header → 400 ``AuthenticationFailed.MissingParameter``; unknown or

@@ -18,7 +18,7 @@ def test_unchanged_pairs_and_empty_listings_plan_nothing() -> None:
 
 
 def test_new_dingtalk_event_is_created_on_caldav() -> None:
-    """Scenario 1: an event new in DingTalk becomes one Create on CalDAV with a pair template."""
+    """An event new in DingTalk becomes one Create on CalDAV with a pair template."""
     e = ev("dingtalk-x@syncd")
     (action,) = run({}, inc(r("dt-9", e)))
     assert isinstance(action, Create)
@@ -32,7 +32,7 @@ def test_new_dingtalk_event_is_created_on_caldav() -> None:
 
 
 def test_new_caldav_event_is_created_on_dingtalk_keeping_its_etag() -> None:
-    """Scenario 2: an event new in CalDAV becomes a Create on DingTalk; its etag is kept."""
+    """An event new in CalDAV becomes a Create on DingTalk; its etag is kept."""
     e = ev("cal-1")
     (action,) = run({}, caldav=inc(r("cal-1.ics", e, '"7"')))
     assert isinstance(action, Create)
@@ -41,7 +41,7 @@ def test_new_caldav_event_is_created_on_dingtalk_keeping_its_etag() -> None:
 
 
 def test_echo_of_our_own_write_is_not_a_change() -> None:
-    """Scenario 2/3: our write read back (same fingerprint, same etag) plans nothing."""
+    """Our write read back (same fingerprint, same etag) plans nothing."""
     p = paired(ev())
     assert list(run(pairs(p), caldav=inc(r("u1.ics", ev(), '"e1"')))) == []
 
@@ -55,7 +55,7 @@ def test_etag_change_with_same_content_only_records_the_new_etag() -> None:
 
 
 def test_edit_on_dingtalk_updates_caldav_under_the_stored_etag() -> None:
-    """Scenario 3: only DingTalk changed and CalDAV was not read: update with the stored etag."""
+    """Only DingTalk changed and CalDAV was not read: update with the stored etag."""
     p = paired(ev())
     new = ev(summary="Standup (moved)")
     (action,) = run(pairs(p), inc(r("dt-1", new)))
@@ -86,7 +86,7 @@ def test_dingtalk_copy_of_caldav_event_keeps_caldav_uid_when_written_back() -> N
 
 
 def test_same_edit_on_both_sides_is_recorded_without_writes() -> None:
-    """Scenario 4: identical edits on both sides: a Record, no conflict, no write."""
+    """Identical edits on both sides: a Record, no conflict, no write."""
     new = ev(summary="Both")
     (action,) = run(pairs(paired(ev())), inc(r("dt-1", new)), inc(r("u1.ics", new, '"e2"')))
     assert isinstance(action, Record)
@@ -118,7 +118,7 @@ def test_different_fields_edited_on_both_sides_merge_without_conflict() -> None:
 def test_same_field_edited_differently_is_a_conflict_decided_by_policy(
     policy: str, d_time: int, c_time: int, winner: Side
 ) -> None:
-    """Scenario 5: a field changed differently on both sides goes to the policy, recorded."""
+    """A field changed differently on both sides goes to the policy, recorded."""
     d = ev(summary="From DingTalk", updated=at(d_time))
     c = ev(summary="From CalDAV", updated=at(c_time))
     plan = run(
@@ -158,7 +158,7 @@ def test_conflict_plus_merge_updates_both_sides() -> None:
 
 
 def test_moved_href_with_same_uid_repoints_the_pair() -> None:
-    """Scenario 8: href renamed with the same UID (incremental): a Record, no delete, no create."""
+    """Href renamed with the same UID (incremental): a Record, no delete, no create."""
     p = paired(ev())
     plan = run(pairs(p), caldav=inc(r("moved.ics", ev(), '"e5"'), deleted=("u1.ics",)))
     (action,) = plan
@@ -167,13 +167,13 @@ def test_moved_href_with_same_uid_repoints_the_pair() -> None:
 
 
 def test_moved_href_in_a_full_listing_is_still_a_move() -> None:
-    """Scenario 8, full listing: the old href's absence is not a deletion when the UID moved."""
+    """Full listing: the old href's absence is not a deletion when the UID moved."""
     plan = run(pairs(paired(ev())), caldav=full(r("moved.ics", ev(), '"e5"')))
     assert kinds(plan) == ["Record"]
 
 
 def test_delete_on_dingtalk_deletes_on_caldav() -> None:
-    """Scenario 11: DingTalk reports the id deleted, CalDAV unchanged: Delete on CalDAV."""
+    """DingTalk reports the id deleted, CalDAV unchanged: Delete on CalDAV."""
     (action,) = run(pairs(paired(ev())), inc(deleted=("dt-1",)))
     assert isinstance(action, Delete)
     assert (action.target, action.target_id, action.etag) == (Side.CALDAV, "u1.ics", '"e1"')
@@ -196,7 +196,7 @@ def test_absent_from_complete_listing_is_deleted() -> None:
 
 @pytest.mark.parametrize("gone", [Side.DINGTALK, Side.CALDAV])
 def test_deleted_on_one_side_and_edited_on_the_other_the_edit_wins(gone: Side) -> None:
-    """Scenario 12: the edit wins: re-create on the deleted side, pair repointed."""
+    """The edit wins: re-create on the deleted side, pair repointed."""
     edited = ev(summary="Edited")
     d = inc(deleted=("dt-1",)) if gone is Side.DINGTALK else inc(r("dt-1", edited))
     c = inc(deleted=("u1.ics",)) if gone is Side.CALDAV else inc(r("u1.ics", edited, '"e2"'))

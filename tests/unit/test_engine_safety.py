@@ -16,13 +16,13 @@ def _many(n: int) -> dict[str, PairState]:
 
 
 def test_empty_complete_listing_while_pairs_exist_raises_source_emptied() -> None:
-    """Scenario 13: a full DingTalk listing with 0 events while 3 are mapped is refused."""
+    """A full DingTalk listing with 0 events while 3 are mapped is refused."""
     with pytest.raises(SourceEmptied, match="dingtalk listed no events while 3 are mapped"):
         run(_many(3), full())
 
 
 def test_force_delete_lets_an_emptied_source_delete_everything() -> None:
-    """Scenario 13, confirmed: with force_delete the emptied side's pairs are deleted opposite."""
+    """An empty listing, confirmed (force_delete): the pairs are deleted on the other side."""
     plan = run(_many(3), full(), policy=Policy(force_delete=True))
     assert kinds(plan) == ["Delete"] * 3
     assert {a.target for a in plan if isinstance(a, Delete)} == {Side.CALDAV}
@@ -39,7 +39,7 @@ def test_empty_complete_listing_without_pairs_is_fine() -> None:
 
 
 def test_deletions_above_both_thresholds_are_held_and_the_rest_still_runs() -> None:
-    """Scenario 14: 30 of 40 deleted (>20 and >50%): held with a warning; other actions stay."""
+    """30 of 40 deleted (>20 and >50%): held with a warning; other actions stay."""
     states = _many(40)
     deleted = tuple(f"dt-{i}" for i in range(30))
     plan = run(states, inc(r("dt-35", ev("u35", summary="edited")), deleted=deleted))
@@ -70,7 +70,7 @@ def test_force_delete_releases_held_deletions() -> None:
 
 
 def test_lost_store_repairs_dingtalk_born_events_by_uid() -> None:
-    """Scenario 9: no pairs, both sides full: items sharing a UID pair up, nothing is written."""
+    """No pairs, both sides full: items sharing a UID pair up, nothing is written."""
     e = ev("dingtalk-dt-1")
     plan = run({}, full(r("dt-1", e)), full(r("x.ics", e, '"9"')))
     (action,) = plan
@@ -105,7 +105,7 @@ def test_identical_copies_are_reclaimed_one_to_one() -> None:
 
 
 def test_same_uid_different_content_becomes_one_pair_and_a_conflict() -> None:
-    """Scenario 9: unpaired items with one UID and different content: a pair plus a conflict."""
+    """Unpaired items with one UID and different content: a pair plus a conflict."""
     d = ev("dingtalk-dt-1", summary="D")
     c = ev("dingtalk-dt-1", summary="C")
     plan = run({}, full(r("dt-1", d)), full(r("x.ics", c)), Policy(conflict="caldav"))
@@ -118,7 +118,7 @@ def test_same_uid_different_content_becomes_one_pair_and_a_conflict() -> None:
 
 
 def test_first_sync_into_a_calendar_holding_matching_uids_reclaims_them() -> None:
-    """Scenario 10: existing CalDAV copies of DingTalk events are reclaimed, not duplicated."""
+    """Existing CalDAV copies of DingTalk events are reclaimed, not duplicated."""
     events = [ev(f"dingtalk-dt-{i}", summary=f"E{i}") for i in range(5)]
     d = full(*(r(f"dt-{i}", e) for i, e in enumerate(events)))
     c = full(*(r(f"{e.uid}.ics", e) for e in events))

@@ -1,4 +1,4 @@
-"""Scenario 16: a complete listing that covers a window says nothing about events outside it."""
+"""A complete listing that covers a window says nothing about events outside it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Field-notes scenarios 18–35 (sync-field-notes.md §4) at the translation level."""
+"""Hard cases of real calendars at the translation level: recurrence edits, all-day and
+zoned times, attendees, privacy, alarms (the numbers in the names only keep them in order)."""
 
 from __future__ import annotations
 

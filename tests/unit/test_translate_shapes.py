@@ -1,4 +1,4 @@
-"""Helpers that turn our DingTalk request bodies into the response shape (reference §3).
+"""Helpers that turn our DingTalk request bodies into the shape DingTalk answers with.
 
 DingTalk answers with: the organizer (the user in the create path) as ``organizer`` and
 in ``attendees`` with ``self``; attendees with ``displayName`` and ``responseStatus``;
