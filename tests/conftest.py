@@ -6,5 +6,8 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.spine",
     "tests.fixtures.processes",
+    "tests.fixtures.listing",
+    "tests.fixtures.dingtalk_side",
     "tests.fixtures.calendar_sides",
+    "tests.fixtures.webhook",
 ]

@@ -18,10 +18,11 @@ import pytest
 
 from syncd.adapters.caldav.client import CalDAVClient
 from syncd.adapters.caldav.side import CalDAVSide
-from syncd.model import Changes, Event, Recurrence, Remote
+from syncd.model import Event, Recurrence
 from syncd.translate import Context, event_to_ical
 from tests.fixtures.caldav_servers import CalendarHandle, Exchange
 from tests.fixtures.calendar_sides import UNTRANSLATABLE
+from tests.fixtures.listing import by_id
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CTX = Context(timezone="Asia/Shanghai")
@@ -65,11 +66,6 @@ async def client(caldav_calendar: CalendarHandle) -> AsyncIterator[CalDAVClient]
 def side(client: CalDAVClient) -> CalDAVSide:
     """The CalDAV side under test."""
     return CalDAVSide(client, CTX)
-
-
-def by_id(changes: Changes) -> dict[str, Remote]:
-    """Reported items keyed by href."""
-    return {r.id: r for r in changes.items}
 
 
 def requests_after(cal: CalendarHandle, before: list[Exchange]) -> list[str]:

@@ -17,8 +17,9 @@ from datetime import timedelta
 import pytest
 
 from syncd import errors
-from syncd.model import Attendee, Changes, Event, Recurrence, Remote
-from tests.fixtures.calendar_sides import Bench, Traits, benches, soon, soon_day
+from syncd.model import Attendee, Changes, Event, Recurrence
+from tests.fixtures.calendar_sides import Bench, Traits, benches
+from tests.fixtures.listing import by_id, fingerprint, only, soon, soon_day
 
 
 def writable(t: Traits) -> bool:
@@ -70,24 +71,6 @@ def all_day() -> Event:
 
 
 SHAPES = {"timed": timed, "rich": rich, "all-day": all_day, "series": series}
-
-
-def by_id(changes: Changes) -> dict[str, Remote]:
-    """Reported items keyed by id."""
-    return {r.id: r for r in changes.items}
-
-
-def only(changes: Changes, item_id: str) -> Remote:
-    """The one translated Remote with ``item_id``."""
-    found = [r for r in changes.items if r.id == item_id]
-    assert len(found) == 1, changes
-    assert found[0].event is not None, found[0].error
-    return found[0]
-
-
-def fingerprint(remote: Remote) -> str:
-    assert remote.event is not None, remote.error
-    return remote.event.fingerprint()
 
 
 @benches()

@@ -3,86 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 import redis.asyncio as aredis
 
-from syncd.adapters.dingtalk import DingTalkClient, TokenCache
 from syncd.adapters.dingtalk.side import DingTalkSide
 from syncd.errors import RateLimited
-from syncd.model import Attendee, Changes, Event, Recurrence, Remote
+from syncd.model import Attendee, Event, Recurrence
 from syncd.translate import Context, Directory
+from tests.fixtures.dingtalk_side import CTX, AliceSide, alice_client, meeting
+from tests.fixtures.listing import fingerprint, only
 from tests.fixtures.sandbox import USERS, SandboxHandle
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-CTX = Context(Directory(USERS), user="u-alice", timezone="Asia/Shanghai")
-
-
-async def _no_sleep(delay: float) -> None:
-    return None
-
-
-@dataclass
-class Bench:
-    """Alice's DingTalk side, the raw client under it, and the sandbox."""
-
-    side: DingTalkSide
-    client: DingTalkClient
-    handle: SandboxHandle
-
-    def requests(self) -> dict[str, int]:
-        return dict(self.handle.sandbox.stats()["requests"])
-
-
-@pytest.fixture
-async def bench(sandbox: SandboxHandle, redis_client: aredis.Redis) -> AsyncIterator[Bench]:
-    """A DingTalkSide for u-alice on a fresh sandbox (token already fetched)."""
-    async with aiohttp.ClientSession() as session:
-        client = DingTalkClient(session, sandbox.url, sandbox.app_key, sandbox.app_secret,
-                                TokenCache(redis_client), sleep=_no_sleep)  # fmt: skip
-        await client.list_calendars("u-alice")
-        yield Bench(DingTalkSide(client, "u-alice", CTX), client, sandbox)
-
-
-def at(days: int, hour: int = 10) -> datetime:
-    """Shanghai wall time ``days`` from today at ``hour``:00."""
-    today = datetime.now(SHANGHAI).replace(hour=hour, minute=0, second=0, microsecond=0)
-    return today + timedelta(days=days)
-
-
-def meeting(summary: str = "Planning", days: int = 3, **changes: object) -> Event:
-    """A timed meeting organised by Alice with Bob invited and a 15-minute reminder."""
-    start = at(days)
-    base = Event(
-        uid="caldav-uid-1@example",
-        summary=summary,
-        start=start,
-        end=start + timedelta(hours=1),
-        description="Agenda:\n1. numbers",
-        location="Room 5",
-        organizer="alice@acme.example",
-        attendees=(Attendee("bob@acme.example", "Bob"),),
-        reminders=(15,),
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
-
-
-def only(changes: Changes, item_id: str) -> Remote:
-    """The one Remote with ``item_id``."""
-    found = [r for r in changes.items if r.id == item_id]
-    assert len(found) == 1, changes
-    return found[0]
-
-
-def fp(remote: Remote) -> str:
-    """Fingerprint of a translated Remote."""
-    assert remote.event is not None, remote.error
-    return remote.event.fingerprint()
 
 
 def series(days: int = 2) -> Event:
@@ -102,91 +35,91 @@ def series(days: int = 2) -> Event:
     )
 
 
-async def test_series_update_does_not_rewrite_held_exceptions(bench: Bench) -> None:
+async def test_series_update_does_not_rewrite_held_exceptions(alice: AliceSide) -> None:
     """Renaming a series patches the master only; its exceptions are already held."""
-    written = await bench.side.create(series())
-    cursor = (await bench.side.changes(None)).cursor
-    before = bench.requests()
+    written = await alice.side.create(series())
+    cursor = (await alice.side.changes(None)).cursor
+    before = alice.requests()
     renamed = dataclasses.replace(series(), description="new agenda")
-    again = await bench.side.update(written.id, renamed, None)
-    after = bench.requests()
+    again = await alice.side.update(written.id, renamed, None)
+    after = alice.requests()
     assert after["PatchEvent"] - before["PatchEvent"] == 1
     assert after.get("DeleteEvent", 0) == before.get("DeleteEvent", 0)
-    remote = only(await bench.side.changes(cursor), written.id)
-    assert fp(remote) == again.event.fingerprint()
+    remote = only(await alice.side.changes(cursor), written.id)
+    assert fingerprint(remote) == again.event.fingerprint()
     assert remote.event is not None
     assert remote.event.description == "new agenda"
     assert len(remote.event.overrides) == 1
     assert remote.event.overrides[0].description == "Agenda:\n1. numbers"  # its own, kept
-    before = bench.requests()
-    twice = await bench.side.update(written.id, renamed, None)
-    after = bench.requests()
+    before = alice.requests()
+    twice = await alice.side.update(written.id, renamed, None)
+    after = alice.requests()
     assert after["PatchEvent"] - before["PatchEvent"] == 1  # the master only
     assert after.get("ListInstances", 0) == before.get("ListInstances", 0)
     assert twice.event.fingerprint() == again.event.fingerprint()
 
 
-async def test_series_update_patches_a_changed_exception(bench: Bench) -> None:
+async def test_series_update_patches_a_changed_exception(alice: AliceSide) -> None:
     """An exception edited in the event is patched (only it), and reads back as written."""
-    written = await bench.side.create(series())
-    cursor = (await bench.side.changes(None)).cursor
+    written = await alice.side.create(series())
+    cursor = (await alice.side.changes(None)).cursor
     base = series()
     edited = dataclasses.replace(
         base, overrides=(dataclasses.replace(base.overrides[0], summary="Standup (later)"),)
     )
-    before = bench.requests()
-    again = await bench.side.update(written.id, edited, None)
-    after = bench.requests()
+    before = alice.requests()
+    again = await alice.side.update(written.id, edited, None)
+    after = alice.requests()
     assert after["PatchEvent"] - before["PatchEvent"] == 2  # the master and that exception
-    remote = only(await bench.side.changes(cursor), written.id)
-    assert fp(remote) == again.event.fingerprint()
+    remote = only(await alice.side.changes(cursor), written.id)
+    assert fingerprint(remote) == again.event.fingerprint()
     assert remote.event is not None
     assert [o.summary for o in remote.event.overrides] == ["Standup (later)"]
 
 
-async def test_foreign_edit_of_one_occurrence_reports_the_series(bench: Bench) -> None:
+async def test_foreign_edit_of_one_occurrence_reports_the_series(alice: AliceSide) -> None:
     """An occurrence edited in DingTalk shows up as a change of its whole series."""
-    written = await bench.side.create(series())
-    cursor = (await bench.side.changes(None)).cursor
+    written = await alice.side.create(series())
+    cursor = (await alice.side.changes(None)).cursor
     start = series().start
     assert isinstance(start, datetime)
     fourth = start + timedelta(days=4)
-    instances = await bench.client.list_instances(
+    instances = await alice.client.list_instances(
         "u-alice", written.id, time_min=fourth - timedelta(hours=1),
         time_max=fourth + timedelta(hours=1),
     )  # fmt: skip
-    await bench.client.patch_event("u-alice", instances[0]["id"], {"summary": "Retro"})
-    delta = await bench.side.changes(cursor)
+    await alice.client.patch_event("u-alice", instances[0]["id"], {"summary": "Retro"})
+    delta = await alice.side.changes(cursor)
     remote = only(delta, written.id)
     assert remote.event is not None
     assert {o.summary for o in remote.event.overrides} == {"Standup (late)", "Retro"}
 
 
-async def test_many_attendees_are_read_completely(bench: Bench) -> None:
+async def test_many_attendees_are_read_completely(alice: AliceSide) -> None:
     """An event with 150 attendees (over the list cap of 100) reads back with all of them."""
     people = tuple(Attendee(f"dt-x{i:03d}@example.org") for i in range(150))
     ctx_people = {f"u-x{i:03d}": f"dt-x{i:03d}@example.org" for i in range(150)}
     ctx = Context(Directory({**USERS, **ctx_people}), user="u-alice", timezone="Asia/Shanghai")
-    side = DingTalkSide(bench.client, "u-alice", ctx)
+    side = DingTalkSide(alice.client, "u-alice", ctx)
     written = await side.create(meeting(attendees=people))
     assert len(written.event.attendees) == 150
     remote = only(await side.changes(None), written.id)
     assert remote.event is not None
     assert len(remote.event.attendees) == 150
-    assert fp(remote) == written.event.fingerprint()
+    assert fingerprint(remote) == written.event.fingerprint()
 
 
-async def test_full_listing_covers_two_windows(bench: Bench) -> None:
+async def test_full_listing_covers_two_windows(alice: AliceSide) -> None:
     """Events 100 days ago and 300 days ahead are listed (two ≤1-year windows); 400 are not."""
-    past = await bench.side.create(meeting("past", days=-100))
-    far = await bench.side.create(meeting("far", days=300))
-    beyond = await bench.side.create(meeting("beyond", days=400))
-    before = bench.requests().get("ListEvents", 0)
-    full = await bench.side.changes(None)
+    past = await alice.side.create(meeting("past", days=-100))
+    far = await alice.side.create(meeting("far", days=300))
+    beyond = await alice.side.create(meeting("beyond", days=400))
+    before = alice.requests().get("ListEvents", 0)
+    full = await alice.side.changes(None)
     ids = {r.id for r in full.items}
     assert {past.id, far.id} <= ids
     assert beyond.id not in ids
-    assert bench.requests()["ListEvents"] - before == 2
+    assert alice.requests()["ListEvents"] - before == 2
 
 
 async def test_failed_series_create_is_rolled_back(
@@ -194,9 +127,7 @@ async def test_failed_series_create_is_rolled_back(
 ) -> None:
     """When writing a new series' exceptions fails, the master is deleted again (no duplicate)."""
     async with aiohttp.ClientSession() as session:
-        tokens = TokenCache(redis_client)
-        client = DingTalkClient(session, sandbox.url, sandbox.app_key, sandbox.app_secret,
-                                tokens, max_retries=2, sleep=_no_sleep)  # fmt: skip
+        client = alice_client(session, sandbox, redis_client, max_retries=2)
         await client.list_calendars("u-alice")
         side = DingTalkSide(client, "u-alice", CTX)
         event = series()

@@ -43,8 +43,7 @@ from tests.fixtures.caldav_servers import (
 )
 from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, CALLBACK_TOKEN, SandboxHandle
-from tests.integration.test_spine import timed_event
-from tests.integration.test_webhook import (
+from tests.fixtures.webhook import (
     GLOBEX_AES,
     GLOBEX_TOKEN,
     Hook,
@@ -52,6 +51,7 @@ from tests.integration.test_webhook import (
     hook,
     sealed_push,
 )
+from tests.integration.test_spine import timed_event
 
 __all__ = ["hook"]  # the webhook fixture of the integration tests (acme and globex)
 

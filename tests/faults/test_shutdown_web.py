@@ -20,7 +20,7 @@ from syncd.config import load_config
 from syncd.webhook.app import create_app
 from tests.faults.test_webhook_faults import PUSH
 from tests.fixtures.ports import free_port
-from tests.integration.test_webhook import Hook, sealed_push, write_webhook_config
+from tests.fixtures.webhook import Hook, sealed_push, write_webhook_config
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from tests.fixtures.ports import free_port
 from tests.fixtures.processes import start_syncd
 from tests.fixtures.redis_server import RedisServer, start_redis
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, CALLBACK_TOKEN
-from tests.integration.test_webhook import (
+from tests.fixtures.webhook import (
     GLOBEX_AES,
     GLOBEX_TOKEN,
     MAX_BODY,

@@ -12,7 +12,7 @@ from icalendar import Calendar
 from syncd.errors import BrokenCalendarData, Unrepresentable
 from syncd.model import Attendee
 from syncd.translate import Context, event_from_ical, event_to_ical
-from tests.unit.test_translate_shapes import CTX
+from tests.fixtures.dingtalk_shapes import CTX
 
 DATA = Path(__file__).parent.parent / "data" / "ics"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -24,8 +24,8 @@ from syncd.translate import (
     event_to_dingtalk,
     exception_bodies,
 )
+from tests.fixtures.dingtalk_shapes import origin_start
 from tests.fixtures.sandbox import USERS, SandboxApi
-from tests.unit.test_translate_shapes import origin_start
 
 CTX = Context(directory=Directory(USERS), user="u-alice", timezone="Asia/Shanghai")
 SH = ZoneInfo("Asia/Shanghai")

@@ -26,7 +26,7 @@ from syncd.translate import (
     exception_bodies,
     user_response,
 )
-from tests.unit.test_translate_shapes import CTX, dingtalk_response, instance_response
+from tests.fixtures.dingtalk_shapes import CTX, dingtalk_response, instance_response
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")
