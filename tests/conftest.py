@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.redis_server",
+    "tests.fixtures.redis_clients",
     "tests.fixtures.caldav_servers",
     "tests.fixtures.sandbox",
     "tests.fixtures.spine",

@@ -50,6 +50,11 @@ class Clock:
         return self._now
 
 
+def drop_description(event: Event) -> Event:
+    """What a DingTalk that cannot keep descriptions (a field it does not map) holds."""
+    return dataclasses.replace(event, description="")
+
+
 def dingtalk_uid(item_id: str) -> str:
     """The UID a DingTalk-like side reports for an item (it cannot store one)."""
     return f"dingtalk-{item_id}@syncd.test"

@@ -43,6 +43,7 @@ from tests.fixtures.caldav_servers import (
 )
 from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, CALLBACK_TOKEN, SandboxHandle
+from tests.fixtures.spine import timed_event
 from tests.fixtures.webhook import (
     GLOBEX_AES,
     GLOBEX_TOKEN,
@@ -51,7 +52,6 @@ from tests.fixtures.webhook import (
     hook,
     sealed_push,
 )
-from tests.integration.test_spine import timed_event
 
 __all__ = ["hook"]  # the webhook fixture of the integration tests (acme and globex)
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import signal
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -323,15 +322,6 @@ async def test_refusals_leave_later_pushes_working(hook: Hook) -> None:
 
 
 # --- Redis unreachable -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test alone (the session one is shared and must keep running)."""
-    server = start_redis()
-    yield server
-    server.stop()
-    shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 async def test_redis_down_is_503_then_the_retry_is_queued(

@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import icalendar
 import pytest
 
 from syncd import queue
@@ -26,8 +25,7 @@ from syncd.model import Side
 from syncd.store import keys
 from syncd.store.redis import RedisStore
 from tests.fixtures.ports import free_port
-from tests.fixtures.spine import REF, Spine, write_config
-from tests.integration.test_spine import timed_event
+from tests.fixtures.spine import REF, Spine, summaries, timed_event, write_config
 
 SYNCD = str(Path(sys.executable).parent / "syncd")
 SUMMARY = re.compile(
@@ -87,14 +85,6 @@ def config_dir(spine: Spine, tmp_path: Path, redis_url: str) -> Path:
     return write_config(tmp_path / "cli", spine.sandbox, cal.url, redis_url, auth=cal.auth)
 
 
-def _summaries(spine_items: tuple[object, ...]) -> list[str]:
-    out = []
-    for item in spine_items:
-        cal = icalendar.Calendar.from_ical(item.text)  # type: ignore[attr-defined]
-        out += [str(ev["SUMMARY"]) for ev in cal.walk("VEVENT")]
-    return sorted(out)
-
-
 # --- sync -------------------------------------------------------------------------------------
 
 
@@ -105,7 +95,7 @@ async def test_sync_creates_then_reports_nothing_to_do(spine: Spine, config_dir:
     assert first.code == 0, first
     assert first.counts() == (1, 0, 0, 0)
     assert first.lines == [first.lines[-1]]  # nothing but the summary on stdout
-    assert _summaries((await spine.caldav_items()).items) == ["Design review"]
+    assert summaries((await spine.caldav_items()).items) == ["Design review"]
 
     before = spine.writes()
     again = await syncd(config_dir, "sync", "acme", "alice-work")
@@ -155,7 +145,7 @@ async def test_a_failing_binding_does_not_stop_the_others(
     [failure] = [ln for ln in result.stderr.splitlines() if ln.startswith("syncd: ")]
     assert failure.startswith("syncd: acme/bob-gone: SourceUnavailable: ")
     assert "Traceback" not in result.stderr
-    assert _summaries((await spine.caldav_items()).items) == ["Kick-off"]
+    assert summaries((await spine.caldav_items()).items) == ["Kick-off"]
 
 
 @RADICALE_ONLY
@@ -351,7 +341,7 @@ async def test_conflicts_lists_a_decided_conflict(
 
     winner = "Budget (CalDAV edit)" if policy == "caldav" else "Budget (DingTalk edit)"
     assert [e["summary"] for e in spine.dingtalk_events()] == [winner]
-    assert _summaries((await spine.caldav_items()).items) == [winner]
+    assert summaries((await spine.caldav_items()).items) == [winner]
     text = await syncd(root, "conflicts", "acme")
     assert text.code == 0
     assert f"winner={policy}" in text.lines[0]

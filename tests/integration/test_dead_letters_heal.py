@@ -21,9 +21,8 @@ from syncd.cli._health import binding_health
 from syncd.config import load_config
 from syncd.store.redis import RedisStore
 from tests.fixtures.caldav_servers import CalDAVServer, make_calendar
-from tests.fixtures.spine import REF, Spine, write_config
+from tests.fixtures.spine import REF, Spine, timed_event, write_config
 from tests.integration.test_cli_ops import RADICALE_ONLY, syncd
-from tests.integration.test_spine import timed_event
 
 HOURLY = "FREQ=HOURLY;COUNT=3"  # DingTalk has no hourly recurrence: Unrepresentable
 

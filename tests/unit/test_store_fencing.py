@@ -9,9 +9,8 @@ cancels a run whose refreshes keep failing.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis
@@ -28,7 +27,7 @@ from syncd.store.lock import FencedSide
 from syncd.store.redis import RedisStore
 from syncd.sync.ports import ConflictRecord, Written
 from tests.contract.test_store_contract import rich_event
-from tests.fixtures.redis_server import RedisServer, start_redis
+from tests.fixtures.redis_server import RedisServer
 from tests.unit.test_store_redis import _pair
 
 REF = BindingRef("acme", "alice-work")
@@ -106,14 +105,6 @@ async def test_a_write_after_the_lock_expired_is_refused(redis_client: aredis.Re
     assert await store.find_by_dingtalk_id(REF, "dt-2") is None
 
 
-@pytest.fixture
-async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
-    """An arq client of the flushed test Redis."""
-    client = connect(queue.redis_settings(redis_url))
-    yield client
-    await client.aclose()
-
-
 @pytest.mark.parametrize("successor", [False, True], ids=["lock-expired", "lock-taken"])
 async def test_event_loop_stall_past_the_ttl_ends_the_run_without_writing(
     pool: ArqRedis, redis_url: str, successor: bool
@@ -183,15 +174,6 @@ async def test_fenced_side_writes_only_while_the_lease_holds() -> None:
                 await write
     assert inner.calls == ["create", "update", "changes"]
     assert revoked == [True]  # the run was told once
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test alone, to stop mid-run."""
-    server = start_redis()
-    yield server
-    server.stop()
-    shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 async def test_unreachable_redis_cancels_the_run_at_the_lease_deadline(
