@@ -18,8 +18,8 @@ import structlog
 from aiohttp import web
 
 from syncd.cli._root import EXIT_RUNTIME, common_options, fail, load, main, setup_logging
-from syncd.config import Config
-from syncd.errors import SyncdError
+from syncd.config import Config, parse_listen
+from syncd.errors import ConfigError, SyncdError
 from syncd.observability import configure_logging
 from syncd.webhook.app import create_app
 from syncd.worker.supervisor import supervise
@@ -34,11 +34,10 @@ listen_option = click.option(
 
 
 def _host_port(config: Config, listen: str | None) -> tuple[str, int]:
-    text = listen or config.settings.listen
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--listen")
-    return host, int(port)
+    try:
+        return parse_listen(listen or config.settings.listen)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from exc
 
 
 @main.command("web")

@@ -12,7 +12,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from syncd.sandbox.writer import Writer
+from syncd_lab.sandbox.writer import Writer
 from tests.fixtures.dingtalk_side import AliceSide, meeting
 from tests.fixtures.listing import only, soon
 

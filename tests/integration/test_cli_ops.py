@@ -24,7 +24,7 @@ from syncd import queue
 from syncd.model import Side
 from syncd.store import keys
 from syncd.store.redis import RedisStore
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.spine import REF, Spine, summaries, timed_event, write_config
 
 SYNCD = str(Path(sys.executable).parent / "syncd")

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from syncd import crypto, queue
 from syncd.model import BindingRef
 from syncd.store import keys
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.sandbox import (
     AES_KEY,
     APP_KEY,
