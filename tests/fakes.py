@@ -26,11 +26,11 @@ import itertools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from syncd.errors import AlreadyExists, EtagMismatch, NotFound, SyncdError, SyncTokenInvalid
-from syncd.model import BindingRef, Changes, Event, PairState, Remote, Side
+from syncd.model import Attendee, BindingRef, Changes, Event, PairState, Recurrence, Remote, Side
 from syncd.reconcile import Report, reconcile
 from syncd.store.memory import MemoryStore
 from syncd.sync import Plan, Policy, make_plan
@@ -404,3 +404,39 @@ def kinds(plan: Plan) -> list[str]:
 def sides(plan: Plan) -> list[tuple[str, Side | None]]:
     """(action, target side) in plan order."""
     return [(type(a).__name__, getattr(a, "target", None)) for a in plan]
+
+
+# --- records the stores keep --------------------------------------------------------------
+
+
+def rich_event(uid: str = "u1", summary: str = "Weekly sync") -> Event:
+    """An event using every field kind the store must keep (zones, dates, overrides)."""
+    override = Event(
+        uid=uid,
+        summary=f"{summary} (moved)",
+        start=datetime(2025, 3, 10, 11, 0, tzinfo=SH),
+        end=datetime(2025, 3, 10, 12, 0, tzinfo=SH),
+        recurrence_id=datetime(2025, 3, 10, 10, 0, tzinfo=SH),
+    )
+    return Event(
+        uid=uid,
+        summary=summary,
+        start=datetime(2025, 3, 3, 10, 0, tzinfo=SH),
+        end=datetime(2025, 3, 3, 11, 0, tzinfo=SH),
+        description="Agenda: 议程",
+        location="Room 1",
+        organizer="alice@acme.example",
+        attendees=(Attendee("bob@acme.example", "Bob", "accepted", optional=True),),
+        reminders=(10, 30),
+        online_meeting_url="https://meet.example/x",
+        recurrence=Recurrence("FREQ=WEEKLY;COUNT=10;BYDAY=MO", (date(2025, 3, 17),)),
+        overrides=(override,),
+        updated=datetime(2025, 3, 1, 8, 0, tzinfo=UTC),
+    )
+
+
+def stored_pair(i: int) -> PairState:
+    """Pair number ``i``, its base a :func:`rich_event`."""
+    return PairState(
+        f"uid-{i}", f"dt-{i}", f"/cal/{i}.ics", "fp-a", "fp-b", f'"{i}"', rich_event(f"uid-{i}")
+    )
