@@ -19,7 +19,7 @@ from aiohttp import web
 from syncd.config import load_config
 from syncd.webhook.app import create_app
 from syncd_lab.stack.ports import free_port
-from tests.faults.test_webhook_faults import PUSH
+from tests.fixtures.hostile_pushes import PUSH
 from tests.fixtures.webhook import Hook, sealed_push, write_webhook_config
 
 
