@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.dingtalk_side",
     "tests.fixtures.calendar_sides",
     "tests.fixtures.webhook",
+    "tests.fixtures.feed_server",
 ]

@@ -66,6 +66,15 @@ Callbacks
     * ``check_url`` is pushed when a URL is registered through ``POST /_sandbox/callbacks``
       (kept only if answered) or ``set_callback(..., check=True)``; seeded URLs are not checked.
 
+Stream mode (:mod:`syncd_lab.sandbox.stream`)
+    * An app seeded with ``delivery: stream`` gets its ``calendar_event_change`` events over
+      its open Stream connections (``POST /v1.0/gateway/connections/open`` → ``ws://…/connect
+      ?ticket=``; frames and ACKs as the official ``dingtalk-stream`` SDK speaks them), not
+      as HTTP pushes. An event stays pending until an ACK with code 200 (not ``LATER``);
+      it is sent again after the ACK timeout (5 s) and to every new connection, and waits
+      while none is open. ``POST /_sandbox/stream`` ``{app_key, action: ping|disconnect|
+      close}``; counters under ``stream`` in ``GET /_sandbox/stats``.
+
 Admin (``/_sandbox/``, no token, never counted, never faulted)
     ``GET stats`` · ``POST reset`` · ``GET state`` · ``GET|POST faults`` (``latency_ms``,
     ``error_rate``, ``error_status``, ``throttle_rate``, ``callback_drop_rate``, ``qps_limit``,

@@ -23,7 +23,7 @@ MUTATING = frozenset(
     {"CreateEvent", "PatchEvent", "DeleteEvent", "AddAttendee", "RemoveAttendee", "RespondEvent"}
 )
 # Operations that need no access token.
-PUBLIC = frozenset({"GetAccessToken", "GetToken"})
+PUBLIC = frozenset({"GetAccessToken", "GetToken", "OpenConnection"})
 
 
 def sandbox_of(request: web.Request) -> Sandbox:

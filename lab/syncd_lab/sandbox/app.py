@@ -17,7 +17,13 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from syncd_lab.sandbox import routes_admin, routes_attendees, routes_auth, routes_events
+from syncd_lab.sandbox import (
+    routes_admin,
+    routes_attendees,
+    routes_auth,
+    routes_events,
+    routes_stream,
+)
 from syncd_lab.sandbox._http import (
     APP_KEY,
     CHANGES_KEY,
@@ -146,6 +152,7 @@ def create_app(
     retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0),
     callback_timeout: float = 1.5,
     random_seed: int = 0,
+    stream_ack_timeout: float = 5.0,
 ) -> web.Application:
     """The sandbox web application; its :class:`Sandbox` is ``app[SANDBOX_KEY]``."""
     sandbox = Sandbox(
@@ -156,10 +163,11 @@ def create_app(
         retry_delays=retry_delays,
         callback_timeout=callback_timeout,
         random_seed=random_seed,
+        stream_ack_timeout=stream_ack_timeout,
     )
     app = web.Application(middlewares=[api_middleware])
     app[SANDBOX_KEY] = sandbox
-    for module in (routes_auth, routes_events, routes_attendees, routes_admin):
+    for module in (routes_auth, routes_events, routes_attendees, routes_admin, routes_stream):
         module.add_routes(app)
 
     async def _close(_: web.Application) -> None:

@@ -11,11 +11,12 @@ from typing import Any
 
 import structlog
 
-from syncd_lab.sandbox.callbacks import Pusher, Target, payload
+from syncd_lab.sandbox.callbacks import Pusher, Target, calendar_id_of, payload
 from syncd_lab.sandbox.faults import FaultInjector, Faults
 from syncd_lab.sandbox.render import render
 from syncd_lab.sandbox.seed import AppSeed, Seed
 from syncd_lab.sandbox.state import State
+from syncd_lab.sandbox.stream import StreamHub
 from syncd_lab.sandbox.times import now_ms
 from syncd_lab.sandbox.writer import Change
 
@@ -44,6 +45,7 @@ class Sandbox:
         retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0),
         callback_timeout: float = 1.5,
         random_seed: int = 0,
+        stream_ack_timeout: float = 5.0,
     ) -> None:
         self.seed = seed
         self.state_file = state_file
@@ -57,6 +59,7 @@ class Sandbox:
             rng=random.Random(random_seed + 1),
             on_failed=self._store_failed,
         )
+        self.stream = StreamHub(ack_timeout=stream_ack_timeout, rng=random.Random(random_seed + 2))
         self.targets: dict[str, Target] = {}
         for app in seed.apps:
             target = _target_of(app)
@@ -143,9 +146,15 @@ class Sandbox:
         return False
 
     def notify(self, changes: list[Change]) -> None:
-        """Push each change to every app with a callback URL (in the background)."""
+        """Push each change to every app: over Stream or to its callback URL (background)."""
         for change in changes:
+            for app in self.seed.apps:
+                if app.delivery == "stream":
+                    calendar = calendar_id_of(change.organizer)
+                    self.stream.publish(app.app_key, app.corp_id, change, calendar)
             for target in self.targets.values():
+                if self._app(target.app_key).delivery == "stream":
+                    continue
                 body = payload(change, target, now_ms(), camel=self.camel_case)
                 self.pusher.spawn(self.pusher.deliver(target, body))
 
@@ -174,12 +183,17 @@ class Sandbox:
             checks_ok=self.checks["ok"],
             checks_failed=self.checks["failed"],
         )
-        return {"requests": dict(self.requests), "callbacks": callbacks}
+        return {
+            "requests": dict(self.requests),
+            "callbacks": callbacks,
+            "stream": self.stream.stats(),
+        }
 
     def reset(self) -> None:
         """Empty every calendar and counter and switch faults off (tokens stay valid)."""
         self.state.clear_calendars()
         self.state.failed.clear()
+        self.stream.reset()
         self.requests.clear()
         self.pusher.counts = dict.fromkeys(self.pusher.counts, 0)
         self.checks = {"ok": 0, "failed": 0}
@@ -237,6 +251,7 @@ class Sandbox:
     async def close(self) -> None:
         """Stop pending pushes and write the state file now."""
         await self.pusher.close()
+        await self.stream.close()
         if self._save_handle is not None:
             self._save_handle.cancel()
         self._save()

@@ -14,7 +14,7 @@ Seed YAML (what ``syncd sandbox --seed FILE`` reads)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -49,6 +49,7 @@ class AppSeed(BaseModel):
     app_secret: str
     corp_id: str
     callback: CallbackSeed | None = None
+    delivery: Literal["http", "stream"] = "http"  # stream: events go over Stream connections
 
 
 class UserSeed(BaseModel):
