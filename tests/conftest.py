@@ -7,9 +7,9 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.spine",
     "tests.fixtures.processes",
+    "tests.fixtures.feed_server",
     "tests.fixtures.listing",
     "tests.fixtures.dingtalk_side",
     "tests.fixtures.calendar_sides",
     "tests.fixtures.webhook",
-    "tests.fixtures.feed_server",
 ]

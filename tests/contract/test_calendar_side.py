@@ -30,6 +30,18 @@ def incremental(t: Traits) -> bool:
     return t.writable and t.incremental
 
 
+def read_only(t: Traits) -> bool:
+    return not t.writable
+
+
+async def seed(bench: Bench, event: Event) -> str:
+    """Put ``event`` on the side: written through the port, or (a read-only side) served
+    by the other end, as another client would. Its id."""
+    if bench.traits.writable:
+        return (await bench.side.create(event)).id
+    return await bench.put_item(event)
+
+
 def timed(uid: str = "evt-1", summary: str = "Standup", days: int = 3) -> Event:
     """A plain half-hour event ``days`` from today (nine o'clock, Shanghai)."""
     start = soon(days, 9)
@@ -77,6 +89,40 @@ SHAPES = {"timed": timed, "rich": rich, "all-day": all_day, "series": series}
 def test_side_is_a_calendar_side(bench: Bench) -> None:
     """The side says which side of a binding it is."""
     assert bench.side.side is bench.traits.side
+
+
+@benches(read_only)
+@pytest.mark.parametrize("write", ["create", "update", "delete"])
+async def test_writes_to_a_read_only_side_are_refused(bench: Bench, write: str) -> None:
+    """A read-only side refuses every write with PermissionDenied; nothing changes."""
+    item_id = await bench.put_item(timed())
+    calls = {
+        "create": lambda: bench.side.create(timed("evt-2")),
+        "update": lambda: bench.side.update(item_id, timed(summary="changed"), None),
+        "delete": lambda: bench.side.delete(item_id, None),
+    }
+    with pytest.raises(errors.PermissionDenied):
+        await calls[write]()
+    listing = await bench.side.changes(None)
+    assert [(r.id, r.event.summary if r.event else None) for r in listing.items] == [
+        (item_id, "Standup")
+    ]
+
+
+@benches()
+async def test_an_item_another_client_stored_is_listed(bench: Bench) -> None:
+    """An event another client put in the calendar is listed, translated, with its times."""
+    event = timed("foreign-1", "Theirs")
+    item_id = await bench.put_item(event)
+    listing = await bench.side.changes(None)
+    assert listing.complete
+    remote = only(listing, item_id)
+    assert remote.event is not None, remote.error
+    assert (remote.event.summary, remote.event.start, remote.event.end) == (
+        "Theirs",
+        event.start,
+        event.end,
+    )
 
 
 @benches(writable)
@@ -206,12 +252,12 @@ async def test_deleted_item_is_never_listed_as_an_item(bench: Bench) -> None:
     assert kept.id not in full.deleted
 
 
-@benches(incremental)
+@benches()
 async def test_quiet_poll_costs_one_request_and_reports_nothing(bench: Bench) -> None:
     """With nothing changed since the cursor (a series among the items): one request, an
     empty incomplete delta."""
-    await bench.side.create(timed())
-    await bench.side.create(series())
+    await seed(bench, timed())
+    await seed(bench, series())
     cursor = (await bench.side.changes(None)).cursor
     before = bench.requests()
     quiet = await bench.side.changes(cursor)
@@ -259,21 +305,21 @@ async def test_incremental_changes_report_exactly_each_change(bench: Bench) -> N
     assert other.id not in deleted.deleted
 
 
-@benches(incremental)
+@benches()
 @pytest.mark.parametrize("cursor", ["http://example.invalid/sync/1", "not-a-token", "0"])
 async def test_bogus_cursor_is_stale_and_full_listing_recovers(bench: Bench, cursor: str) -> None:
     """A cursor the side never issued raises SyncTokenInvalid, or (DAViCal, which answers it
     with a plain listing) comes back as a complete listing; changes(None) lists everything."""
-    made = await bench.side.create(timed())
+    made = await seed(bench, timed())
     if bench.traits.lists_on_unknown_cursor:
         answer = await bench.side.changes(cursor)
-        assert (answer.complete, answer.deleted, list(by_id(answer))) == (True, (), [made.id])
+        assert (answer.complete, answer.deleted, list(by_id(answer))) == (True, (), [made])
     else:
         with pytest.raises(errors.SyncTokenInvalid):
             await bench.side.changes(cursor)
     listing = await bench.side.changes(None)
     assert listing.complete
-    assert list(by_id(listing)) == [made.id]
+    assert list(by_id(listing)) == [made]
 
 
 @benches(lambda t: incremental(t) and t.bench_expires_cursors)
@@ -290,11 +336,11 @@ async def test_expired_cursor_raises_sync_token_invalid(bench: Bench) -> None:
     assert list(by_id(listing)) == [made.id]
 
 
-@benches(incremental)
+@benches()
 async def test_untranslatable_item_is_reported_not_dropped(bench: Bench) -> None:
     """An item the translator rejects comes back as Remote(error=...), and the rest still
-    lists, in a full listing and in a delta."""
-    good = await bench.side.create(timed())
+    lists, in a full listing and in a delta (a complete one, for a side without deltas)."""
+    good = await seed(bench, timed())
     cursor = (await bench.side.changes(None)).cursor
     bad_id = await bench.put_untranslatable()
     for changes in (await bench.side.changes(None), await bench.side.changes(cursor)):
@@ -303,5 +349,5 @@ async def test_untranslatable_item_is_reported_not_dropped(bench: Bench) -> None
         assert items[bad_id].error
         assert changes.deleted == ()
     full = by_id(await bench.side.changes(None))
-    assert full[good.id].event is not None
-    assert full[good.id].error is None
+    assert full[good].event is not None
+    assert full[good].error is None
