@@ -32,6 +32,7 @@ from syncd_lab.sandbox.sandbox import Sandbox
 from syncd_lab.stack.dav import radicale_command
 from syncd_lab.stack.ports import LOOPBACK, free_port, host_port, port_open
 from syncd_lab.stack.redis_server import NoRedis, redis_command
+from syncd_lab.stack.serving import serve_app
 
 log = structlog.get_logger(__name__)
 
@@ -125,18 +126,8 @@ async def make_calendar(url: str) -> None:
 async def _sandbox(creds: _config.Credentials) -> AsyncIterator[tuple[Sandbox, str]]:
     """The DingTalk sandbox on a free loopback port: ``(sandbox, base URL)``."""
     app = create_app(_config.sandbox_seed(creds))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, LOOPBACK, 0)
-    await site.start()
-    server = site._server  # aiohttp exposes the bound port only on the server's sockets
-    port = server.sockets[0].getsockname()[1] if server and server.sockets else None  # type: ignore[attr-defined]
-    try:
-        if port is None:
-            raise DemoFailed("the sandbox did not bind a port")
-        yield app[SANDBOX_KEY], f"http://{LOOPBACK}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        yield app[SANDBOX_KEY], url
 
 
 @asynccontextmanager
