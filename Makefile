@@ -61,6 +61,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check syncd lab tests bench
 	$(BIN)/ruff format --check syncd lab tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(STAMP)
 	$(BIN)/syncd demo
@@ -69,4 +70,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -15,8 +15,8 @@ from bench._report import table
 from bench._stats import median
 from syncd.errors import TranslationError
 from syncd.translate import event_from_ical, event_to_dingtalk
+from tests.fixtures.dingtalk_shapes import CTX
 from tests.fixtures.hostile import CASES
-from tests.unit.test_translate_shapes import CTX
 
 REPEAT = 5
 

@@ -26,7 +26,7 @@ from bench._rig import Rig, first_slot, open_rig, seed_caldav, server_ms
 from bench._stats import delta, median, ms, summary
 from bench._vdirsyncer import VdirPair, ensure_vdirsyncer, version
 from syncd.model import Changes
-from syncd.sync import plan
+from syncd.sync import make_plan
 from syncd.worker.wiring import policy_for
 from tests.fixtures.caldav_servers import make_calendar
 from tests.fixtures.spine import REF
@@ -142,10 +142,10 @@ async def _breakdown(rig: Rig, repeat: int) -> dict[str, float]:
         pairs = await store.load_pairs(REF)
         loads.append(time.perf_counter() - started)
         started = time.perf_counter()
-        the_plan = plan(pairs, nothing, nothing, policy)
+        plan = make_plan(pairs, nothing, nothing, policy)
         plans.append(time.perf_counter() - started)
-        if the_plan.actions:
-            raise RuntimeError(f"an idle plan has actions: {the_plan.actions[:3]}")
+        if plan.actions:
+            raise RuntimeError(f"an idle plan has actions: {plan.actions[:3]}")
     return {"load_pairs": median(loads), "plan": median(plans), "pairs": len(pairs)}
 
 

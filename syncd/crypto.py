@@ -1,6 +1,8 @@
 """DingTalk HTTP-callback cryptography: signature, AES-256-CBC envelope, ``success`` reply.
 
-Pure functions on ``str``/``bytes`` (reference §5). The wire format:
+Pure functions on ``str``/``bytes``. The wire format (as DingTalk's own
+DingTalk-Callback-Crypto libraries implement it; tests/unit/test_crypto.py checks their
+published test vector):
 
 * signature = lowercase hex SHA-1 over the lexicographically sorted concatenation of
   ``token``, ``timestamp``, ``nonce`` and ``encrypt``;

@@ -254,8 +254,8 @@ class Changes:
 
     ``window`` is the ``[start, end)`` range of event starts a complete listing covers
     (DingTalk lists at most a year per call); None means every event. A mapped item
-    whose start lies outside it is not listed, and its absence means nothing
-    (field notes, scenario 16: "left the window" is not "deleted").
+    whose start lies outside it is not listed, and its absence means nothing ("left the
+    window" is not "deleted"; see docs/design.md).
     """
 
     items: tuple[Remote, ...]

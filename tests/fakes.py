@@ -2,11 +2,13 @@
 
 :class:`MemorySide` behaves like a calendar server: ids and etags it assigns itself (a
 new etag on every write), a change log behind its cursors (a cursor older than the log's
-horizon is stale and raises ``SyncTokenInvalid``), conditional writes (``EtagMismatch``,
-``NotFound``, ``AlreadyExists``), optional DingTalk-like traits (ids instead of hrefs, no
-UIDs kept: an item reads back with a UID derived from its id; deletions reported as
-cancelled tombstones), a ``normalize`` hook for servers that rewrite or cannot hold what
-they are sent, injected failures, and counters of every call.
+horizon, or one it never issued, is stale and raises ``SyncTokenInvalid``), conditional
+writes (``EtagMismatch``, ``NotFound``, ``AlreadyExists``), optional DingTalk-like traits
+(ids instead of hrefs, no UIDs kept: an item reads back with a UID derived from its id,
+while ``Written`` keeps the caller's; tombstones: a full listing names deleted items too),
+a ``normalize`` hook for servers that rewrite or cannot hold what they are sent, injected
+failures, and counters of every call. It runs the same contract suite as the real sides
+(``tests/contract/test_calendar_side.py``).
 
 Edits made "by the user" (``user_*`` methods) go through the same storage path but are
 not counted as syncd's writes. ``between`` holds user edits waiting for syncd's next write
@@ -24,14 +26,14 @@ import itertools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from syncd.errors import AlreadyExists, EtagMismatch, NotFound, SyncdError, SyncTokenInvalid
-from syncd.model import BindingRef, Changes, Event, PairState, Remote, Side
+from syncd.model import Attendee, BindingRef, Changes, Event, PairState, Recurrence, Remote, Side
 from syncd.reconcile import Report, reconcile
 from syncd.store.memory import MemoryStore
-from syncd.sync import Plan, Policy, plan
+from syncd.sync import Plan, Policy, make_plan
 from syncd.sync.ports import Written
 
 Normalize = Callable[[Event], Event]
@@ -46,6 +48,11 @@ class Clock:
     def tick(self) -> datetime:
         self._now += timedelta(seconds=1)
         return self._now
+
+
+def drop_description(event: Event) -> Event:
+    """What a DingTalk that cannot keep descriptions (a field it does not map) holds."""
+    return dataclasses.replace(event, description="")
 
 
 def dingtalk_uid(item_id: str) -> str:
@@ -65,21 +72,23 @@ class MemorySide:
     """One calendar in memory implementing the CalendarSide port faithfully.
 
     ``dingtalk_like`` makes it behave like DingTalk: ids ``dt-N``, UIDs not kept (an item
-    reads back with :func:`dingtalk_uid` of its id), deletions listed as cancelled items.
-    Otherwise it behaves like CalDAV: hrefs ``<uid>.ics``, UIDs kept, deletions listed as
-    deleted hrefs. ``normalize`` is applied to everything stored (by syncd or the user).
-    ``etag_on_write=False`` models servers that answer a write without an ETag.
+    reads back with :func:`dingtalk_uid` of its id; ``Written.event`` keeps the caller's
+    UID, as DingTalkSide's does), deleted ids named by full listings too. Otherwise it
+    behaves like CalDAV: hrefs ``<uid>.ics``, UIDs kept. Either way a delta lists deleted
+    ids in ``Changes.deleted``. ``normalize`` is applied to everything stored (by syncd or
+    the user). ``etag_on_write=False`` models servers that answer a write without an ETag.
     """
 
     side: Side
     dingtalk_like: bool | None = None
     normalize: Normalize | None = None
-    etag_on_write: bool = True  # False: writes answer without an ETag (scenario 7)
+    etag_on_write: bool = True  # False: writes answer without an ETag (Cyrus, when it
+    # rewrites what it stores)
     clock: Clock = field(default_factory=Clock)
     calls: Counter[str] = field(default_factory=Counter)
     items: dict[str, _Item] = field(default_factory=dict)
     _log: list[tuple[int, str]] = field(default_factory=list)
-    _tombstones: dict[str, Event] = field(default_factory=dict)
+    _tombstones: set[str] = field(default_factory=set)
     _seq: int = 0
     _horizon: int = 0
     _epoch: int = 0
@@ -99,15 +108,13 @@ class MemorySide:
         self._maybe_fail("changes", "")
         if cursor is None:
             items = tuple(self._remote(i) for i in sorted(self.items))
-            return Changes(items, (), self._cursor(), complete=True)
+            gone = tuple(sorted(self._tombstones)) if self.dingtalk_like else ()
+            return Changes(items, gone, self._cursor(), complete=True)
         since = self._parse(cursor)
         touched = sorted({item_id for seq, item_id in self._log if seq > since})
         present = tuple(self._remote(i) for i in touched if i in self.items)
-        gone = [i for i in touched if i not in self.items]
-        if self.dingtalk_like:
-            tombs = tuple(self._tomb(i) for i in gone if i in self._tombstones)
-            return Changes(present + tombs, (), self._cursor(), complete=False)
-        return Changes(present, tuple(gone), self._cursor(), complete=False)
+        gone = tuple(i for i in touched if i not in self.items)
+        return Changes(present, gone, self._cursor(), complete=False)
 
     async def create(self, event: Event) -> Written:
         """Create a new item; CalDAV-like sides refuse a taken href."""
@@ -221,7 +228,13 @@ class MemorySide:
         if item_id not in self.items:
             raise NotFound(f"{item_id} is gone")
         if etag is not None and self.items[item_id].etag != etag:
-            raise EtagMismatch(f"{item_id} has {self.items[item_id].etag}, not {etag}")
+            current = self.items[item_id].etag
+            raise EtagMismatch(
+                f"{item_id} has {current}, not {etag}",
+                href=item_id,
+                etag=etag,
+                current_etag=current,
+            )
 
     def _store(self, item_id: str, event: Event) -> Written:
         stored = dataclasses.replace(event, updated=self.clock.tick())
@@ -231,18 +244,18 @@ class MemorySide:
             stored = self.normalize(stored)
         item = _Item(self._etag(), stored)
         self._touch(item_id, item)
-        return Written(item_id, item.etag if self.etag_on_write else None, stored)
+        held = _with_uid(stored, event.uid) if self.dingtalk_like else stored
+        return Written(item_id, item.etag if self.etag_on_write else None, held)
 
     def _touch(self, item_id: str, item: _Item) -> None:
         self._seq += 1
         self.items[item_id] = item
-        self._tombstones.pop(item_id, None)
+        self._tombstones.discard(item_id)
         self._log.append((self._seq, item_id))
 
     def _remove(self, item_id: str) -> None:
-        item = self.items.pop(item_id)
-        if item.event is not None:
-            self._tombstones[item_id] = item.event
+        del self.items[item_id]
+        self._tombstones.add(item_id)
         self._seq += 1
         self._log.append((self._seq, item_id))
 
@@ -250,18 +263,23 @@ class MemorySide:
         item = self.items[item_id]
         return Remote(item_id, item.etag, item.event, item.error)
 
-    def _tomb(self, item_id: str) -> Remote:
-        event = dataclasses.replace(self._tombstones[item_id], status="cancelled")
-        return Remote(item_id, None, event)
-
     def _cursor(self) -> str:
         return f"{self.side}:{self._epoch}:{self._seq}"
 
     def _parse(self, cursor: str) -> int:
-        side, epoch, seq = cursor.split(":")
-        if side != str(self.side) or int(epoch) != self._epoch or int(seq) < self._horizon:
-            raise SyncTokenInvalid(f"stale cursor {cursor}")
+        """The log position of a cursor this side issued and has not expired."""
+        side, _, rest = cursor.partition(":")
+        epoch, _, seq = rest.partition(":")
+        issued = side == str(self.side) and epoch.isdigit() and seq.isdigit()
+        if not issued or int(epoch) != self._epoch or int(seq) < self._horizon:
+            raise SyncTokenInvalid(f"stale or unknown cursor {cursor!r}")
         return int(seq)
+
+
+def _with_uid(event: Event, uid: str) -> Event:
+    """The event (and its overrides) under the caller's uid, as DingTalkSide writes answer."""
+    overrides = tuple(dataclasses.replace(o, uid=uid) for o in event.overrides)
+    return dataclasses.replace(event, uid=uid, overrides=overrides)
 
 
 # --- a binding to reconcile: two sides and a store ------------------------------------
@@ -381,14 +399,50 @@ def run(
     policy: Policy | None = None,
 ) -> Plan:
     """The planner with a fixed clock."""
-    return plan(states, dingtalk, caldav, policy or Policy(), now=NOW)
+    return make_plan(states, dingtalk, caldav, policy or Policy(), now=NOW)
 
 
-def kinds(the_plan: Plan) -> list[str]:
+def kinds(plan: Plan) -> list[str]:
     """Action class names, in plan order."""
-    return [type(a).__name__ for a in the_plan]
+    return [type(a).__name__ for a in plan]
 
 
-def sides(the_plan: Plan) -> list[tuple[str, Side | None]]:
+def sides(plan: Plan) -> list[tuple[str, Side | None]]:
     """(action, target side) in plan order."""
-    return [(type(a).__name__, getattr(a, "target", None)) for a in the_plan]
+    return [(type(a).__name__, getattr(a, "target", None)) for a in plan]
+
+
+# --- records the stores keep --------------------------------------------------------------
+
+
+def rich_event(uid: str = "u1", summary: str = "Weekly sync") -> Event:
+    """An event using every field kind the store must keep (zones, dates, overrides)."""
+    override = Event(
+        uid=uid,
+        summary=f"{summary} (moved)",
+        start=datetime(2025, 3, 10, 11, 0, tzinfo=SH),
+        end=datetime(2025, 3, 10, 12, 0, tzinfo=SH),
+        recurrence_id=datetime(2025, 3, 10, 10, 0, tzinfo=SH),
+    )
+    return Event(
+        uid=uid,
+        summary=summary,
+        start=datetime(2025, 3, 3, 10, 0, tzinfo=SH),
+        end=datetime(2025, 3, 3, 11, 0, tzinfo=SH),
+        description="Agenda: 议程",
+        location="Room 1",
+        organizer="alice@acme.example",
+        attendees=(Attendee("bob@acme.example", "Bob", "accepted", optional=True),),
+        reminders=(10, 30),
+        online_meeting_url="https://meet.example/x",
+        recurrence=Recurrence("FREQ=WEEKLY;COUNT=10;BYDAY=MO", (date(2025, 3, 17),)),
+        overrides=(override,),
+        updated=datetime(2025, 3, 1, 8, 0, tzinfo=UTC),
+    )
+
+
+def stored_pair(i: int) -> PairState:
+    """Pair number ``i``, its base a :func:`rich_event`."""
+    return PairState(
+        f"uid-{i}", f"dt-{i}", f"/cal/{i}.ics", "fp-a", "fp-b", f'"{i}"', rich_event(f"uid-{i}")
+    )

@@ -32,7 +32,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _PASSWORD = re.compile(r"^([a-z+]+://[^:@/]*:)[^@]*@")  # scheme://user:PASSWORD@
 
-# Exit codes of CONTRACT.md.
+# Exit codes (README.md "Running it").
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 CONFIG_ENV = "SYNCD_CONFIG"

@@ -1,6 +1,6 @@
 """Configuration: process settings (``DIR/syncd.yaml``) and tenants (``DIR/tenants/*.yaml``).
 
-Read once, at the edge, into frozen pydantic models (CONTRACT.md "Configuration").
+Read once, at the edge, into frozen pydantic models (README.md "Configuration").
 ``${NAME}`` secrets are resolved here and only here, from the mapping passed to
 :func:`load_config`; nothing in syncd reads ``os.environ`` below the CLI.
 

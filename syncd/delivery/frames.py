@@ -1,4 +1,4 @@
-"""DingTalk Stream frames and ACKs (reference §7.3-7.4). Pure: no I/O.
+"""DingTalk Stream frames and ACKs, as the official `dingtalk-stream` SDK speaks them. Pure: no I/O.
 
 A frame is ``{specVersion, type: SYSTEM|EVENT|CALLBACK, headers, data}`` with ``data`` a
 JSON string. syncd answers every EVENT with an ACK ``{code, headers: {messageId,
@@ -62,7 +62,7 @@ def parse_frame(text: str) -> Frame:
 def event_of(frame: Frame) -> CallbackEvent:
     """The change an EVENT frame reports (dedupe id = its ``eventId`` header).
 
-    ``data`` holds the camelCase fields of the push (§6.3); the event type and id come from
+    ``data`` holds the camelCase fields of the push; the event type and id come from
     the headers. Parsed like a callback's plaintext, keys case-insensitively.
     """
     try:

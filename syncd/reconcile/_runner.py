@@ -12,7 +12,7 @@ from syncd.errors import CalendarMissing, StoreError, SyncdError, SyncError, Syn
 from syncd.model import BindingRef, Changes, Side
 from syncd.reconcile._apply import Applied, Applier, Progress
 from syncd.reconcile._report import Report
-from syncd.sync import Plan, Policy, Skip, plan
+from syncd.sync import Plan, Policy, Skip, make_plan
 from syncd.sync.ports import CalendarSide, MappingStore
 from syncd.sync.records import RunStatus
 
@@ -34,7 +34,7 @@ async def reconcile(
     """Bring one binding's two calendars into agreement and report what was done.
 
     Reads both sides since their cursors (in full when ``full``, or when a cursor is
-    stale), plans with :func:`syncd.sync.plan`, and applies the plan; ``dry_run`` returns
+    stale), plans with :func:`syncd.sync.make_plan`, and applies the plan; ``dry_run`` returns
     the plan without writing anything, not even cursors or status. Failed actions are
     collected in the report, not raised; cursors advance only when every change read was
     applied (or dead-lettered as unwritable) and no deletion was held, so a cursor never
@@ -44,7 +44,7 @@ async def reconcile(
     started = time.monotonic()
     sides = {Side.DINGTALK: dingtalk, Side.CALDAV: caldav}
     try:
-        changes, the_plan, pairs = await _read_and_plan(ref, sides, store, policy, full)
+        changes, plan, pairs = await _read_and_plan(ref, sides, store, policy, full)
     except SyncdError as exc:
         if not dry_run:
             await _failed_status(ref, store, exc, time.monotonic() - started)
@@ -52,14 +52,14 @@ async def reconcile(
     complete = any(c.complete for c in changes.values())
     if dry_run:
         duration = time.monotonic() - started
-        return Report(ref, the_plan, duration, the_plan.per_side(), dry_run=True, full=complete)
+        return Report(ref, plan, duration, plan.per_side(), dry_run=True, full=complete)
     applier = Applier(ref, sides, store, concurrency=concurrency, on_progress=on_progress)
-    applied = await applier.run(the_plan)
-    commit = await _commit_cursors(ref, store, changes, the_plan, applied)
+    applied = await applier.run(plan)
+    commit = await _commit_cursors(ref, store, changes, plan, applied)
     await _resolve_dead_letters(ref, store, applied)
     report = Report(
         ref,
-        the_plan,
+        plan,
         time.monotonic() - started,
         applied.per_side,
         tuple(applied.errors),
@@ -106,8 +106,8 @@ async def _read_and_plan(
     pairs = await store.load_pairs(ref)
     read = await asyncio.gather(*(_changes(sides[s], cursors[s], ref) for s in Side))
     changes = dict(zip(Side, read, strict=True))
-    the_plan = plan(pairs, changes[Side.DINGTALK], changes[Side.CALDAV], policy, now=_clock())
-    return changes, the_plan, len(pairs)
+    plan = make_plan(pairs, changes[Side.DINGTALK], changes[Side.CALDAV], policy, now=_clock())
+    return changes, plan, len(pairs)
 
 
 async def _changes(side: CalendarSide, cursor: str | None, ref: BindingRef) -> Changes:

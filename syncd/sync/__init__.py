@@ -1,10 +1,10 @@
 """The pure sync planner: stored pairs + both sides' changes + policy -> a plan of actions.
 
-Nothing here awaits or does I/O; :mod:`syncd.reconcile` reads the sides, calls :func:`plan`
+Nothing here awaits or does I/O; :mod:`syncd.reconcile` reads the sides, calls :func:`make_plan`
 and applies the result through the ports in :mod:`syncd.sync.ports`.
 """
 
-from syncd.sync.engine import plan
+from syncd.sync.engine import make_plan
 from syncd.sync.merge import MergeResult, changed_fields, merge, winner
 from syncd.sync.plan import (
     Action,
@@ -37,8 +37,8 @@ __all__ = [
     "Update",
     "Write",
     "changed_fields",
+    "make_plan",
     "merge",
-    "plan",
     "settle",
     "winner",
 ]

@@ -1,7 +1,7 @@
 """The pure planner: stored pairs + what both sides report + policy -> a :class:`Plan`.
 
 No ``await``, no I/O, no clock unless the caller passes none (``now``). The algorithm is
-vdirsyncer's three-way status sync (reference §2.1) with fingerprints instead of etags:
+vdirsyncer's three-way status sync with fingerprints instead of etags (docs/design.md):
 
 1. match each side's items to pairs (DingTalk by id; CalDAV by href, then by UID: a move);
 2. refuse a complete listing that came back empty while pairs exist (``SourceEmptied``);
@@ -29,7 +29,7 @@ from syncd.sync.policy import Policy
 log = structlog.get_logger(__name__)
 
 
-def plan(
+def make_plan(
     pairs: Mapping[str, PairState],
     dingtalk: Changes,
     caldav: Changes,

@@ -1,7 +1,7 @@
 """How one binding resolves what the planner finds: direction, conflicts, deletion safety.
 
 A :class:`Policy` is built once from the tenant configuration (at the edge) and handed to
-:func:`syncd.sync.plan` unchanged; the planner reads nothing else.
+:func:`syncd.sync.make_plan` unchanged; the planner reads nothing else.
 """
 
 from __future__ import annotations

@@ -105,7 +105,8 @@ def real_moments(master: Event, moments: Sequence[When | None]) -> list[bool]:
 def busy_only(event: Event) -> Event:
     """The event stripped to its time: titled "Busy", no text, people or links.
 
-    For privacy-preserving mirrors (scenario 33); exceptions are stripped alike.
+    For privacy-preserving mirrors (a private event shown as busy time only);
+    exceptions are stripped alike.
     """
     return dataclasses.replace(
         event,

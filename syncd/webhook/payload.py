@@ -1,7 +1,7 @@
 """Parse decrypted DingTalk callback plaintext, whatever the key casing.
 
-DingTalk documents camelCase calendar fields but production pushes carry PascalCase
-(reference §6.2); keys are therefore matched case-insensitively. Pure: no I/O.
+DingTalk documents camelCase calendar fields but production pushes carry PascalCase;
+keys are therefore matched case-insensitively. Pure: no I/O.
 """
 
 from __future__ import annotations

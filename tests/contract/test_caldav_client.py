@@ -11,21 +11,10 @@ from syncd import errors
 from syncd.adapters.caldav import quirks
 from syncd.adapters.caldav.client import CalDAVClient
 from tests.fixtures.caldav_servers import CalendarHandle, Exchange, make_calendar
+from tests.fixtures.calendar_sides import LISTS_ON_UNKNOWN_TOKEN, ics
+
 
 # Servers that answer a token they do not know with a plain listing (no error).
-LISTS_ON_UNKNOWN_TOKEN = {q.server for q in quirks.QUIRKS if q.meaning == "full-listing"}
-
-
-def ics(uid: str, summary: str = "hello", sequence: int = 2) -> str:
-    """One VEVENT as iCalendar text."""
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//syncd tests//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250301T100000Z\r\n"
-        f"DTEND:20250301T110000Z\r\nSUMMARY:{summary}\r\nSEQUENCE:{sequence}\r\n"
-        "END:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
-
-
 @pytest.fixture
 async def client(caldav_calendar: CalendarHandle) -> AsyncIterator[CalDAVClient]:
     """A client on the fresh calendar."""

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from syncd import errors
 from syncd.adapters.caldav.client import CalDAVClient
-from tests.contract.test_caldav_client import LISTS_ON_UNKNOWN_TOKEN, ics
 from tests.fixtures.caldav_servers import CalendarHandle
+from tests.fixtures.calendar_sides import LISTS_ON_UNKNOWN_TOKEN, ics
 from tests.fixtures.scripted_dav import COLLECTION, gone, member, multistatus, scripted_server
 
 # A token no server here issued: unknown to DAViCal (answered with a listing), refused by

@@ -8,20 +8,13 @@ sends no PatchEvent; free/busy is written though DingTalk never returns it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-import pytest
-import redis.asyncio as aredis
 from structlog.testing import capture_logs
 
-from syncd.adapters.dingtalk import DingTalkClient, TokenCache
-from syncd.adapters.dingtalk.side import DingTalkSide
-from syncd.store.tokens import TokenStore
 from syncd_lab.sandbox.writer import Writer
-from tests.contract.test_dingtalk_side import CTX, Bench, _no_sleep, at, meeting, only
-from tests.fixtures.sandbox import SandboxHandle
+from tests.fixtures.dingtalk_side import AliceSide, meeting
+from tests.fixtures.listing import only, soon
 
 EXTRAS: dict[str, Any] = {
     "categories": [{"categoryId": "c1", "displayName": "Review"}],
@@ -31,18 +24,8 @@ EXTRAS: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-async def bench(sandbox: SandboxHandle, redis_client: aredis.Redis) -> AsyncIterator[Bench]:
-    """A DingTalkSide for u-alice on a fresh sandbox (as in test_dingtalk_side)."""
-    async with aiohttp.ClientSession() as session:
-        client = DingTalkClient(session, sandbox.url, sandbox.app_key, sandbox.app_secret,
-                                TokenCache(TokenStore(redis_client)), sleep=_no_sleep)  # fmt: skip
-        await client.list_calendars("u-alice")
-        yield Bench(DingTalkSide(client, "u-alice", CTX), client, sandbox)
-
-
-def _fields(bench: Bench, event_id: str) -> dict[str, Any]:
-    data: dict[str, Any] = bench.handle.sandbox.dump()["events"][event_id]["fields"]
+def _fields(alice: AliceSide, event_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = alice.handle.sandbox.dump()["events"][event_id]["fields"]
     return data
 
 
@@ -50,8 +33,8 @@ def _delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
 
 
-async def _rich_event(bench: Bench) -> str:
-    start = at(4)
+async def _rich_event(alice: AliceSide) -> str:
+    start = soon(4)
     body = {
         "summary": "Review",
         "description": "Agenda",
@@ -60,79 +43,79 @@ async def _rich_event(bench: Bench) -> str:
         "location": {"displayName": "Room 5"},
         **EXTRAS,
     }
-    created = await bench.client.create_event("u-alice", body)
+    created = await alice.client.create_event("u-alice", body)
     event_id = str(created["id"])
     # The client has no rooms call; book one as AddMeetingRooms does.
-    sandbox = bench.handle.sandbox
+    sandbox = alice.handle.sandbox
     Writer(sandbox.state, sandbox.seed).add_rooms(
         "u-alice", event_id, {"meetingRoomsToAdd": [{"roomId": "room-7"}]}
     )
     return event_id
 
 
-async def test_title_update_keeps_what_syncd_does_not_map(bench: Bench) -> None:
+async def test_title_update_keeps_what_syncd_does_not_map(alice: AliceSide) -> None:
     """A new title: GetEvent + PatchEvent with summary (and extra/freeBusyStatus) only;
     categories, rich text, UI configs, cards and the room stay; location text untouched."""
-    event_id = await _rich_event(bench)
-    remote = only(await bench.side.changes(None), event_id)
+    event_id = await _rich_event(alice)
+    remote = only(await alice.side.changes(None), event_id)
     assert remote.event is not None
     assert remote.event.location == "Room 5; room-7"
-    before = bench.requests()
-    written = await bench.side.update(
+    before = alice.requests()
+    written = await alice.side.update(
         event_id, dataclasses.replace(remote.event, summary="New"), remote.etag
     )
-    assert _delta(before, bench.requests()) == {"GetEvent": 1, "PatchEvent": 1}
-    fields = _fields(bench, event_id)
+    assert _delta(before, alice.requests()) == {"GetEvent": 1, "PatchEvent": 1}
+    fields = _fields(alice, event_id)
     assert {k: fields[k] for k in EXTRAS} == EXTRAS
     assert [r["roomId"] for r in fields["meetingRooms"]] == ["room-7"]
     assert fields["location"] == {"displayName": "Room 5"}
     assert fields["summary"] == "New"
-    again = only(await bench.side.changes(None), event_id)
+    again = only(await alice.side.changes(None), event_id)
     assert again.event is not None
     assert again.event.fingerprint() == written.event.fingerprint()
 
 
-async def test_update_that_changes_nothing_mapped_touches_nothing_else(bench: Bench) -> None:
+async def test_update_that_changes_nothing_mapped_touches_nothing_else(alice: AliceSide) -> None:
     """The event as DingTalk holds it, sent back: one GetEvent and one PatchEvent that
     carries only freeBusyStatus (DingTalk never says what it holds there); every stored
     field stays as it was and the result reads as before."""
-    event_id = await _rich_event(bench)
-    remote = only(await bench.side.changes(None), event_id)
+    event_id = await _rich_event(alice)
+    remote = only(await alice.side.changes(None), event_id)
     assert remote.event is not None
-    stored = dict(_fields(bench, event_id))
-    before = bench.requests()
+    stored = dict(_fields(alice, event_id))
+    before = alice.requests()
     with capture_logs() as logs:
-        written = await bench.side.update(event_id, remote.event, remote.etag)
-    assert _delta(before, bench.requests()) == {"GetEvent": 1, "PatchEvent": 1}
-    assert _fields(bench, event_id) == {**stored, "freeBusyStatus": "busy"}
+        written = await alice.side.update(event_id, remote.event, remote.etag)
+    assert _delta(before, alice.requests()) == {"GetEvent": 1, "PatchEvent": 1}
+    assert _fields(alice, event_id) == {**stored, "freeBusyStatus": "busy"}
     assert written.event.fingerprint() == remote.event.fingerprint()
-    assert not [e for e in logs if e["event"] == "dingtalk_rich_text_replaced"]
+    assert not [e for e in logs if e["event"] == "dingtalk.rich_text_replaced"]
 
 
-async def test_new_description_replaces_rich_text_with_a_log_line(bench: Bench) -> None:
+async def test_new_description_replaces_rich_text_with_a_log_line(alice: AliceSide) -> None:
     """A new description is sent with an HTML rich text of it (the old one would show stale
-    text); ``dingtalk_rich_text_replaced`` says so."""
-    event_id = await _rich_event(bench)
-    remote = only(await bench.side.changes(None), event_id)
+    text); ``dingtalk.rich_text_replaced`` says so."""
+    event_id = await _rich_event(alice)
+    remote = only(await alice.side.changes(None), event_id)
     assert remote.event is not None
     with capture_logs() as logs:
-        await bench.side.update(
+        await alice.side.update(
             event_id, dataclasses.replace(remote.event, description="Now <this>"), remote.etag
         )
-    fields = _fields(bench, event_id)
+    fields = _fields(alice, event_id)
     assert fields["description"] == "Now <this>"
     assert fields["richTextDescription"] == {"text": "Now &lt;this&gt;"}
     assert fields["categories"] == EXTRAS["categories"]
-    assert [e["event"] for e in logs if e["event"].startswith("dingtalk_rich")] == [
-        "dingtalk_rich_text_replaced"
+    assert [e["event"] for e in logs if e["event"].startswith("dingtalk.rich")] == [
+        "dingtalk.rich_text_replaced"
     ]
 
 
-async def test_free_busy_is_written_on_create_and_update(bench: Bench) -> None:
+async def test_free_busy_is_written_on_create_and_update(alice: AliceSide) -> None:
     """A free event is stored free; it reads back busy (not returned), and turning it busy
     is sent although the read already said busy."""
-    written = await bench.side.create(meeting(free_busy="free"))
-    assert _fields(bench, written.id)["freeBusyStatus"] == "free"
+    written = await alice.side.create(meeting(free_busy="free"))
+    assert _fields(alice, written.id)["freeBusyStatus"] == "free"
     assert written.event.free_busy == "busy"
-    await bench.side.update(written.id, meeting(free_busy="busy"), written.etag)
-    assert _fields(bench, written.id)["freeBusyStatus"] == "busy"
+    await alice.side.update(written.id, meeting(free_busy="busy"), written.etag)
+    assert _fields(alice, written.id)["freeBusyStatus"] == "busy"

@@ -1,10 +1,12 @@
-"""The CalendarSide contract, run by IcsSide against the local feed server (read-only).
+"""What only IcsSide does, against the local feed server (read-only).
 
-What a writable side proves by writing, a feed proves by serving: an event a feed holds
-(rendered by ``event_to_ical``, as a CalDAV server would hold it) is read back with the
-same fingerprint. Writes are refused (``PermissionDenied``), a stale cursor is
-``SyncTokenInvalid``, an unchanged feed is an empty incremental listing, a changed one a
-complete listing, and a failed fetch raises instead of listing anything.
+The CalendarSide contract every side runs (writes refused, unknown cursors stale,
+unreadable items reported, a quiet poll one request) is in
+``tests/contract/test_calendar_side.py``. Here, what is particular to feeds: an event a
+feed holds (rendered by ``event_to_ical``, as a CalDAV server would hold it) reads back with
+the same fingerprint; an unchanged feed is a 304 and an empty incremental listing, a changed
+one a complete listing; volatile and UID-regenerating feeds; a failed fetch raises instead
+of listing anything; fetches are counted.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ import pytest
 from syncd import errors
 from syncd.adapters.ics.client import IcsClient
 from syncd.adapters.ics.side import IcsSide
-from syncd.model import Attendee, BindingRef, Changes, Event, Recurrence, Remote, Side
+from syncd.model import Attendee, BindingRef, Changes, Event, Recurrence, Remote
 from syncd.observability import REGISTRY
-from syncd.sync.ports import CalendarSide
 from syncd.translate import Context, event_to_ical
 from tests.fixtures.feed_server import FeedServer, vevent
 
@@ -94,13 +95,6 @@ def by_id(changes: Changes) -> dict[str, Remote]:
     return {r.id: r for r in changes.items}
 
 
-def test_ics_side_is_a_read_only_calendar_side(side: IcsSide) -> None:
-    """It takes the CalDAV slot of a binding and says it cannot be written."""
-    port: CalendarSide = side
-    assert port.side is Side.CALDAV
-    assert side.writable is False
-
-
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 async def test_event_a_feed_holds_is_what_a_read_reports(
     side: IcsSide, feed_server: FeedServer, shape: str
@@ -114,18 +108,6 @@ async def test_event_a_feed_holds_is_what_a_read_reports(
     assert item.event is not None, item.error
     assert (item.id, item.event.uid) == (event.uid, event.uid)
     assert item.event.fingerprint() == event.fingerprint()
-
-
-@pytest.mark.parametrize("write", ["create", "update", "delete"])
-async def test_writes_are_refused(side: IcsSide, write: str) -> None:
-    """Every write raises PermissionDenied with a one-line reason; nothing is sent."""
-    calls = {
-        "create": lambda: side.create(timed()),
-        "update": lambda: side.update("evt-1", timed(), None),
-        "delete": lambda: side.delete("evt-1", None),
-    }
-    with pytest.raises(errors.PermissionDenied, match="read-only"):
-        await calls[write]()
 
 
 async def test_unchanged_feed_is_an_empty_incremental_listing(
@@ -184,24 +166,6 @@ async def test_regenerated_uids_keep_ids_and_uids_under_auto(
     uids = [sorted(r.event.uid for r in c.items if r.event) for c in reads]
     assert uids[0] == uids[1] == uids[2]
     assert sorted(by_id(reads[1])) == sorted(by_id(reads[2]))  # content ids, stable
-
-
-async def test_bogus_cursor_is_stale(side: IcsSide) -> None:
-    """A cursor the side cannot read raises SyncTokenInvalid (the runner re-lists)."""
-    with pytest.raises(errors.SyncTokenInvalid):
-        await side.changes("garbage")
-
-
-async def test_untranslatable_item_is_reported_not_dropped(
-    side: IcsSide, feed_server: FeedServer
-) -> None:
-    """A broken VEVENT is a Remote without event and with a reason; the rest is read."""
-    feed_server.events = {"ok": vevent("ok", "Fine"), "bad": "UID:bad\nSUMMARY:No start"}
-    changes = await side.changes(None)
-    items = by_id(changes)
-    assert items["ok"].event is not None
-    assert items["bad"].event is None
-    assert items["bad"].error
 
 
 @pytest.mark.parametrize("fault", ["404", "500", "empty", "truncated", "html", "redirect-loop"])

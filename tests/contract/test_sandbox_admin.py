@@ -10,7 +10,6 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from syncd_lab.sandbox.seed import load_seed
 from syncd_lab.stack.ports import free_port
@@ -20,12 +19,6 @@ from tests.fixtures.sandbox import timed_event as timed
 
 SYNCD = str(Path(sys.executable).with_name("syncd"))  # the installed console script
 SEED_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "sandbox_seed.yaml"
-
-
-@pytest.fixture
-def api(sandbox_api: Api) -> Api:
-    """Short name for the ``sandbox_api`` fixture."""
-    return sandbox_api
 
 
 async def admin(api: Api, method: str, route: str, json: object = None) -> tuple[int, object]:

@@ -29,12 +29,6 @@ def changes(receiver: CallbackReceiver) -> list[dict[str, Any]]:
     return receiver.of_type("calendar_event_change")
 
 
-@pytest.fixture
-def api(sandbox_api: Api) -> Api:
-    """Short name for the ``sandbox_api`` fixture."""
-    return sandbox_api
-
-
 async def test_create_pushes_signed_pascal_case_payload(
     api: Api, sandbox: SandboxHandle, callback_receiver: CallbackReceiver
 ) -> None:

@@ -13,12 +13,6 @@ from tests.fixtures.sandbox import SandboxHandle, sandbox_token, start_sandbox
 from tests.fixtures.sandbox import timed_event as timed
 
 
-@pytest.fixture
-def api(sandbox_api: Api) -> Api:
-    """Short name for the ``sandbox_api`` fixture."""
-    return sandbox_api
-
-
 def assert_error(status: int, body: Any, want_status: int, want_code: str) -> None:
     """A DingTalk error body with the given status and code (and a request id)."""
     assert (status, body["code"]) == (want_status, want_code)

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.fixtures.sandbox import SandboxApi as Api
 from tests.fixtures.sandbox import SandboxHandle
 from tests.fixtures.sandbox import timed_event as timed
-
-
-@pytest.fixture
-def api(sandbox_api: Api) -> Api:
-    """Short name for the ``sandbox_api`` fixture."""
-    return sandbox_api
 
 
 async def test_create_returns_documented_shape(api: Api) -> None:

@@ -15,13 +15,6 @@ from tests.fixtures.sandbox import SandboxApi as Api
 from tests.fixtures.sandbox import SandboxHandle
 from tests.fixtures.sandbox import timed_event as timed
 
-
-@pytest.fixture
-def api(sandbox_api: Api) -> Api:
-    """Short name for the ``sandbox_api`` fixture."""
-    return sandbox_api
-
-
 EXTRAS: dict[str, Any] = {
     "categories": [{"categoryId": "c1", "displayName": "Review"}],
     "richTextDescription": {"text": "<b>Agenda</b>"},

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.fixtures.sandbox import SandboxApi as Api
 from tests.fixtures.sandbox import timed_event as timed
 
@@ -14,12 +12,6 @@ WEEKLY_MONDAY_X4 = {
     "range": {"type": "numbered", "numberOfOccurrences": 4},
 }
 SEPTEMBER = {"timeMin": "2025-09-01T00:00:00Z", "timeMax": "2025-10-01T00:00:00Z"}
-
-
-@pytest.fixture
-def api(sandbox_api: Api) -> Api:
-    """Short name for the ``sandbox_api`` fixture."""
-    return sandbox_api
 
 
 async def series(api: Api, **extra: Any) -> dict[str, Any]:

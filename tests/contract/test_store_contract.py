@@ -6,18 +6,19 @@ import asyncio
 import dataclasses
 import random
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aredis
 
-from syncd.model import Attendee, BindingRef, Event, PairState, Recurrence, Side
+from syncd.model import BindingRef, PairState, Side
 from syncd.store.memory import MemoryStore
 from syncd.store.redis import RedisStore
 from syncd.sync.ports import ConflictRecord
 from syncd.sync.records import DeadLetter, RunStatus
+from tests.fakes import rich_event
 
 Store = MemoryStore | RedisStore
 
@@ -34,32 +35,6 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     client = aredis.Redis.from_url(request.getfixturevalue("redis_url"))
     yield RedisStore(client)
     await client.aclose()
-
-
-def rich_event(uid: str = "u1", summary: str = "Weekly sync") -> Event:
-    """An event using every field kind the store must keep (zones, dates, overrides)."""
-    override = Event(
-        uid=uid,
-        summary=f"{summary} (moved)",
-        start=datetime(2025, 3, 10, 11, 0, tzinfo=SH),
-        end=datetime(2025, 3, 10, 12, 0, tzinfo=SH),
-        recurrence_id=datetime(2025, 3, 10, 10, 0, tzinfo=SH),
-    )
-    return Event(
-        uid=uid,
-        summary=summary,
-        start=datetime(2025, 3, 3, 10, 0, tzinfo=SH),
-        end=datetime(2025, 3, 3, 11, 0, tzinfo=SH),
-        description="Agenda: 议程",
-        location="Room 1",
-        organizer="alice@acme.example",
-        attendees=(Attendee("bob@acme.example", "Bob", "accepted", optional=True),),
-        reminders=(10, 30),
-        online_meeting_url="https://meet.example/x",
-        recurrence=Recurrence("FREQ=WEEKLY;COUNT=10;BYDAY=MO", (date(2025, 3, 17),)),
-        overrides=(override,),
-        updated=datetime(2025, 3, 1, 8, 0, tzinfo=ZoneInfo("UTC")),
-    )
 
 
 def pair(uid: str, dt: str | None = None, href: str | None = None, **kw: Any) -> PairState:

@@ -23,8 +23,7 @@ from syncd.store.redis import RedisStore
 from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import CalDAVServer, make_calendar
 from tests.fixtures.processes import SyncdProcess, start_syncd, write_fault_config
-from tests.fixtures.spine import Spine, caldav_yaml
-from tests.integration.test_cli_ops import RADICALE_ONLY
+from tests.fixtures.spine import RADICALE_ONLY, Spine, caldav_yaml
 
 pytestmark = [pytest.mark.usefixtures("syncd_reaper"), pytest.mark.slow]
 

@@ -43,8 +43,8 @@ from tests.fixtures.caldav_servers import (
     make_calendar,
 )
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, CALLBACK_TOKEN, SandboxHandle
-from tests.integration.test_spine import timed_event
-from tests.integration.test_webhook import (
+from tests.fixtures.spine import timed_event
+from tests.fixtures.webhook import (
     GLOBEX_AES,
     GLOBEX_TOKEN,
     Hook,

@@ -20,9 +20,9 @@ from structlog.testing import capture_logs
 from syncd import queue
 from syncd.model import BindingRef
 from syncd.store import keys
-from tests.faults.test_webhook_faults import CASES, PUSH
+from tests.fixtures.hostile_pushes import CASES, PUSH
 from tests.fixtures.sandbox import AES_KEY, APP_SECRET, CALLBACK_TOKEN
-from tests.integration.test_webhook import (
+from tests.fixtures.webhook import (
     ARQ_QUEUE,
     GLOBEX_AES,
     GLOBEX_TOKEN,

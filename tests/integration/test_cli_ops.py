@@ -13,12 +13,9 @@ import json
 import os
 import pty
 import re
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import icalendar
 import pytest
 
 from syncd import queue
@@ -27,58 +24,8 @@ from syncd.store import keys
 from syncd.store.redis import RedisStore
 from syncd.sync.records import DeadLetter, RunStatus
 from syncd_lab.stack.ports import free_port
-from tests.fixtures.spine import REF, Spine, write_config
-from tests.integration.test_spine import timed_event
-
-SYNCD = str(Path(sys.executable).parent / "syncd")
-SUMMARY = re.compile(
-    r"acme/alice-work: created=(\d+) updated=(\d+) deleted=(\d+) conflicts=(\d+) "
-    r"duration=\d+\.\d{3}s( .*)?"
-)
-RADICALE_ONLY = pytest.mark.parametrize("caldav_calendar", ["radicale"], indirect=True)
-
-
-@dataclass(frozen=True)
-class Result:
-    """What a finished command left behind."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.stdout.splitlines()
-
-    def counts(self) -> tuple[int, int, int, int]:
-        """created, updated, deleted, conflicts of the final summary line."""
-        match = SUMMARY.fullmatch(self.lines[-1])
-        assert match, self
-        created, updated, deleted, conflicts = (int(g) for g in match.groups()[:4])
-        return created, updated, deleted, conflicts
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("SYNCD_REDIS_URL", None)  # it would win over the config's redis_url
-    env.pop("SYNCD_CONFIG", None)
-    return env
-
-
-async def syncd(config: Path, *args: str) -> Result:
-    """Run ``syncd ARGS --config CONFIG`` to the end."""
-    proc = await asyncio.create_subprocess_exec(
-        SYNCD,
-        *args,
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=_env(),
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
+from tests.fixtures.processes import SUMMARY, SYNCD, command_env, run_syncd
+from tests.fixtures.spine import RADICALE_ONLY, REF, Spine, summaries, timed_event, write_config
 
 
 @pytest.fixture
@@ -88,38 +35,30 @@ def config_dir(spine: Spine, tmp_path: Path, redis_url: str) -> Path:
     return write_config(tmp_path / "cli", spine.sandbox, cal.url, redis_url, auth=cal.auth)
 
 
-def _summaries(spine_items: tuple[object, ...]) -> list[str]:
-    out = []
-    for item in spine_items:
-        cal = icalendar.Calendar.from_ical(item.text)  # type: ignore[attr-defined]
-        out += [str(ev["SUMMARY"]) for ev in cal.walk("VEVENT")]
-    return sorted(out)
-
-
 # --- sync -------------------------------------------------------------------------------------
 
 
 async def test_sync_creates_then_reports_nothing_to_do(spine: Spine, config_dir: Path) -> None:
     """sync after a DingTalk create: created=1 and the event on CalDAV; again: all zero."""
     await spine.api.create("u-alice", timed_event("Design review", day=22))
-    first = await syncd(config_dir, "sync", "acme", "alice-work")
+    first = await run_syncd(config_dir, "sync", "acme", "alice-work")
     assert first.code == 0, first
     assert first.counts() == (1, 0, 0, 0)
     assert first.lines == [first.lines[-1]]  # nothing but the summary on stdout
-    assert _summaries((await spine.caldav_items()).items) == ["Design review"]
+    assert summaries((await spine.caldav_items()).items) == ["Design review"]
 
     before = spine.writes()
-    again = await syncd(config_dir, "sync", "acme", "alice-work")
+    again = await run_syncd(config_dir, "sync", "acme", "alice-work")
     assert again.code == 0, again
     assert again.counts() == (0, 0, 0, 0)
     assert spine.writes() == before
     # That run read back our own write, which on most servers names every item of the
     # calendar: the CalDAV side then reports a complete listing. An idle run is all cursor.
-    idle = await syncd(config_dir, "sync", "acme", "alice-work")
+    idle = await run_syncd(config_dir, "sync", "acme", "alice-work")
     assert idle.counts() == (0, 0, 0, 0)
     assert (await RedisStore(spine.pool).get_status(REF)).full is False  # cursors used
 
-    full = await syncd(config_dir, "sync", "acme", "alice-work", "--full")
+    full = await run_syncd(config_dir, "sync", "acme", "alice-work", "--full")
     assert full.code == 0, full
     assert full.counts() == (0, 0, 0, 0)
     assert spine.writes() == before
@@ -130,7 +69,7 @@ async def test_sync_creates_then_reports_nothing_to_do(spine: Spine, config_dir:
 async def test_sync_of_a_whole_tenant(spine: Spine, config_dir: Path) -> None:
     """sync TENANT without a binding reconciles each of its bindings, one summary line each."""
     await spine.api.create("u-alice", timed_event("Kick-off", day=23))
-    result = await syncd(config_dir, "sync", "acme")
+    result = await run_syncd(config_dir, "sync", "acme")
     assert result.code == 0, result
     assert result.counts() == (1, 0, 0, 0)
 
@@ -149,14 +88,14 @@ async def test_a_failing_binding_does_not_stop_the_others(
     )
     tenant_file.write_text(tenant_file.read_text().replace("bindings:\n", broken, 1))
     await spine.api.create("u-alice", timed_event("Kick-off", day=23))
-    result = await syncd(root, "sync", "acme")
+    result = await run_syncd(root, "sync", "acme")
     assert result.code == 1, result
     assert result.counts() == (1, 0, 0, 0)
     assert result.lines == [result.lines[-1]]  # only alice-work's summary
     [failure] = [ln for ln in result.stderr.splitlines() if ln.startswith("syncd: ")]
     assert failure.startswith("syncd: acme/bob-gone: SourceUnavailable: ")
     assert "Traceback" not in result.stderr
-    assert _summaries((await spine.caldav_items()).items) == ["Kick-off"]
+    assert summaries((await spine.caldav_items()).items) == ["Kick-off"]
 
 
 @RADICALE_ONLY
@@ -164,7 +103,7 @@ async def test_dry_run_prints_the_plan_and_writes_nothing(spine: Spine, config_d
     """--dry-run lists the planned create; CalDAV, DingTalk, cursors and status stay untouched."""
     await spine.api.create("u-alice", timed_event("Design review", day=22))
     dav_before, writes_before = await spine.caldav_items(), spine.writes()
-    result = await syncd(config_dir, "sync", "acme", "alice-work", "--dry-run")
+    result = await run_syncd(config_dir, "sync", "acme", "alice-work", "--dry-run")
     assert result.code == 0, result
     [plan_line, _] = result.lines
     assert plan_line.startswith("  plan: create caldav: ")
@@ -194,7 +133,7 @@ async def test_unknown_names_exit_2_with_one_line(
     spine: Spine, config_dir: Path, args: tuple[str, ...], message: str
 ) -> None:
     """An unknown tenant or binding → exit 2, one readable stderr line, nothing on stdout."""
-    result = await syncd(config_dir, *args)
+    result = await run_syncd(config_dir, *args)
     assert result.code == 2, result
     assert result.stderr.strip() == message
     assert result.stdout == ""
@@ -206,7 +145,7 @@ async def test_sync_waits_for_a_running_worker(spine: Spine, config_dir: Path) -
     await spine.api.create("u-alice", timed_event("Design review", day=22))
     async with queue.binding_lock(spine.pool, REF) as lock:
         assert lock.held
-        proc = asyncio.create_task(syncd(config_dir, "sync", "acme", "alice-work"))
+        proc = asyncio.create_task(run_syncd(config_dir, "sync", "acme", "alice-work"))
         await asyncio.sleep(3.0)  # long enough for the command to start and find the lock
         assert not proc.done()
         assert (await spine.caldav_items()).items == ()
@@ -234,7 +173,7 @@ async def test_progress_in_a_terminal_keeps_the_summary_line_whole(
         str(config_dir),
         stdout=secondary,
         stderr=secondary,
-        env={**_env(), "TERM": "xterm", "COLUMNS": "100"},
+        env={**command_env(), "TERM": "xterm", "COLUMNS": "100"},
     )
     os.close(secondary)
     reader = asyncio.create_task(asyncio.to_thread(_read_all, primary))
@@ -267,24 +206,24 @@ def _read_all(fd: int) -> bytes:
 @RADICALE_ONLY
 async def test_status_before_and_after_a_sync(spine: Spine, config_dir: Path) -> None:
     """status shows never-run first; after a sync: state ok, pairs=1, as text and as JSON."""
-    never = await syncd(config_dir, "status")
+    never = await run_syncd(config_dir, "status")
     assert never.code == 0, never
     assert never.lines == [
         "acme/alice-work: state=never-run last_success=- lag=- pairs=0 conflicts=0 dead_letters=0"
     ]
-    none = await syncd(config_dir, "conflicts")
+    none = await run_syncd(config_dir, "conflicts")
     assert (none.code, none.lines) == (0, ["no conflicts"])
-    assert json.loads((await syncd(config_dir, "conflicts", "--json")).stdout) == []
+    assert json.loads((await run_syncd(config_dir, "conflicts", "--json")).stdout) == []
     await spine.api.create("u-alice", timed_event("Retro", day=24))
-    assert (await syncd(config_dir, "sync", "acme", "alice-work")).code == 0
+    assert (await run_syncd(config_dir, "sync", "acme", "alice-work")).code == 0
 
-    text = await syncd(config_dir, "status", "acme")
+    text = await run_syncd(config_dir, "status", "acme")
     assert text.code == 0, text
     [line] = text.lines
     assert line.startswith("acme/alice-work: state=ok last_success=20")
     assert "pairs=1 conflicts=0 dead_letters=0" in line
 
-    as_json = await syncd(config_dir, "status", "--json")
+    as_json = await run_syncd(config_dir, "status", "--json")
     assert as_json.code == 0, as_json
     [row] = json.loads(as_json.stdout)  # stdout is pure JSON
     assert (row["binding"], row["state"], row["pairs"]) == ("acme/alice-work", "ok", 1)
@@ -301,7 +240,7 @@ async def test_redis_unreachable_is_exit_1_with_one_line(tmp_path: Path) -> None
         f"redis_url: redis://127.0.0.1:{free_port()}/0\nlog: {{format: console}}\n"
     )
     started = time.monotonic()
-    result = await syncd(root, "status")
+    result = await run_syncd(root, "status")
     assert time.monotonic() - started < 15
     assert result.code == 1, result
     assert result.stdout == ""
@@ -325,7 +264,7 @@ async def test_conflicts_lists_a_decided_conflict(
         tmp_path / "cli", spine.sandbox, cal.url, redis_url, auth=cal.auth, conflict=policy
     )
     created = await spine.api.create("u-alice", timed_event("Budget", day=25))
-    assert (await syncd(root, "sync", "acme", "alice-work")).code == 0
+    assert (await run_syncd(root, "sync", "acme", "alice-work")).code == 0
     [item] = (await spine.caldav_items()).items
 
     status, _ = await spine.api.call(
@@ -339,11 +278,11 @@ async def test_conflicts_lists_a_decided_conflict(
     status, _ = spine.calendar.put_raw(item.href.rsplit("/", 1)[1], edited)
     assert status in (201, 204)
 
-    result = await syncd(root, "sync", "acme", "alice-work")
+    result = await run_syncd(root, "sync", "acme", "alice-work")
     assert result.code == 0, result
     assert result.counts()[3] == 1
 
-    listed = await syncd(root, "conflicts", "--json")
+    listed = await run_syncd(root, "conflicts", "--json")
     assert listed.code == 0, listed
     [record] = json.loads(listed.stdout)
     assert record["binding"] == "acme/alice-work"
@@ -355,11 +294,11 @@ async def test_conflicts_lists_a_decided_conflict(
 
     winner = "Budget (CalDAV edit)" if policy == "caldav" else "Budget (DingTalk edit)"
     assert [e["summary"] for e in spine.dingtalk_events()] == [winner]
-    assert _summaries((await spine.caldav_items()).items) == [winner]
-    text = await syncd(root, "conflicts", "acme")
+    assert summaries((await spine.caldav_items()).items) == [winner]
+    text = await run_syncd(root, "conflicts", "acme")
     assert text.code == 0
     assert f"winner={policy}" in text.lines[0]
-    status_json = json.loads((await syncd(root, "status", "--json")).stdout)
+    status_json = json.loads((await run_syncd(root, "status", "--json")).stdout)
     assert status_json[0]["conflicts"] == 1
 
 
@@ -375,10 +314,10 @@ async def test_replay_requeues_a_dead_lettered_binding(spine: Spine, config_dir:
     await store.add_dead_letter(
         REF, DeadLetter("binding", "BadResponse: boom", "t", reason="callback")
     )
-    shown = await syncd(config_dir, "status")
+    shown = await run_syncd(config_dir, "status")
     assert "dead_letters=1" in shown.stdout
 
-    result = await syncd(config_dir, "replay")
+    result = await run_syncd(config_dir, "replay")
     assert result.code == 0, result
     assert result.lines == [
         "acme/alice-work: replayed 1 dead letter(s)",
@@ -392,6 +331,6 @@ async def test_replay_requeues_a_dead_lettered_binding(spine: Spine, config_dir:
     status = await store.get_status(REF)
     assert (status.state, status.full) == ("ok", True)
     assert not await spine.pool.exists(keys.binding_key(REF, keys.FULL))
-    again = await syncd(config_dir, "replay")
+    again = await run_syncd(config_dir, "replay")
     assert again.lines == ["replayed 0 dead letter(s) in 0 binding(s)"]
     assert await spine.pool.zcard("arq:queue") == 0

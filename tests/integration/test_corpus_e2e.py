@@ -55,10 +55,10 @@ from tests.fixtures.caldav_servers import (
     CalendarHandle,
     make_calendar,
 )
+from tests.fixtures.dingtalk_shapes import CTX
 from tests.fixtures.sandbox import SandboxHandle
 from tests.fixtures.spine import caldav_yaml
 from tests.unit.test_translate_corpus import corpus_files, occurrences, resources
-from tests.unit.test_translate_shapes import CTX
 
 AUTH = (USERNAME, PASSWORD)  # the CalDAV test user (Xandikos ignores it)
 

@@ -23,9 +23,8 @@ from syncd.config import load_config
 from syncd.store.redis import RedisStore
 from syncd.sync.records import DeadLetter, RunStatus
 from tests.fixtures.caldav_servers import CalDAVServer, make_calendar
-from tests.fixtures.spine import REF, Spine, write_config
-from tests.integration.test_cli_ops import RADICALE_ONLY, syncd
-from tests.integration.test_spine import timed_event
+from tests.fixtures.processes import run_syncd
+from tests.fixtures.spine import RADICALE_ONLY, REF, Spine, timed_event, write_config
 
 HOURLY = "FREQ=HOURLY;COUNT=3"  # DingTalk has no hourly recurrence: Unrepresentable
 
@@ -57,25 +56,25 @@ async def test_missing_calendar_fails_then_heals_once_it_exists(
     await queue.request_reconcile(spine.pool, REF, "poll")
     await spine.run_worker(config)
     assert await store.list_dead_letters(REF) == []
-    shown = await syncd(root, "status")
+    shown = await run_syncd(root, "status")
     assert shown.code == 1, shown
     (line,) = shown.lines
     assert "state=failed" in line
     assert "dead_letters=0" in line
     assert line.split(" reason=", 1)[1] == f"calendar not found: {url}"
     assert shown.stderr.strip().endswith("syncd: failed or degraded: acme/alice-work")
-    (row,) = json.loads((await syncd(root, "status", "--json")).stdout)
+    (row,) = json.loads((await run_syncd(root, "status", "--json")).stdout)
     assert (row["health"], row["reason"]) == ("failed", f"calendar not found: {url}")
 
     make_calendar(radicale_server, name)  # the calendar appears (MKCALENDAR)
     await queue.request_reconcile(spine.pool, REF, "poll")
     await spine.run_worker(config)
-    shown = await syncd(root, "status")
+    shown = await run_syncd(root, "status")
     assert shown.code == 0, shown
     assert "state=ok" in shown.stdout
     assert "dead_letters=0" in shown.stdout
     assert "reason=" not in shown.stdout
-    (row,) = json.loads((await syncd(root, "status", "--json")).stdout)
+    (row,) = json.loads((await run_syncd(root, "status", "--json")).stdout)
     assert (row["health"], row["reason"]) == ("ok", None)
 
 
@@ -96,7 +95,7 @@ async def test_item_dead_letter_heals_when_the_item_is_written(
     letters = await store.list_dead_letters(REF)
     assert sorted(x.uid for x in letters) == ["hourly-a@test", "hourly-b@test"]
     assert {(x.kind, x.error) for x in letters} == {("item", "Unrepresentable")}
-    shown = await syncd(root, "status")
+    shown = await run_syncd(root, "status")
     assert shown.code == 1, shown
     reason = shown.lines[0].split(" reason=", 1)[1]
     assert reason.startswith("hourly-")
@@ -105,16 +104,16 @@ async def test_item_dead_letter_heals_when_the_item_is_written(
     await spine.settle(poll=True)  # nothing new: the run is clean, the letters stay
     assert len(await store.list_dead_letters(REF)) == 2
     assert (await store.get_status(REF)).state == "ok"
-    assert (await syncd(root, "status")).code == 1  # dead letters waiting: degraded
+    assert (await run_syncd(root, "status")).code == 1  # dead letters waiting: degraded
 
     fixed = _series("hourly-a@test", "hourly-a", "FREQ=DAILY;COUNT=3")
     assert spine.calendar.put_raw("hourly-a.ics", fixed)[0] in (201, 204)
-    result = await syncd(root, "sync", "acme", "alice-work")
+    result = await run_syncd(root, "sync", "acme", "alice-work")
     assert result.code == 0, result
     assert [e["summary"] for e in spine.dingtalk_events()] == ["hourly-a"]
     (left,) = await store.list_dead_letters(REF)
     assert left.uid == "hourly-b@test"
-    shown = await syncd(root, "status")
+    shown = await run_syncd(root, "status")
     assert shown.code == 1
     assert "dead_letters=1" in shown.stdout
     assert "hourly-b@test: Unrepresentable" in shown.stdout

@@ -15,8 +15,8 @@ from structlog.testing import capture_logs
 from syncd.adapters.caldav.client import CalDAVClient
 from syncd.adapters.caldav.side import CalDAVSide
 from tests.fixtures.caldav_servers import CalendarHandle
+from tests.fixtures.dingtalk_shapes import CTX
 from tests.fixtures.hostile import CASES, TIMED, vcalendar
-from tests.unit.test_translate_shapes import CTX
 
 # The cases left out make the servers themselves spend seconds to minutes on one PUT
 # (Radicale indexes a rule that never occurs until the year 9999; both parse 100,000

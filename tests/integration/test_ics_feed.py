@@ -32,9 +32,9 @@ from syncd.worker.settings import create_worker, shutdown, startup
 from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.feed_server import BERLIN, FeedServer, vevent
+from tests.fixtures.processes import run_syncd
 from tests.fixtures.sandbox import SandboxApi, SandboxHandle, sandbox_token, timed_event
 from tests.fixtures.spine import caldav_yaml
-from tests.integration.test_cli_ops import syncd
 
 REF = BindingRef("acme", "alice-holidays")
 WRITES = ("Create", "Patch", "Delete", "Add", "Remove", "Respond")
@@ -308,23 +308,23 @@ async def test_syncd_sync_fetches_now_and_status_shows_a_failing_feed(
     reason, and a good sync heals it."""
     config = tmp_path / "config"
     seed_feed(rig.feed)
-    first = await syncd(config, "sync", "acme", "alice-holidays")
+    first = await run_syncd(config, "sync", "acme", "alice-holidays")
     assert first.code == 0, first
     assert first.lines[-1].startswith("acme/alice-holidays: created=4 updated=0 deleted=0")
-    second = await syncd(config, "sync", "acme", "alice-holidays")
+    second = await run_syncd(config, "sync", "acme", "alice-holidays")
     assert second.lines[-1].startswith("acme/alice-holidays: created=0 updated=0 deleted=0")
     assert rig.feed.statuses() == [200, 304]
     rig.feed.fault = "html"
-    failed = await syncd(config, "sync", "acme", "alice-holidays")
+    failed = await run_syncd(config, "sync", "acme", "alice-holidays")
     assert failed.code == 1
     assert "BrokenCalendarData: the feed is an HTML/XML page" in failed.stderr
-    status = await syncd(config, "status", "acme")
+    status = await run_syncd(config, "status", "acme")
     assert status.code == 1
     assert "failed" in status.stdout
     assert "HTML/XML page" in status.stdout
     rig.feed.fault = None
-    assert (await syncd(config, "sync", "acme", "alice-holidays")).code == 0
-    assert (await syncd(config, "status", "acme")).code == 0
+    assert (await run_syncd(config, "sync", "acme", "alice-holidays")).code == 0
+    assert (await run_syncd(config, "status", "acme")).code == 0
     assert len(rig.events()) == 5
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
 from arq.constants import default_queue_name, result_key_prefix
 from arq.worker import Worker
 
@@ -68,14 +68,6 @@ async def reconcile_by_hand(ctx: dict[str, Any], tenant: str, binding: str, reas
         await rec.work(ctx["job_id"])
     rec.outcomes.append(queue.RunOutcome(ran=True))
     await queue.rerun_if_dirty(ctx["redis"], ref)
-
-
-@pytest.fixture
-async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
-    """An arq pool on the flushed test Redis."""
-    arq_pool = await create_pool(queue.redis_settings(redis_url))
-    yield arq_pool
-    await arq_pool.aclose()
 
 
 def make_worker(redis_url: str, rec: Recorder, **kw: Any) -> Worker:

@@ -34,9 +34,7 @@ from syncd.webhook.see import SCRAPE_GAUGES, Row, gauges_text, render_status
 from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import CalDAVServer
 from tests.fixtures.processes import start_syncd, write_fault_config
-from tests.fixtures.spine import REF, Spine, caldav_yaml, write_config
-from tests.integration.test_cli_ops import RADICALE_ONLY
-from tests.integration.test_spine import timed_event
+from tests.fixtures.spine import RADICALE_ONLY, REF, Spine, caldav_yaml, timed_event, write_config
 
 MISSING = BindingRef("acme", "bob-missing")
 

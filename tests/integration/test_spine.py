@@ -8,32 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
-import icalendar
 import structlog.testing
 
 from syncd import queue
-from syncd.adapters.caldav.client import RawItem
 from syncd.model import BindingRef, Side
 from syncd.observability import REGISTRY
 from syncd.store.redis import RedisStore
-from tests.fixtures.spine import REF, Spine
-
-
-def timed_event(summary: str, day: int) -> dict[str, object]:
-    """A one-hour meeting at 10:00 Asia/Shanghai on 2027-01-<day> (inside every sync window)."""
-
-    def at(hour: int) -> dict[str, str]:
-        return {"dateTime": f"2027-01-{day:02d}T{hour}:00:00+08:00", "timeZone": "Asia/Shanghai"}
-
-    return {"summary": summary, "start": at(10), "end": at(11)}
-
-
-def _summaries(items: tuple[RawItem, ...]) -> list[str]:
-    out = []
-    for item in items:
-        cal = icalendar.Calendar.from_ical(item.text)
-        out += [str(ev["SUMMARY"]) for ev in cal.walk("VEVENT")]
-    return sorted(out)
+from tests.fixtures.spine import REF, Spine, summaries, timed_event
 
 
 async def _assert_quiet(spine: Spine) -> None:
@@ -48,7 +29,7 @@ async def test_dingtalk_changes_reach_caldav(spine: Spine) -> None:
     created = await spine.api.create("u-alice", timed_event("Design review", day=22))
     await spine.settle()
     items = (await spine.caldav_items()).items
-    assert _summaries(items) == ["Design review"]
+    assert summaries(items) == ["Design review"]
     text = items[0].text
     assert "DTSTART;TZID=Asia/Shanghai:20270122T100000" in text.replace("\r\n ", "")
     await _assert_quiet(spine)
@@ -60,7 +41,7 @@ async def test_dingtalk_changes_reach_caldav(spine: Spine) -> None:
     )
     assert status == 200
     await spine.settle()
-    assert _summaries((await spine.caldav_items()).items) == ["Design review (moved)"]
+    assert summaries((await spine.caldav_items()).items) == ["Design review (moved)"]
     await _assert_quiet(spine)
 
     status, _ = await spine.api.call("DELETE", spine.api.events("u-alice", f"/{created['id']}"))
@@ -152,7 +133,7 @@ async def test_two_workers_racing_create_no_duplicates(spine: Spine) -> None:
     await queue.request_reconcile(spine.pool, REF, "poll")
     await asyncio.gather(spine.run_worker(), spine.run_worker())
     await spine.settle(poll=True)
-    names = _summaries((await spine.caldav_items()).items)
+    names = summaries((await spine.caldav_items()).items)
     assert names == sorted(["Local", *(f"Meeting {d}" for d in range(10, 16))])
     assert sorted(e["summary"] for e in spine.dingtalk_events()) == names
     await _assert_quiet(spine)
@@ -174,7 +155,7 @@ async def test_callback_during_a_running_reconcile_is_not_lost(spine: Spine) -> 
     await worker
     spine.sandbox.sandbox.set_faults(latency_ms=0)
     await spine.settle()
-    assert _summaries((await spine.caldav_items()).items) == ["First", "Second"]
+    assert summaries((await spine.caldav_items()).items) == ["First", "Second"]
 
 
 async def test_attendee_edits_only_send_their_answer(spine: Spine) -> None:

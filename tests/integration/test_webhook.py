@@ -1,9 +1,7 @@
 """The webhook over real HTTP with real Redis: accepted pushes, dedupe, health, metrics, sandbox.
 
-The real ``create_app`` (its own arq pool on the test Redis) is served on a free loopback
-port. Pushes are encrypted and signed with ``syncd.crypto.seal``, as DingTalk does; the
-reply is checked the way DingTalk checks it. The helpers here are shared with
-``tests/faults/test_webhook_faults.py``.
+The webhook runs as ``tests/fixtures/webhook.py`` serves it (the real ``create_app`` on a
+free loopback port); pushes are sealed and replies checked as DingTalk does.
 """
 
 from __future__ import annotations
@@ -13,248 +11,36 @@ import json
 import os
 import signal
 import sys
-import textwrap
 import time
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aredis
-from aiohttp import web
 from structlog.testing import capture_logs
 
 from syncd import crypto, queue
-from syncd.config import Config, load_config
 from syncd.model import BindingRef
-from syncd.observability import REGISTRY
 from syncd.store import keys
-from syncd.webhook.app import create_app
 from syncd_lab.stack.ports import free_port
 from tests.fixtures.sandbox import (
     AES_KEY,
     APP_KEY,
-    APP_SECRET,
-    CALLBACK_TOKEN,
     SandboxHandle,
     sandbox_token,
     start_sandbox,
 )
 from tests.fixtures.spine import Spine
-
-MAX_BODY = 2048
-MAX_SKEW_S = 120
-GLOBEX_TOKEN = "globex-token"
-GLOBEX_AES = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"  # 43 characters
-ARQ_QUEUE = "arq:queue"
-
-
-def write_webhook_config(root: Path, redis_url: str, api_base: str = "http://127.0.0.1:9") -> Path:
-    """Two tenants: acme (alice-work, alice-home for u-alice; bob-work) and globex (g-alice)."""
-    (root / "tenants").mkdir(parents=True, exist_ok=True)
-    (root / "syncd.yaml").write_text(
-        f"redis_url: {redis_url}\ncallback_max_body: {MAX_BODY}\n"
-        f"callback_max_skew: {MAX_SKEW_S}s\nlog: {{format: console}}\n"
-    )
-    (root / "tenants" / "acme.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            id: acme
-            dingtalk:
-              api_base: {api_base}
-              app_key: {APP_KEY}
-              app_secret: {APP_SECRET}
-              callback: {{token: {CALLBACK_TOKEN}, aes_key: {AES_KEY}}}
-            directory:
-              - {{union_id: u-alice, email: alice@acme.example}}
-              - {{union_id: u-bob, email: bob@acme.example}}
-              - {{union_id: u-carol, email: carol@acme.example}}
-            bindings:
-              - {{id: alice-work, dingtalk_user: u-alice, caldav: {{url: "http://127.0.0.1:9/a/w/"}}}}
-              - {{id: alice-home, dingtalk_user: u-alice, caldav: {{url: "http://127.0.0.1:9/a/h/"}}}}
-              - {{id: bob-work, dingtalk_user: u-bob, caldav: {{url: "http://127.0.0.1:9/b/w/"}}}}
-            """
-        )
-    )
-    (root / "tenants" / "globex.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            id: globex
-            dingtalk:
-              api_base: http://127.0.0.1:9
-              app_key: dingglobex
-              app_secret: globex-secret
-              callback: {{token: {GLOBEX_TOKEN}, aes_key: {GLOBEX_AES}}}
-            directory:
-              - {{union_id: u-alice, email: alice@globex.example}}
-            bindings:
-              - {{id: g-alice, dingtalk_user: u-alice, caldav: {{url: "http://127.0.0.1:9/g/"}}}}
-            """
-        )
-    )
-    return root
-
-
-def change_push(
-    union_ids: list[str], *, biz_id: str | None = None, camel: bool = False
-) -> dict[str, Any]:
-    """A decrypted calendar_event_change as DingTalk sends it (PascalCase, or camelCase)."""
-    biz = biz_id or uuid.uuid4().hex
-    fields = {
-        "CalendarEventId": "ev-" + biz[:8],
-        "CalendarEventUpdateTime": 1668735924619,
-        "CalendarId": "NzE3",
-        "UnionIdList": union_ids,
-        "ChangeType": "updated",
-    }
-    if camel:
-        fields = {k[0].lower() + k[1:]: v for k, v in fields.items()} | {"eventId": biz}
-    return {
-        "EventType": "calendar_event_change",
-        "EventTime": 1668735924640,
-        "CorpId": "dingcorp1",
-        "BizId": biz,
-        **fields,
-        "operator": {"type": "user"},
-    }
-
-
-def sealed_push(
-    plaintext: str,
-    *,
-    token: str = CALLBACK_TOKEN,
-    aes_key: str = AES_KEY,
-    owner_key: str = APP_KEY,
-    timestamp: str | None = None,
-) -> tuple[dict[str, str], bytes]:
-    """Query parameters and JSON body of a push, encrypted and signed like DingTalk's."""
-    sealed = crypto.seal(plaintext, token, aes_key, owner_key, timestamp=timestamp)
-    query = {k: sealed[k] for k in ("signature", "timestamp", "nonce")}
-    return query, json.dumps({"encrypt": sealed["encrypt"]}).encode()
-
-
-def callback_counts(tenant: str) -> dict[str, float]:
-    """Every ``syncd_callbacks_total`` sample of ``tenant``, by outcome."""
-    out: dict[str, float] = {}
-    for metric in REGISTRY.collect():
-        for sample in metric.samples:
-            if sample.name == "syncd_callbacks_total" and sample.labels["tenant"] == tenant:
-                out[sample.labels["outcome"]] = sample.value
-    return out
-
-
-def counted_since(before: dict[str, float], tenant: str) -> dict[str, float]:
-    """The outcomes of ``tenant`` that grew since ``before``, and by how much."""
-    now = callback_counts(tenant)
-    return {k: v - before.get(k, 0.0) for k, v in now.items() if v != before.get(k, 0.0)}
-
-
-@dataclass
-class Hook:
-    """A running webhook: its base URL, an HTTP session and a client on its Redis."""
-
-    url: str
-    session: aiohttp.ClientSession
-    redis: aredis.Redis
-    config: Config
-
-    async def post(
-        self,
-        tenant: str,
-        query: dict[str, str],
-        body: Any,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        """POST to ``/callbacks/{tenant}``; returns the status and the JSON answer."""
-        async with self.session.post(
-            f"{self.url}/callbacks/{tenant}", params=query, data=body, headers=headers
-        ) as resp:
-            return resp.status, await resp.json(content_type=None)
-
-    async def push(self, plaintext: dict[str, Any] | str, tenant: str = "acme") -> tuple[int, Any]:
-        """Seal ``plaintext`` with the tenant's keys and POST it."""
-        text = plaintext if isinstance(plaintext, str) else json.dumps(plaintext)
-        keys_of = {"acme": {}, "globex": {"token": GLOBEX_TOKEN, "aes_key": GLOBEX_AES}}
-        owner = {"globex": {"owner_key": "dingglobex"}}.get(tenant, {})
-        query, body = sealed_push(text, **keys_of.get(tenant, {}), **owner)
-        return await self.post(tenant, query, body)
-
-    async def queued(self) -> list[str]:
-        """Job ids in arq's queue."""
-        return sorted(j.decode() for j in await self.redis.zrange(ARQ_QUEUE, 0, -1))
-
-    async def dirty(self) -> list[str]:
-        """``tenant/binding`` of every binding with a dirty mark."""
-        found = []
-        for tenant, binding in self.config.bindings():
-            ref = BindingRef(tenant.id, binding.id)
-            if await self.redis.exists(keys.binding_key(ref, keys.DIRTY)):
-                found.append(str(ref))
-        return sorted(found)
-
-    async def accepted_pushes(self) -> list[str]:
-        """Dedupe keys of pushes the webhook has accepted."""
-        return sorted(k.decode() for k in await self.redis.keys("syncd:*:push:*"))
-
-    async def assert_nothing_queued(self) -> None:
-        """No job in arq's queue, no dirty mark, no push remembered."""
-        assert await self.queued() == []
-        assert await self.dirty() == []
-        assert await self.accepted_pushes() == []
-
-    def assert_success(self, status: int, answer: Any, tenant: str = "acme") -> None:
-        """200 with the encrypted ``success`` envelope, signed as DingTalk verifies it."""
-        assert status == 200, answer
-        cb = self.config.tenant(tenant).dingtalk.callback
-        token, aes = cb.token.get_secret_value(), cb.aes_key.get_secret_value()
-        owner = self.config.tenant(tenant).owner_key
-        crypto.verify_signature(
-            token, answer["timeStamp"], answer["nonce"], answer["encrypt"], answer["msg_signature"]
-        )
-        assert crypto.decrypt(answer["encrypt"], aes, owner) == "success"
-
-
-@asynccontextmanager
-async def serve_webhook(config: Config) -> AsyncIterator[str]:
-    """Serve the real webhook app (with its own arq pool) on a free port; yields its URL."""
-    runner = web.AppRunner(create_app(config), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-@asynccontextmanager
-async def running_hook(
-    root: Path, redis_url: str, api_base: str | None = None
-) -> AsyncIterator[Hook]:
-    """Write a config for ``redis_url``, serve the webhook, yield a :class:`Hook`."""
-    if api_base is None:
-        write_webhook_config(root, redis_url)
-    else:
-        write_webhook_config(root, redis_url, api_base)
-    config = load_config(root, {})
-    client = aredis.Redis.from_url(redis_url)
-    async with serve_webhook(config) as url, aiohttp.ClientSession() as session:
-        try:
-            yield Hook(url, session, client, config)
-        finally:
-            await client.aclose()
-
-
-@pytest.fixture
-async def hook(tmp_path: Path, redis_url: str) -> AsyncIterator[Hook]:
-    """The webhook on the session Redis (flushed), tenants acme and globex."""
-    async with running_hook(tmp_path / "config", redis_url) as running:
-        yield running
-
+from tests.fixtures.webhook import (
+    ARQ_QUEUE,
+    Hook,
+    callback_counts,
+    change_push,
+    counted_since,
+    running_hook,
+    sealed_push,
+    write_webhook_config,
+)
 
 # --- accepted pushes -----------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from syncd.config import Settings, parse_duration, parse_listen
 from syncd.config._types import AesKey, HttpUrl, Ident, Timezone
 from syncd.errors import ConfigError
 
-OFFICIAL_AES_KEY = "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7"  # reference §5.7
+OFFICIAL_AES_KEY = "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7"  # DingTalk's example key
 
 
 class _Probe(BaseModel):

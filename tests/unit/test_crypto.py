@@ -22,7 +22,7 @@ from syncd.errors import (
     OwnerKeyMismatch,
 )
 
-# Reference §5.7: the official self-test vector of open-dingtalk/DingTalk-Callback-Crypto.
+# The official self-test vector of open-dingtalk/DingTalk-Callback-Crypto.
 TOKEN = "mryue"
 AES_KEY = "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7"
 OWNER = "ding6ccabc44d2c8d38b"

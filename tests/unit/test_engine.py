@@ -18,7 +18,7 @@ def test_unchanged_pairs_and_empty_listings_plan_nothing() -> None:
 
 
 def test_new_dingtalk_event_is_created_on_caldav() -> None:
-    """Scenario 1: an event new in DingTalk becomes one Create on CalDAV with a pair template."""
+    """An event new in DingTalk becomes one Create on CalDAV with a pair template."""
     e = ev("dingtalk-x@syncd")
     (action,) = run({}, inc(r("dt-9", e)))
     assert isinstance(action, Create)
@@ -32,7 +32,7 @@ def test_new_dingtalk_event_is_created_on_caldav() -> None:
 
 
 def test_new_caldav_event_is_created_on_dingtalk_keeping_its_etag() -> None:
-    """Scenario 2: an event new in CalDAV becomes a Create on DingTalk; its etag is kept."""
+    """An event new in CalDAV becomes a Create on DingTalk; its etag is kept."""
     e = ev("cal-1")
     (action,) = run({}, caldav=inc(r("cal-1.ics", e, '"7"')))
     assert isinstance(action, Create)
@@ -41,7 +41,7 @@ def test_new_caldav_event_is_created_on_dingtalk_keeping_its_etag() -> None:
 
 
 def test_echo_of_our_own_write_is_not_a_change() -> None:
-    """Scenario 2/3: our write read back (same fingerprint, same etag) plans nothing."""
+    """Our write read back (same fingerprint, same etag) plans nothing."""
     p = paired(ev())
     assert list(run(pairs(p), caldav=inc(r("u1.ics", ev(), '"e1"')))) == []
 
@@ -55,7 +55,7 @@ def test_etag_change_with_same_content_only_records_the_new_etag() -> None:
 
 
 def test_edit_on_dingtalk_updates_caldav_under_the_stored_etag() -> None:
-    """Scenario 3: only DingTalk changed and CalDAV was not read: update with the stored etag."""
+    """Only DingTalk changed and CalDAV was not read: update with the stored etag."""
     p = paired(ev())
     new = ev(summary="Standup (moved)")
     (action,) = run(pairs(p), inc(r("dt-1", new)))
@@ -86,7 +86,7 @@ def test_dingtalk_copy_of_caldav_event_keeps_caldav_uid_when_written_back() -> N
 
 
 def test_same_edit_on_both_sides_is_recorded_without_writes() -> None:
-    """Scenario 4: identical edits on both sides: a Record, no conflict, no write."""
+    """Identical edits on both sides: a Record, no conflict, no write."""
     new = ev(summary="Both")
     (action,) = run(pairs(paired(ev())), inc(r("dt-1", new)), inc(r("u1.ics", new, '"e2"')))
     assert isinstance(action, Record)
@@ -118,16 +118,16 @@ def test_different_fields_edited_on_both_sides_merge_without_conflict() -> None:
 def test_same_field_edited_differently_is_a_conflict_decided_by_policy(
     policy: str, d_time: int, c_time: int, winner: Side
 ) -> None:
-    """Scenario 5: a field changed differently on both sides goes to the policy, recorded."""
+    """A field changed differently on both sides goes to the policy, recorded."""
     d = ev(summary="From DingTalk", updated=at(d_time))
     c = ev(summary="From CalDAV", updated=at(c_time))
-    the_plan = run(
+    plan = run(
         pairs(paired(ev())),
         inc(r("dt-1", d)),
         inc(r("u1.ics", c, '"e2"')),
         Policy(conflict=policy),  # type: ignore[arg-type]
     )
-    conflict, update = the_plan.actions
+    conflict, update = plan.actions
     assert isinstance(conflict, Conflict)
     assert isinstance(update, Update)
     assert conflict.record.winner is winner
@@ -142,15 +142,15 @@ def test_conflict_plus_merge_updates_both_sides() -> None:
     """A conflicting field and a one-sided field: the loser gets both, the winner the other's."""
     d = ev(summary="D", description="d notes", updated=at(11))
     c = ev(summary="C", updated=at(10))
-    the_plan = run(pairs(paired(ev())), inc(r("dt-1", d)), inc(r("u1.ics", c, '"e2"')))
-    assert kinds(the_plan) == ["Conflict", "Update"]
-    (update,) = the_plan.writes
+    plan = run(pairs(paired(ev())), inc(r("dt-1", d)), inc(r("u1.ics", c, '"e2"')))
+    assert kinds(plan) == ["Conflict", "Update"]
+    (update,) = plan.writes
     assert isinstance(update, Update)
     assert update.target is Side.CALDAV
     assert (update.event.summary, update.event.description) == ("D", "d notes")
     c2 = ev(summary="C", location="c room", updated=at(10))
-    the_plan = run(pairs(paired(ev())), inc(r("dt-1", d)), inc(r("u1.ics", c2, '"e2"')))
-    assert sides(the_plan) == [
+    plan = run(pairs(paired(ev())), inc(r("dt-1", d)), inc(r("u1.ics", c2, '"e2"')))
+    assert sides(plan) == [
         ("Conflict", None),
         ("Update", Side.DINGTALK),
         ("Update", Side.CALDAV),
@@ -158,22 +158,22 @@ def test_conflict_plus_merge_updates_both_sides() -> None:
 
 
 def test_moved_href_with_same_uid_repoints_the_pair() -> None:
-    """Scenario 8: href renamed with the same UID (incremental): a Record, no delete, no create."""
+    """Href renamed with the same UID (incremental): a Record, no delete, no create."""
     p = paired(ev())
-    the_plan = run(pairs(p), caldav=inc(r("moved.ics", ev(), '"e5"'), deleted=("u1.ics",)))
-    (action,) = the_plan
+    plan = run(pairs(p), caldav=inc(r("moved.ics", ev(), '"e5"'), deleted=("u1.ics",)))
+    (action,) = plan
     assert isinstance(action, Record)
     assert (action.pair.caldav_href, action.pair.caldav_etag) == ("moved.ics", '"e5"')
 
 
 def test_moved_href_in_a_full_listing_is_still_a_move() -> None:
-    """Scenario 8, full listing: the old href's absence is not a deletion when the UID moved."""
-    the_plan = run(pairs(paired(ev())), caldav=full(r("moved.ics", ev(), '"e5"')))
-    assert kinds(the_plan) == ["Record"]
+    """Full listing: the old href's absence is not a deletion when the UID moved."""
+    plan = run(pairs(paired(ev())), caldav=full(r("moved.ics", ev(), '"e5"')))
+    assert kinds(plan) == ["Record"]
 
 
 def test_delete_on_dingtalk_deletes_on_caldav() -> None:
-    """Scenario 11: DingTalk reports the id deleted, CalDAV unchanged: Delete on CalDAV."""
+    """DingTalk reports the id deleted, CalDAV unchanged: Delete on CalDAV."""
     (action,) = run(pairs(paired(ev())), inc(deleted=("dt-1",)))
     assert isinstance(action, Delete)
     assert (action.target, action.target_id, action.etag) == (Side.CALDAV, "u1.ics", '"e1"')
@@ -196,7 +196,7 @@ def test_absent_from_complete_listing_is_deleted() -> None:
 
 @pytest.mark.parametrize("gone", [Side.DINGTALK, Side.CALDAV])
 def test_deleted_on_one_side_and_edited_on_the_other_the_edit_wins(gone: Side) -> None:
-    """Scenario 12: the edit wins: re-create on the deleted side, pair repointed."""
+    """The edit wins: re-create on the deleted side, pair repointed."""
     edited = ev(summary="Edited")
     d = inc(deleted=("dt-1",)) if gone is Side.DINGTALK else inc(r("dt-1", edited))
     c = inc(deleted=("u1.ics",)) if gone is Side.CALDAV else inc(r("u1.ics", edited, '"e2"'))
@@ -216,10 +216,10 @@ def test_deleted_on_both_sides_forgets_the_pair() -> None:
 
 def test_untranslatable_paired_item_is_skipped_never_deleted_nor_overwritten() -> None:
     """A paired item that cannot be translated is left alone, even when the other side changed."""
-    the_plan = run(
+    plan = run(
         pairs(paired(ev())), inc(r("dt-1", ev(summary="x"))), full(r("u1.ics", None, error="bad"))
     )
-    (action,) = the_plan
+    (action,) = plan
     assert isinstance(action, Skip)
     assert (action.ref, action.side, action.reason) == ("u1", Side.CALDAV, "untranslatable: bad")
 
@@ -238,17 +238,17 @@ def test_unpaired_cancelled_item_is_ignored() -> None:
 
 def test_two_items_with_one_uid_on_one_side_are_not_duplicated() -> None:
     """Two new CalDAV items sharing a UID: one is copied, the other skipped with a reason."""
-    the_plan = run({}, caldav=inc(r("a.ics", ev("dup")), r("b.ics", ev("dup", summary="2"))))
-    assert kinds(the_plan) == ["Skip", "Create"]
-    skip = the_plan.actions[0]
+    plan = run({}, caldav=inc(r("a.ics", ev("dup")), r("b.ics", ev("dup", summary="2"))))
+    assert kinds(plan) == ["Skip", "Create"]
+    skip = plan.actions[0]
     assert isinstance(skip, Skip)
     assert skip.ref == "b.ics"
 
 
 def test_second_item_claiming_a_paired_uid_is_skipped() -> None:
     """A new href carrying the UID of a pair whose own href is still present is skipped."""
-    the_plan = run(pairs(paired(ev())), caldav=full(r("u1.ics", ev(), '"e1"'), r("z.ics", ev())))
-    (action,) = the_plan
+    plan = run(pairs(paired(ev())), caldav=full(r("u1.ics", ev(), '"e1"'), r("z.ics", ev())))
+    (action,) = plan
     assert isinstance(action, Skip)
     assert action.ref == "z.ics"
 
@@ -278,5 +278,5 @@ def test_pair_missing_a_side_is_repaired_even_when_nothing_was_reported() -> Non
 def test_only_pairs_something_was_reported_about_are_decided() -> None:
     """Unmentioned pairs of an incremental listing produce no actions, however many there are."""
     many = pairs(*(paired(ev(f"u{i}"), dt=f"dt-{i}", href=f"u{i}.ics") for i in range(500)))
-    the_plan = run(many, inc(r("dt-7", ev("u7", summary="changed"))))
-    assert [a.uid for a in the_plan] == ["u7"]
+    plan = run(many, inc(r("dt-7", ev("u7", summary="changed"))))
+    assert [a.uid for a in plan] == ["u7"]

@@ -31,10 +31,10 @@ def test_source_edit_is_copied_to_the_mirror() -> None:
 
 def test_mirror_edit_is_reverted_to_the_source_version() -> None:
     """to_caldav: a CalDAV edit is overwritten with the agreed (DingTalk) version."""
-    the_plan = run(
+    plan = run(
         pairs(paired(ev())), caldav=inc(r("u1.ics", ev(summary="local"), '"e2"')), policy=TO_CALDAV
     )
-    (action,) = the_plan
+    (action,) = plan
     assert isinstance(action, Update)
     assert (action.target, action.event.summary, action.etag) == (Side.CALDAV, "Standup", '"e2"')
     assert action.reason == "revert edit of one-way mirror"
@@ -56,27 +56,27 @@ def test_source_deletion_deletes_the_mirror_copy() -> None:
 
 def test_source_deleted_while_mirror_edited_lets_the_copy_go() -> None:
     """to_caldav: deleted on the source, edited on the mirror: the pair is forgotten, copy kept."""
-    the_plan = run(
+    plan = run(
         pairs(paired(ev())),
         inc(deleted=("dt-1",)),
         inc(r("u1.ics", ev(summary="mine"), '"e2"')),
         TO_CALDAV,
     )
-    (action,) = the_plan
+    (action,) = plan
     assert isinstance(action, Forget)
     assert action.reason == "deleted on dingtalk, edited copy on caldav kept"
 
 
 def test_both_edited_source_wins_without_a_conflict() -> None:
     """to_dingtalk: both sides edited: CalDAV's version overwrites DingTalk, nothing recorded."""
-    the_plan = run(
+    plan = run(
         pairs(paired(ev())),
         inc(r("dt-1", ev(summary="dt"))),
         inc(r("u1.ics", ev(summary="cal"), '"e2"')),
         TO_DINGTALK,
     )
-    assert kinds(the_plan) == ["Update"]
-    (action,) = the_plan
+    assert kinds(plan) == ["Update"]
+    (action,) = plan
     assert isinstance(action, Update)
     assert (action.target, action.event.summary) == (Side.DINGTALK, "cal")
 
@@ -88,13 +88,13 @@ def test_items_created_on_the_mirror_are_left_there(policy: Policy, side: Side) 
     """Items the user creates on the mirror side are skipped, never copied nor deleted."""
     item = r("x.ics", ev("x")) if side is Side.CALDAV else r("dt-3", ev("dingtalk-dt-3"))
     listing = inc(item)
-    the_plan = run(
+    plan = run(
         {},
         listing if side is Side.DINGTALK else inc(),
         listing if side is Side.CALDAV else inc(),
         policy,
     )
-    (action,) = the_plan
+    (action,) = plan
     assert isinstance(action, Skip)
     assert action.side is side
     assert action.reason == f"one-way binding: items created on {side} stay there"

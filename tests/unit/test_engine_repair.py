@@ -10,12 +10,7 @@ import dataclasses
 from syncd.model import Attendee, Event, PairState, Side
 from syncd.sync import Delete, Record, Update
 from syncd.sync.policy import Policy
-from tests.fakes import REF, at, ev, full, inc, new_world, paired, pairs, r, run
-
-
-def drop_description(event: Event) -> Event:
-    """What a DingTalk that cannot keep descriptions holds of an event."""
-    return dataclasses.replace(event, description="")
+from tests.fakes import REF, at, drop_description, ev, full, inc, new_world, paired, pairs, r, run
 
 
 def failing(event: Event) -> Event:

@@ -28,7 +28,7 @@ from syncd.errors import EtagMismatch, SourceEmptied, SourceUnavailable, SyncdEr
 from syncd.model import Event, PairState, Side
 from syncd.reconcile import Report
 from syncd.sync import Policy
-from tests.fakes import REF, SH, MemorySide, World, ev, new_world
+from tests.fakes import REF, SH, MemorySide, World, drop_description, ev, new_world
 
 SIDES = st.sampled_from([Side.DINGTALK, Side.CALDAV])
 TEXT = st.sampled_from(["a", "b", "a b", "a  b", " a", "b "])  # some fold to others
@@ -53,11 +53,6 @@ CI = settings(
 def collapse_spaces(event: Event) -> Event:
     """A CalDAV server that folds whitespace in titles (a lossy, idempotent rewrite)."""
     return dataclasses.replace(event, summary=" ".join(event.summary.split()) or "-")
-
-
-def drop_description(event: Event) -> Event:
-    """A DingTalk side that cannot keep descriptions (a field it does not map)."""
-    return dataclasses.replace(event, description="")
 
 
 def _same(event: Event) -> Event:

@@ -1,4 +1,4 @@
-"""Scenario 16: a complete listing that covers a window says nothing about events outside it."""
+"""A complete listing that covers a window says nothing about events outside it."""
 
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ def windowed(*items: object, window: tuple[datetime, datetime] = WINDOW) -> Chan
 
 def test_absent_inside_the_window_is_deleted() -> None:
     """A mapped event whose start the window covers, absent from it, was deleted in DingTalk."""
-    the_plan = run(
+    plan = run(
         pairs(paired(ev("u1")), paired(ev("u2"), dt="dt-2", href="u2.ics")),
         windowed(r("dt-2", ev("u2"))),
     )
-    assert kinds(the_plan) == ["Delete"]
-    assert [a.uid for a in the_plan if isinstance(a, Delete)] == ["u1"]
+    assert kinds(plan) == ["Delete"]
+    assert [a.uid for a in plan if isinstance(a, Delete)] == ["u1"]
 
 
 def test_absent_outside_the_window_is_left_alone() -> None:

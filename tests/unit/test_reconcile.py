@@ -33,7 +33,7 @@ async def test_first_run_copies_both_ways_and_the_next_run_is_a_no_op(world: Wor
 
 
 async def test_edit_propagates_once_and_its_echo_does_not_come_back(world: World) -> None:
-    """Scenario 3: a DingTalk edit updates CalDAV once; later runs write nothing."""
+    """A DingTalk edit updates CalDAV once; later runs write nothing."""
     dt = world.dingtalk.user_create(ev(summary="v1"))
     await world.sync()
     world.dingtalk.user_update(dt, summary="v2")
@@ -48,7 +48,7 @@ async def test_edit_propagates_once_and_its_echo_does_not_come_back(world: World
 
 
 async def test_server_rewrite_without_content_change_writes_nothing(world: World) -> None:
-    """Scenario 6: a new etag with the same canonical content causes no write either way."""
+    """A new etag with the same canonical content causes no write either way."""
     world.dingtalk.user_create(ev(summary="s"))
     await world.sync()
     (href,) = world.caldav.items
@@ -61,7 +61,7 @@ async def test_server_rewrite_without_content_change_writes_nothing(world: World
 
 
 async def test_lossy_side_normalization_does_not_loop(world: World) -> None:
-    """Scenario 6: a side that rewrites what it stores is not read as a foreign change."""
+    """A side that rewrites what it stores is not read as a foreign change."""
     world.caldav.normalize = lambda e: dataclasses.replace(e, summary=e.summary.upper())
     world.dingtalk.user_create(ev(summary="quiet"))
     await world.sync()
@@ -74,7 +74,7 @@ async def test_lossy_side_normalization_does_not_loop(world: World) -> None:
 
 
 async def test_stale_cursor_falls_back_to_a_full_listing_without_duplicates(world: World) -> None:
-    """Scenario 36: SyncTokenInvalid makes the run re-list in full; nothing is duplicated."""
+    """SyncTokenInvalid makes the run re-list in full; nothing is duplicated."""
     world.dingtalk.user_create(ev(summary="a"))
     await world.sync()
     world.dingtalk.expire_cursors()
@@ -89,7 +89,7 @@ async def test_stale_cursor_falls_back_to_a_full_listing_without_duplicates(worl
 
 
 async def test_moved_href_is_not_deleted_and_recreated(world: World) -> None:
-    """Scenario 8: a renamed href with the same UID repoints the pair with zero writes."""
+    """A renamed href with the same UID repoints the pair with zero writes."""
     world.dingtalk.user_create(ev(summary="m"))
     await world.sync()
     (href,) = world.caldav.items
@@ -102,7 +102,7 @@ async def test_moved_href_is_not_deleted_and_recreated(world: World) -> None:
 
 
 async def test_lost_store_full_reconcile_creates_no_duplicates(world: World) -> None:
-    """Scenario 9: after wiping the store, a full run re-pairs everything and writes nothing."""
+    """After wiping the store, a full run re-pairs everything and writes nothing."""
     for i in range(5):
         world.dingtalk.user_create(ev(summary=f"d{i}"))
         world.caldav.user_create(ev(f"c{i}", summary=f"c{i}"))
@@ -116,7 +116,7 @@ async def test_lost_store_full_reconcile_creates_no_duplicates(world: World) -> 
 
 
 async def test_delete_propagates_and_a_full_resync_does_not_resurrect(world: World) -> None:
-    """Scenario 11: a DingTalk deletion deletes the CalDAV copy; a later full run keeps it gone."""
+    """A DingTalk deletion deletes the CalDAV copy; a later full run keeps it gone."""
     dt = world.dingtalk.user_create(ev(summary="bye"))
     await world.sync()
     world.dingtalk.user_delete(dt)
@@ -128,7 +128,7 @@ async def test_delete_propagates_and_a_full_resync_does_not_resurrect(world: Wor
 
 
 async def test_edit_wins_over_delete_and_repoints_the_pair(world: World) -> None:
-    """Scenario 12: deleted in DingTalk, edited in CalDAV: DingTalk gets a new copy."""
+    """Deleted in DingTalk, edited in CalDAV: DingTalk gets a new copy."""
     dt = world.dingtalk.user_create(ev(summary="orig"))
     await world.sync()
     (href,) = world.caldav.items
@@ -143,7 +143,7 @@ async def test_edit_wins_over_delete_and_repoints_the_pair(world: World) -> None
 
 
 async def test_conflict_is_recorded_with_both_versions(world: World) -> None:
-    """Scenario 5: a both-sides edit of one field is decided and stored as a conflict."""
+    """A both-sides edit of one field is decided and stored as a conflict."""
     dt = world.dingtalk.user_create(ev(summary="base"))
     await world.sync()
     (href,) = world.caldav.items
@@ -161,7 +161,7 @@ async def test_conflict_is_recorded_with_both_versions(world: World) -> None:
 
 
 async def test_two_bindings_sharing_uids_stay_isolated(world: World) -> None:
-    """Scenario 50: the same UIDs in two bindings keep separate pairs and cursors."""
+    """The same UIDs in two bindings keep separate pairs and cursors."""
     other = BindingRef("other", "bob")
     d2, c2 = MemorySide(Side.DINGTALK), MemorySide(Side.CALDAV)
     for side in (world.caldav, c2):

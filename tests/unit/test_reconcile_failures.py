@@ -40,7 +40,7 @@ async def _cursors(w: World) -> tuple[str | None, str | None]:
 
 
 async def test_dry_run_reports_the_plan_and_writes_nothing(world: World) -> None:
-    """Scenario 52: --dry-run plans creates, writes no item, no pair, no cursor, no status."""
+    """--dry-run plans creates, writes no item, no pair, no cursor, no status."""
     world.dingtalk.user_create(ev(summary="a"))
     world.caldav.user_create(ev("c", summary="b"))
     report = await world.sync(dry_run=True)
@@ -75,7 +75,7 @@ async def test_retryable_failure_skips_one_pair_holds_cursors_and_retries_cleanl
 
 
 async def test_etag_mismatch_leaves_the_pair_and_the_next_run_merges(world: World) -> None:
-    """Scenario 42: If-Match lost a race: nothing stored, the next run re-reads and re-decides."""
+    """If-Match lost a race: nothing stored, the next run re-reads and re-decides."""
     dt = world.dingtalk.user_create(ev(summary="v1"))
     await world.sync()
     before = await world.store.load_pairs(REF)
@@ -129,7 +129,7 @@ async def test_read_failure_raises_and_records_a_failed_status(world: World) -> 
 
 
 async def test_emptied_source_blocks_the_run_and_deletes_nothing(world: World) -> None:
-    """Scenario 13: a full listing suddenly empty raises SourceEmptied; CalDAV keeps everything."""
+    """A full listing suddenly empty raises SourceEmptied; CalDAV keeps everything."""
     for i in range(3):
         world.dingtalk.user_create(ev(summary=str(i)))
     await world.sync()
@@ -141,7 +141,7 @@ async def test_emptied_source_blocks_the_run_and_deletes_nothing(world: World) -
 
 
 async def test_held_deletions_are_reported_not_executed_and_pin_the_cursors(world: World) -> None:
-    """Scenario 14: mass deletions are held, reported in status, re-held each run until forced."""
+    """Mass deletions are held, reported in status, re-held each run until forced."""
     ids = [world.dingtalk.user_create(ev(summary=str(i))) for i in range(30)]
     await world.sync()
     cursors = await _cursors(world)
@@ -202,7 +202,7 @@ def test_dispositions_follow_the_error_tree() -> None:
 
 
 async def test_write_answered_without_etag_costs_no_write_later(world: World) -> None:
-    """Scenario 7: no ETag on PUT: the next run records the listed etag, and edits still apply."""
+    """No ETag on PUT: the next run records the listed etag, and edits still apply."""
     world.caldav.etag_on_write = False
     dt = world.dingtalk.user_create(ev(summary="v1"))
     await world.sync()
@@ -221,7 +221,7 @@ async def test_write_answered_without_etag_costs_no_write_later(world: World) ->
 
 
 async def test_killed_before_cursors_commit_the_rerun_writes_nothing(world: World) -> None:
-    """Scenario 53-like: a run that died after its writes is re-run from the old cursors: no-op."""
+    """A run that died after its writes is re-run from the old cursors: no-op."""
 
     class DiesAtCommit(MemoryStore):
         async def set_cursors(self, ref: BindingRef, cursors: Mapping[Side, str | None]) -> None:

@@ -9,9 +9,8 @@ cancels a run whose refreshes keep failing.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis
@@ -28,9 +27,8 @@ from syncd.store.lock import FencedSide
 from syncd.store.redis import RedisStore
 from syncd.sync.ports import ConflictRecord, Written
 from syncd.sync.records import DeadLetter, RunStatus
-from tests.contract.test_store_contract import rich_event
-from tests.fixtures.redis_server import RedisServer, start_redis
-from tests.unit.test_store_redis import _pair
+from tests.fakes import rich_event, stored_pair
+from tests.fixtures.redis_server import RedisServer
 
 REF = BindingRef("acme", "alice-work")
 LOCK = keys.binding_key(REF, keys.LOCK)
@@ -42,7 +40,7 @@ def _conflict() -> ConflictRecord:
 
 
 WRITES: dict[str, Callable[[RedisStore], Awaitable[None]]] = {
-    "save_pair": lambda s: s.save_pair(REF, _pair(1)),
+    "save_pair": lambda s: s.save_pair(REF, stored_pair(1)),
     "drop_pair": lambda s: s.drop_pair(REF, "uid-0"),
     "set_cursors": lambda s: s.set_cursors(REF, {Side.CALDAV: "new", Side.DINGTALK: None}),
     "add_conflict": lambda s: s.add_conflict(REF, _conflict()),
@@ -62,7 +60,7 @@ async def _snapshot(redis: aredis.Redis) -> dict[bytes, bytes | None]:
 async def _seeded(redis: aredis.Redis) -> RedisStore:
     """A store holding one pair (uid-0) and a DingTalk cursor, locked by "owner"."""
     store = RedisStore(redis)
-    await store.save_pair(REF, _pair(0))
+    await store.save_pair(REF, stored_pair(0))
     await store.set_cursors(REF, {Side.DINGTALK: "old"})
     await redis.set(LOCK, "owner")
     return store
@@ -103,16 +101,8 @@ async def test_a_write_after_the_lock_expired_is_refused(redis_client: aredis.Re
     store = await _seeded(redis_client)
     await redis_client.delete(LOCK)
     with leased(_lease("owner")), pytest.raises(LockLost):
-        await store.save_pair(REF, _pair(2))
+        await store.save_pair(REF, stored_pair(2))
     assert await store.find_by_dingtalk_id(REF, "dt-2") is None
-
-
-@pytest.fixture
-async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
-    """An arq client of the flushed test Redis."""
-    client = connect(queue.redis_settings(redis_url))
-    yield client
-    await client.aclose()
 
 
 @pytest.mark.parametrize("successor", [False, True], ids=["lock-expired", "lock-taken"])
@@ -127,11 +117,11 @@ async def test_event_loop_stall_past_the_ttl_ends_the_run_without_writing(
     other_worker = redis.Redis.from_url(redis_url)
 
     async def work() -> None:
-        await store.save_pair(REF, _pair(1))
+        await store.save_pair(REF, stored_pair(1))
         time.sleep(1.3)  # noqa: ASYNC251 - the point: a stalled event loop
         if successor:  # another worker took over during the stall
             other_worker.set(LOCK, "successor")
-        await store.save_pair(REF, _pair(2))
+        await store.save_pair(REF, stored_pair(2))
 
     outcome = await queue.run_exclusive(pool, REF, work, lock_ttl_s=1.0)
     assert (outcome.ran, outcome.skipped) == (False, "lost")
@@ -184,15 +174,6 @@ async def test_fenced_side_writes_only_while_the_lease_holds() -> None:
                 await write
     assert inner.calls == ["create", "update", "changes"]
     assert revoked == [True]  # the run was told once
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test alone, to stop mid-run."""
-    server = start_redis()
-    yield server
-    server.stop()
-    shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 async def test_unreachable_redis_cancels_the_run_at_the_lease_deadline(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
 
 from syncd import queue
 from syncd.errors import StoreUnavailable
@@ -16,14 +15,6 @@ from syncd.store import keys
 from syncd_lab.stack.ports import free_port
 
 REF = BindingRef("acme", "alice-work")
-
-
-@pytest.fixture
-async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
-    """An arq pool on the flushed test Redis."""
-    arq_pool = await create_pool(queue.redis_settings(redis_url))
-    yield arq_pool
-    await arq_pool.aclose()
 
 
 async def test_push_dedupe(pool: ArqRedis) -> None:

@@ -9,21 +9,15 @@ import redis.asyncio as aredis
 from structlog.testing import capture_logs
 
 from syncd.errors import StoreError, StoreUnavailable
-from syncd.model import BindingRef, PairState, Side
+from syncd.model import BindingRef, Side
 from syncd.store import keys
 from syncd.store.codec import pair_to_json
 from syncd.store.redis import RedisStore
 from syncd.sync.records import DeadLetter, RunStatus
 from syncd_lab.stack.ports import free_port
-from tests.contract.test_store_contract import rich_event
+from tests.fakes import stored_pair
 
 REF = BindingRef("acme", "alice-work")
-
-
-def _pair(i: int) -> PairState:
-    return PairState(
-        f"uid-{i}", f"dt-{i}", f"/cal/{i}.ics", "fp-a", "fp-b", f'"{i}"', rich_event(f"uid-{i}")
-    )
 
 
 async def _calls(client: aredis.Redis) -> dict[str, int]:
@@ -35,7 +29,7 @@ async def test_keys_live_under_the_binding_namespace(redis_client: aredis.Redis)
     """All store keys sit under syncd:<tenant>:binding:<binding>:, ids percent-encoded."""
     store = RedisStore(redis_client)
     odd = BindingRef("ac:me", "bob work")
-    await store.save_pair(odd, _pair(1))
+    await store.save_pair(odd, stored_pair(1))
     await store.set_cursors(odd, {Side.CALDAV: "t"})
     await store.set_status(odd, RunStatus(state="ok"))
     found = sorted(k.decode() for k in await redis_client.keys("*"))
@@ -53,7 +47,7 @@ async def test_load_of_10000_pairs_is_one_hgetall(redis_client: aredis.Redis) ->
     store = RedisStore(redis_client)
     blobs = {}
     for i in range(10_000):
-        blobs[f"uid-{i}"] = pair_to_json(_pair(i))
+        blobs[f"uid-{i}"] = pair_to_json(stored_pair(i))
     await redis_client.hset(keys.binding_key(REF, keys.PAIRS), mapping=blobs)
     await redis_client.config_resetstat()
     started = time.perf_counter()
@@ -61,7 +55,7 @@ async def test_load_of_10000_pairs_is_one_hgetall(redis_client: aredis.Redis) ->
     elapsed = time.perf_counter() - started
     calls = await _calls(redis_client)
     assert len(pairs) == 10_000
-    assert pairs["uid-9999"] == _pair(9999)
+    assert pairs["uid-9999"] == stored_pair(9999)
     assert calls.get("hgetall") == 1
     assert "hget" not in calls
     assert elapsed < 5.0, f"load_pairs took {elapsed:.2f}s"
@@ -70,7 +64,7 @@ async def test_load_of_10000_pairs_is_one_hgetall(redis_client: aredis.Redis) ->
 async def test_corrupt_pair_is_a_one_line_store_error(redis_client: aredis.Redis) -> None:
     """A pair entry that is not valid JSON makes load_pairs raise StoreError naming the uid."""
     store = RedisStore(redis_client)
-    await store.save_pair(REF, _pair(1))
+    await store.save_pair(REF, stored_pair(1))
     await redis_client.hset(keys.binding_key(REF, keys.PAIRS), "uid-bad", "{not json")
     with capture_logs() as logs, pytest.raises(StoreError, match="uid-bad") as info:
         await store.load_pairs(REF)
@@ -97,7 +91,7 @@ async def test_corrupt_conflict_is_skipped_and_logged(redis_client: aredis.Redis
 async def test_wipe_keeps_queue_state(redis_client: aredis.Redis) -> None:
     """wipe removes the store's keys but not the dirty mark, generation or lock of a binding."""
     store = RedisStore(redis_client)
-    await store.save_pair(REF, _pair(1))
+    await store.save_pair(REF, stored_pair(1))
     for name in (keys.DIRTY, keys.GENERATION, keys.LOCK):
         await redis_client.set(keys.binding_key(REF, name), "1")
     await store.wipe(REF)
@@ -114,7 +108,7 @@ async def test_unreachable_redis_is_store_unavailable() -> None:
             await store.load_pairs(REF)
         assert isinstance(info.value.__cause__, Exception)
         with pytest.raises(StoreUnavailable, match="save_pair"):
-            await store.save_pair(REF, _pair(1))
+            await store.save_pair(REF, stored_pair(1))
     finally:
         await client.aclose()
 

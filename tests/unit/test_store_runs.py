@@ -9,16 +9,13 @@ and what it leaves alone (a run alive, a failed run that ended properly), and
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from arq.connections import ArqRedis
 from arq.constants import default_queue_name, in_progress_key_prefix
 
 from syncd import queue
 from syncd.model import BindingRef
 from syncd.store import keys, runs
-from syncd.store.connection import connect
 
 REF = BindingRef("acme", "alice-work")
 OTHER = BindingRef("acme", "bob-work")
@@ -26,14 +23,6 @@ OTHER = BindingRef("acme", "bob-work")
 
 def _k(name: str, ref: BindingRef = REF) -> str:
     return keys.binding_key(ref, name)
-
-
-@pytest.fixture
-async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
-    """An arq client of the flushed test Redis."""
-    client = connect(queue.redis_settings(redis_url))
-    yield client
-    await client.aclose()
 
 
 async def test_taking_the_request_records_the_run(pool: ArqRedis) -> None:

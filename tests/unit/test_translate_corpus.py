@@ -34,11 +34,10 @@ from syncd.translate import (
     event_to_ical,
     exception_bodies,
 )
+from tests.fixtures.dingtalk_shapes import CTX, dingtalk_response, instance_response
+from tests.fixtures.dingtalk_side import CTX as SANDBOX_CTX
+from tests.fixtures.dingtalk_side import sandbox_read, sandbox_write
 from tests.fixtures.sandbox import SandboxApi
-from tests.unit.test_translate_sandbox import CTX as SANDBOX_CTX
-from tests.unit.test_translate_sandbox import read as sandbox_read
-from tests.unit.test_translate_sandbox import write as sandbox_write
-from tests.unit.test_translate_shapes import CTX, dingtalk_response, instance_response
 
 TZ = ZoneInfo(CTX.timezone)
 

@@ -21,7 +21,7 @@ from syncd.translate import (
     uid_for_dingtalk_id,
 )
 from syncd.translate._people import union_id_for
-from tests.unit.test_translate_shapes import CTX
+from tests.fixtures.dingtalk_shapes import CTX
 
 DATA = Path(__file__).parent.parent / "data" / "dingtalk"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

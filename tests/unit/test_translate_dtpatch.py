@@ -20,7 +20,7 @@ from syncd.translate import (
     is_empty_patch,
     patch_body,
 )
-from tests.unit.test_translate_shapes import CTX
+from tests.fixtures.dingtalk_shapes import CTX
 
 TZ = ZoneInfo("Asia/Shanghai")
 EXTRA = {"noPushNotification": "true", "noChatNotification": "true"}

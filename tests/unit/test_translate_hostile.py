@@ -18,8 +18,8 @@ import pytest
 
 from syncd.errors import TranslationError, Unrepresentable
 from syncd.translate import event_from_ical, event_to_dingtalk, limits
+from tests.fixtures.dingtalk_shapes import CTX
 from tests.fixtures.hostile import CASES, TIMED, Case, vcalendar
-from tests.unit.test_translate_shapes import CTX
 
 WORK_BOUND = 3_000_000  # function calls per resource
 

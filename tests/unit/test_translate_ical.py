@@ -12,7 +12,7 @@ from icalendar import Calendar
 from syncd.errors import BrokenCalendarData, Unrepresentable
 from syncd.model import Attendee
 from syncd.translate import Context, event_from_ical, event_to_ical
-from tests.unit.test_translate_shapes import CTX
+from tests.fixtures.dingtalk_shapes import CTX
 
 DATA = Path(__file__).parent.parent / "data" / "ics"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -47,7 +47,7 @@ def test_floating_start_with_a_zoned_end_is_reported() -> None:
 
 
 def test_orphan_override_keeps_its_recurrence_id() -> None:
-    """An override without its master is one event with recurrence_id (scenario 23)."""
+    """An override without its master is one event with recurrence_id."""
     event = event_from_ical(read("orphan-override.ics"), CTX)
     assert event.recurrence_id == datetime(2025, 4, 7, 2, tzinfo=ZoneInfo("UTC"))
     assert event.recurrence is None

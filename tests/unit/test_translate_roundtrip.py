@@ -24,7 +24,7 @@ from syncd.translate import (
 )
 from syncd.translate._common import clean_name
 from syncd.translate._people import clean_people
-from tests.unit.test_translate_shapes import CTX, NAMES, dingtalk_response, instance_response
+from tests.fixtures.dingtalk_shapes import CTX, NAMES, dingtalk_response, instance_response
 
 ZONES = ["Asia/Shanghai", "UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata"]
 DIRECTORY_PEOPLE = ["bob@acme.example", "carol@acme.example", "dave@acme.example"]

@@ -16,18 +16,12 @@ import pytest
 
 from syncd.model import Attendee, Event, Recurrence, When
 from syncd.translate import (
-    Context,
-    Directory,
     as_dingtalk_keeps,
     canonical_rrule,
-    event_from_dingtalk,
-    event_to_dingtalk,
-    exception_bodies,
 )
-from tests.fixtures.sandbox import USERS, SandboxApi
-from tests.unit.test_translate_shapes import origin_start
+from tests.fixtures.dingtalk_side import CTX, sandbox_read, sandbox_write
+from tests.fixtures.sandbox import SandboxApi
 
-CTX = Context(directory=Directory(USERS), user="u-alice", timezone="Asia/Shanghai")
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")
 BOB = Attendee("bob@acme.example", "Bob", optional=True)
@@ -94,34 +88,11 @@ def _cases() -> list[Event]:
     return [weekly, monthly, daily, trip, late]
 
 
-async def write(api: SandboxApi, event: Event) -> str:
-    created = await api.create("u-alice", event_to_dingtalk(event, CTX))
-    for rid, body in exception_bodies(event, CTX):
-        key = origin_start(rid).replace("-", "").replace(":", "")
-        path = api.events("u-alice", f"/{created['id']}_{key}")
-        if body is None:
-            status, data = await api.call("DELETE", path)
-        else:
-            status, data = await api.call(
-                "PUT", path, json={**body, "id": f"{created['id']}_{key}"}
-            )
-        assert status == 200, data
-    return str(created["id"])
-
-
-async def read(api: SandboxApi, event_id: str) -> Event:
-    status, master = await api.call("GET", api.events("u-alice", f"/{event_id}"))
-    assert status == 200, master
-    listed, _ = await api.list_all("u-alice", showDeleted="true")
-    instances = [e for e in listed if e.get("seriesMasterId") == event_id]
-    return event_from_dingtalk(master, instances, CTX)
-
-
 @pytest.mark.parametrize("index", range(len(_cases())))
 async def test_sandbox_round_trip_keeps_fingerprint(sandbox_api: SandboxApi, index: int) -> None:
     """What we write to the sandbox reads back with the fingerprint as_dingtalk_keeps predicts."""
     event = _cases()[index]
-    back = await read(sandbox_api, await write(sandbox_api, event))
+    back = await sandbox_read(sandbox_api, await sandbox_write(sandbox_api, event))
     expected = as_dingtalk_keeps(event, CTX)
     assert back.fingerprint() == expected.fingerprint(), (back, expected)
     assert back.fingerprint() == event.fingerprint()  # nothing in these cases is lossy

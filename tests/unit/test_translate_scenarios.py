@@ -1,4 +1,5 @@
-"""Field-notes scenarios 18–35 (sync-field-notes.md §4) at the translation level."""
+"""Hard cases of real calendars at the translation level: recurrence edits, all-day and
+zoned times, attendees, privacy, alarms (the numbers in the names only keep them in order)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from syncd.translate import (
     exception_bodies,
     user_response,
 )
-from tests.unit.test_translate_shapes import CTX, dingtalk_response, instance_response
+from tests.fixtures.dingtalk_shapes import CTX, dingtalk_response, instance_response
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")

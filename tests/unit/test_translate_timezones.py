@@ -14,7 +14,7 @@ from syncd.errors import BrokenCalendarData
 from syncd.translate import Context, event_from_ical, event_to_ical
 from syncd.translate._time import display_zone
 from syncd.translate._winnames import DISPLAY_TO_WINDOWS
-from tests.unit.test_translate_shapes import CTX
+from tests.fixtures.dingtalk_shapes import CTX
 
 DATA = Path(__file__).parent.parent / "data" / "ics"
 ROOT = Path(__file__).parent.parent.parent

@@ -19,7 +19,7 @@ from icalendar import Calendar
 
 from syncd.errors import BrokenCalendarData
 from syncd.translate import Context, event_from_ical, event_to_ical
-from tests.unit.test_translate_shapes import CTX
+from tests.fixtures.dingtalk_shapes import CTX
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

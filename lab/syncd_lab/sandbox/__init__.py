@@ -3,8 +3,9 @@
 Start it with ``syncd sandbox --listen HOST:PORT --seed FILE`` or in-process with
 :func:`syncd_lab.sandbox.app.create_app`; the :class:`~syncd_lab.sandbox.sandbox.Sandbox`
 behind it is ``app[SANDBOX_KEY]``. Paths, methods, field names and error bodies follow
-``reference/dingtalk-calendar-api.md``. Where the reference leaves a question open, the
-sandbox decides as follows (clients must not rely on more than this):
+DingTalk's published calendar v1.0 API (its official SDK, ``alibabacloud-dingtalk``, is
+held to them by tests/contract/test_sandbox_sdk*.py). Where DingTalk's documentation leaves
+a question open, the sandbox decides as follows (clients must not rely on more than this):
 
 Errors (body always ``{"code", "message", "requestid"}``)
     * missing token header → 400 ``AuthenticationFailed.MissingParameter``; unknown or

@@ -1,7 +1,7 @@
 """Errors the sandbox answers with: DingTalk's ``{code, message, requestid}`` bodies.
 
-Codes DingTalk is known to use are spelled as observed (reference §4.2). Codes the
-reference could not pin down are invented here, in DingTalk's style, and listed in the
+Codes DingTalk is known to use are spelled as its answers spell them. Codes nobody has
+pinned down are invented here, in DingTalk's style, and listed in the
 package docstring so clients can rely on them.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-# Known DingTalk codes (reference §4.2).
+# Codes DingTalk is known to answer with.
 MISSING_TOKEN = "AuthenticationFailed.MissingParameter"  # noqa: S105 - an error code, not a secret
 INVALID_TOKEN = "InvalidAuthentication"  # noqa: S105 - an error code, not a secret
 BAD_CLIENT = "invalidClientIdOrSecret"

@@ -1,4 +1,4 @@
-"""Event JSON as DingTalk answers it, per viewer and per operation (reference §3.4).
+"""Event JSON as DingTalk answers it, per viewer and per operation.
 
 ``freeBusyStatus`` is stored but never rendered: no response model of the official SDK
 carries it. ``GET /_sandbox/state`` shows it in the event's ``fields``.
@@ -12,7 +12,7 @@ from syncd_lab.sandbox.seed import Seed
 from syncd_lab.sandbox.state import StoredEvent
 from syncd_lab.sandbox.times import iso_utc_ms
 
-# Fields each response model does NOT carry (reference §3.4).
+# Fields each response model of the official SDK does NOT carry.
 _HIDDEN: dict[str, frozenset[str]] = {
     "create": frozenset({"status", "seriesMasterId", "originStart", "meetingRooms"}),
     "patch": frozenset({"status", "seriesMasterId", "originStart", "meetingRooms", "eventConfig"}),

@@ -1,6 +1,6 @@
 """The sandbox's seed: the apps (credentials, callback) and users it knows.
 
-Seed YAML (CONTRACT.md)::
+Seed YAML (what ``syncd sandbox --seed FILE`` reads)::
 
     apps:
       - app_key: dingabc123

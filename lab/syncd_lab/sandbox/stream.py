@@ -1,4 +1,4 @@
-"""DingTalk Stream mode, as the sandbox serves it (reference §6.3 and §7).
+"""DingTalk Stream mode, as the sandbox serves it (as the official `dingtalk-stream` SDK speaks it).
 
 ``POST /v1.0/gateway/connections/open`` ``{clientId, clientSecret, subscriptions}`` answers
 ``{endpoint: ws://HOST:PORT/connect, ticket}``; the ticket is single-use and valid 90 s.
@@ -71,7 +71,7 @@ class Conn:
 
 
 def event_data(change: Change, event_id: str, calendar_id: str) -> dict[str, Any]:
-    """The camelCase ``data`` object of a Stream ``calendar_event_change`` (§6.3)."""
+    """The camelCase ``data`` object of a Stream ``calendar_event_change``."""
     return {
         "calendarEventId": change.event_id,
         "calendarEventUpdateTime": change.update_ms,

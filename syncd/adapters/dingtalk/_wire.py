@@ -4,8 +4,8 @@ Builds :class:`Request` values (method, percent-encoded path, query, body, wheth
 needs the access token and an ``x-client-token``) and decodes answers. Errors are
 classified by the body's ``code`` first and the HTTP status second (DingTalk throttles with
 403, not 429); :func:`raise_for` is the single place that turns an answer into
-``syncd.errors``. Nothing here does I/O. Paths, query and body names follow
-``shared/reference/dingtalk-calendar-api.md`` (§0-§4, §5.8).
+``syncd.errors``. Nothing here does I/O. Paths, query and body names are those of
+DingTalk's published calendar v1.0 API, as its official SDK names them.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ __all__ = [
 TOKEN_HEADER = "x-acs-dingtalk-access-token"  # noqa: S105 - a header name, not a secret
 CLIENT_TOKEN_HEADER = "x-client-token"  # noqa: S105 - a header name, not a secret
 CALENDAR = "/v1.0/calendar"
-ATTENDEES_PER_CALL = 500  # per create/patch/add/remove call (§2.1, §4.3)
-ATTENDEES_PER_EVENT = 5000  # per event (§4.3)
+ATTENDEES_PER_CALL = 500  # per create/patch/add/remove call
+ATTENDEES_PER_EVENT = 5000  # per event
 LIST_PAGE = 100  # ListEvents maxResults and maxAttendees ceiling
 GET_MAX_ATTENDEES = 500  # GetEvent maxAttendees ceiling
 LIST_ATTENDEES_PAGE = 500  # ListAttendees maxResults ceiling
@@ -140,7 +140,7 @@ def _query(**params: str | int | bool | None) -> dict[str, str]:
 
 
 def token_request(app_key: str, app_secret: str) -> Request:
-    """POST /v1.0/oauth2/accessToken for an internal app (§1.1)."""
+    """POST /v1.0/oauth2/accessToken for an internal app."""
     body = {"appKey": app_key, "appSecret": app_secret}
     return Request("accessToken", "POST", "/v1.0/oauth2/accessToken", body=body, auth=False)
 
@@ -155,7 +155,7 @@ def list_events(
     next_token: str | None = None,
     series_master_id: str | None = None,
 ) -> Request:
-    """GET one page of ListEvents (§2.1, §2.8)."""
+    """GET one page of ListEvents."""
     query = _query(
         timeMin=format_time(time_min) if time_min else None,
         timeMax=format_time(time_max) if time_max else None,
@@ -265,7 +265,7 @@ def list_calendars(user: str) -> Request:
 
 
 def failed_callbacks(begin_ms: int | None = None, end_ms: int | None = None) -> Request:
-    """GET pushes DingTalk failed to deliver (≤ 200 per call, ``hasMore``) (§5.8)."""
+    """GET pushes DingTalk failed to deliver (≤ 200 per call, ``hasMore``)."""
     query = _query(beginTime=begin_ms, endTime=end_ms)
     return Request("GetCallBackFaileResult", "GET", "/v1.0/event/callbacks/failedResults", query)
 

@@ -19,7 +19,7 @@ Writing
     current copy (one GetEvent, or the series' ListEvents) and sends :func:`patch_body`:
     only the mapped keys whose value differs, so what syncd does not map (categories,
     rich text, meeting rooms, cards, ...) is never cleared; nothing to change, no PUT.
-    Then the series' exceptions (see ``_exceptions``). ``Written.event`` is what DingTalk
+    Then the series' exceptions (see ``_overrides``). ``Written.event`` is what DingTalk
     answered, translated back — for a series the series re-read — so its fingerprint equals
     what ``changes`` reports next. ``update`` raises ``EtagMismatch`` when an ``etag`` is
     given and the ``updateTime`` read moved; ``delete`` with an ``etag`` GETs first.
@@ -35,7 +35,7 @@ from typing import Any
 import structlog
 
 from syncd.adapters.dingtalk import _series
-from syncd.adapters.dingtalk._exceptions import apply_exceptions
+from syncd.adapters.dingtalk._overrides import apply_overrides
 from syncd.adapters.dingtalk._series import Grouped, Item
 from syncd.adapters.dingtalk.client import DingTalkClient
 from syncd.errors import BadResponse, EtagMismatch, NotFound, SourceError, TranslationError
@@ -268,7 +268,7 @@ class DingTalkSide:
     ) -> Written:
         """Apply a series' exceptions, then read back what DingTalk now holds."""
         if event.recurrence is not None or _series.is_series(answer):
-            await apply_exceptions(self._client, self._user, self._ctx, event_id, event, before)
+            await apply_overrides(self._client, self._user, self._ctx, event_id, event, before)
         return await self._read_back(event_id, answer, event)
 
     async def _read_back(self, event_id: str, answer: Mapping[str, Any], event: Event) -> Written:

@@ -1,4 +1,4 @@
-"""Writing a series' exceptions (moved/edited or cancelled occurrences) to DingTalk.
+"""Writing a series' overrides (moved/edited occurrences) and cancelled occurrences to DingTalk.
 
 DingTalk keeps an exception as its own event: the occurrence's instance id, patched (or
 deleted, which cancels just that occurrence). The translation layer lists what the series
@@ -35,7 +35,7 @@ log = structlog.get_logger(__name__)
 Body = dict[str, Any]
 
 
-async def apply_exceptions(
+async def apply_overrides(
     client: DingTalkClient,
     user: str,
     ctx: Context,
