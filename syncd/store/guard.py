@@ -30,8 +30,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from syncd.errors import LockLost, StoreError, StoreUnavailable, plain_reason
+from syncd.errors import LockLost, StoreError, StoreUnavailable
 from syncd.model import BindingRef
+from syncd.store.reasons import plain_reason
 
 log = structlog.get_logger(__name__)
 

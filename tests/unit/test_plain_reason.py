@@ -11,7 +11,7 @@ import niquests
 import pytest
 import redis.asyncio as aredis
 
-from syncd.errors import plain_reason
+from syncd.store.reasons import plain_reason
 from syncd_lab.stack.ports import free_port
 
 

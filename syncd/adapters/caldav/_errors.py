@@ -20,6 +20,7 @@ from caldav.lib import error as dav_error
 
 from syncd import errors
 from syncd.adapters.caldav import quirks
+from syncd.store.reasons import plain_reason
 
 log = structlog.get_logger(__name__)
 
@@ -132,7 +133,7 @@ def map_errors(op: Op, what: str, condition: str | None = None) -> Iterator[None
         )
         raise mapped from exc
     except (TimeoutError, niquests.exceptions.RequestException, OSError) as exc:
-        message = f"CalDAV {op} {what}: {errors.plain_reason(exc)}"  # no urllib3 reprs
+        message = f"CalDAV {op} {what}: {plain_reason(exc)}"  # no urllib3 reprs
         raise errors.SourceUnavailable(message) from exc
     except (SyntaxError, UnicodeDecodeError) as exc:  # lxml's XMLSyntaxError is a SyntaxError
         raise errors.BadResponse(f"CalDAV {op} {what}: unreadable answer: {exc}") from exc

@@ -44,9 +44,9 @@ from syncd.errors import (
     Retryable,
     SourceError,
     SourceUnavailable,
-    plain_reason,
 )
 from syncd.observability import REQUESTS
+from syncd.store.reasons import plain_reason
 
 log = structlog.get_logger(__name__)
 
