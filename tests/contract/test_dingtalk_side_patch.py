@@ -89,12 +89,12 @@ async def test_update_that_changes_nothing_mapped_touches_nothing_else(alice: Al
     assert _delta(before, alice.requests()) == {"GetEvent": 1, "PatchEvent": 1}
     assert _fields(alice, event_id) == {**stored, "freeBusyStatus": "busy"}
     assert written.event.fingerprint() == remote.event.fingerprint()
-    assert not [e for e in logs if e["event"] == "dingtalk.rich_text_replaced"]
+    assert not [e for e in logs if e["event"] == "dingtalk_rich_text_replaced"]
 
 
 async def test_new_description_replaces_rich_text_with_a_log_line(alice: AliceSide) -> None:
     """A new description is sent with an HTML rich text of it (the old one would show stale
-    text); ``dingtalk.rich_text_replaced`` says so."""
+    text); ``dingtalk_rich_text_replaced`` says so."""
     event_id = await _rich_event(alice)
     remote = only(await alice.side.changes(None), event_id)
     assert remote.event is not None
@@ -106,8 +106,8 @@ async def test_new_description_replaces_rich_text_with_a_log_line(alice: AliceSi
     assert fields["description"] == "Now <this>"
     assert fields["richTextDescription"] == {"text": "Now &lt;this&gt;"}
     assert fields["categories"] == EXTRAS["categories"]
-    assert [e["event"] for e in logs if e["event"].startswith("dingtalk.rich")] == [
-        "dingtalk.rich_text_replaced"
+    assert [e["event"] for e in logs if e["event"].startswith("dingtalk_rich")] == [
+        "dingtalk_rich_text_replaced"
     ]
 
 
