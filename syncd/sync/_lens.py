@@ -1,0 +1,50 @@
+"""A pair seen through its binding's shaping: the copy side in the origin's terms.
+
+The planner decides in *canonical* terms, those of the pair's origin (the side the event
+was born on, ``PairState.origin``): the stored ``base`` is canonical, and so is every
+event it merges. The copy side (the other one) holds ``Shaping.out(canonical)``; what it
+reads is brought into canonical terms with ``Shaping.back`` (completed from the base, or
+from the origin's version when there is no base yet), and whether it needs writing is
+decided in its own terms with ``Shaping.norm``. Without transforms every function here is
+the identity, so unshaped bindings plan exactly as before.
+"""
+
+from __future__ import annotations
+
+from syncd.model import Event, PairState, Side
+from syncd.sync.policy import Policy
+
+
+def copy_side(pair: PairState) -> Side:
+    """The side holding the pair's copy (the one that is not its origin)."""
+    return pair.origin.other
+
+
+def shaped(policy: Policy, pair: PairState, side: Side, event: Event) -> Event:
+    """What ``side`` should hold of the canonical ``event``."""
+    if policy.shaping.transforms and side is copy_side(pair):
+        return policy.shaping.out(event)
+    return event
+
+
+def canon(
+    policy: Policy, pair: PairState, side: Side, event: Event | None, ref: Event | None
+) -> Event | None:
+    """``side``'s ``event`` in canonical terms (``ref``: the source version to complete a
+    copy from; see :func:`reference`)."""
+    if event is None or not policy.shaping.transforms or side is not copy_side(pair):
+        return event
+    return policy.shaping.back(event, ref)
+
+
+def normal(policy: Policy, pair: PairState, side: Side, event: Event, ref: Event | None) -> Event:
+    """``event`` as read on ``side``, as syncd would have written what it says: compared
+    with :func:`shaped`, it tells whether ``side`` needs a write."""
+    if not policy.shaping.transforms or side is not copy_side(pair):
+        return event
+    return policy.shaping.norm(event, ref)
+
+
+def reference(pair: PairState, origin_event: Event | None) -> Event | None:
+    """The source version a copy is completed from: the agreed base, else the origin's."""
+    return pair.base if pair.base is not None else origin_event
