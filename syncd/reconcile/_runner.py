@@ -12,7 +12,7 @@ from syncd.errors import StoreError, SyncdError, SyncError, SyncTokenInvalid
 from syncd.model import BindingRef, Changes, Side
 from syncd.reconcile._apply import Applied, Applier, Progress
 from syncd.reconcile._report import Report
-from syncd.sync import Plan, Policy, Skip, plan
+from syncd.sync import Delete, Plan, Policy, Skip, plan
 from syncd.sync.ports import CalendarSide, MappingStore
 
 log = structlog.get_logger(__name__)
@@ -148,6 +148,14 @@ def _log_run(report: Report) -> None:
                 binding=str(report.ref),
                 item=action.ref,
                 side=str(action.side) if action.side else None,
+                reason=action.reason,
+            )
+        elif isinstance(action, Delete) and action.filtered:
+            log.info(
+                "item_filtered",
+                binding=str(report.ref),
+                item=action.uid,
+                side=str(action.target),
                 reason=action.reason,
             )
     c = report.counts

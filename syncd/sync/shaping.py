@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 from syncd.model import Event, encode_when
 
+FILTERED = "filtered:"
+"""How the reason of every decision made by a binding's filter begins."""
 DEFAULT_BUSY_TITLE = "Busy"
 # What a busy copy carries of its source, and so what comes back from it.
 BUSY_FIELDS: tuple[str, ...] = ("start", "end", "free_busy", "recurrence", "recurrence_id")
@@ -179,7 +181,7 @@ class Shaping:
     def rejection(self, event: Event) -> str | None:
         """Why ``event`` is not copied (``"filtered: ..."``), or None when it is."""
         why = rejection(self.filter, event, self.bound_email)
-        return f"filtered: {why}" if why is not None else None
+        return f"{FILTERED} {why}" if why is not None else None
 
     def out(self, event: Event) -> Event:
         """What the copy of ``event`` holds."""
