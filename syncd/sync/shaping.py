@@ -140,7 +140,7 @@ def busy_back(copy: Event, source: Event) -> Event:
 
 def _timed(copy: Event, details: Event) -> Event:
     values = {name: getattr(copy, name) for name in BUSY_FIELDS}
-    return dataclasses.replace(details, recurrence=None, overrides=(), **values)
+    return dataclasses.replace(details, overrides=(), **values)
 
 
 def _rid(event: Event) -> str:
