@@ -272,16 +272,18 @@ def _copy_writes(
     policy: Policy,
     ref: Event | None,
 ) -> dict[Side, tuple[str, ...]]:
-    """The fields each side must be sent; the copy side's decided in its own terms (a
-    busy copy is not written for a title change, a copy without its prefix not for that)."""
+    """The fields each side must be sent. The merge decides in canonical terms; of what it
+    would send the copy, only fields that differ once shaped are sent (a busy copy is not
+    written for a title change, nor a copy whose user removed its prefix for that)."""
     out = dict(writes)
     copy = _lens.copy_side(pair)
     held = raw[copy]
-    if not policy.shaping.transforms or held is None:
+    if not policy.shaping.transforms or held is None or not writes[copy]:
         return out
     holds = effective(copy, held, held_of(pair, copy), pair.base)
     wanted = _lens.shaped(policy, pair, copy, merged)
-    out[copy] = changed_fields(_lens.normal(policy, pair, copy, holds, ref), wanted)
+    differ = changed_fields(_lens.normal(policy, pair, copy, holds, ref), wanted)
+    out[copy] = tuple(name for name in writes[copy] if name in differ)
     return out
 
 
