@@ -32,7 +32,6 @@ not executed) by the planner after this table (:mod:`syncd.sync.engine`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from datetime import datetime
 
 from syncd.model import Event, PairState, Side
@@ -57,6 +56,7 @@ from syncd.sync.plan import (
 )
 from syncd.sync.policy import Policy
 from syncd.sync.ports import ConflictRecord
+from syncd.sync.shaping import shows_details
 
 View = dict[Side, Seen]
 _ABSENT = {Kind.GONE, Kind.MISSING}
@@ -77,7 +77,7 @@ def decide(pair: PairState, view: View, policy: Policy, now: datetime) -> list[A
     if gone:
         return _one_gone(pair, gone[0], view, policy)
     if not any(view[s].kind is Kind.CHANGED for s in Side):
-        return _refresh(pair, view)
+        return _reshape(pair, view, policy) or _refresh(pair, view)
     if policy.source is not None:
         return _one_way(pair, view, policy.source, policy)
     return _two_way(pair, view, policy, now)
@@ -240,7 +240,7 @@ def _two_way(pair: PairState, view: View, policy: Policy, now: datetime) -> list
     d, c = events[Side.DINGTALK], events[Side.CALDAV]
     assert d is not None and c is not None  # noqa: PT018 (both sides are present)
     result = merge(pair.base, d, c, policy.conflict, uid=pair.uid, held=held)
-    writes = _copy_writes(pair, raw, result.event, result.writes, policy, ref)
+    writes = _lens.copy_writes(policy, pair, raw, result, ref)
     actions: list[Action] = []
     if result.conflicts:
         record = ConflictRecord(
@@ -264,27 +264,18 @@ def _two_way(pair: PairState, view: View, policy: Policy, now: datetime) -> list
     return actions
 
 
-def _copy_writes(
-    pair: PairState,
-    raw: dict[Side, Event | None],
-    merged: Event,
-    writes: Mapping[Side, tuple[str, ...]],
-    policy: Policy,
-    ref: Event | None,
-) -> dict[Side, tuple[str, ...]]:
-    """The fields each side must be sent. The merge decides in canonical terms; of what it
-    would send the copy, only fields that differ once shaped are sent (a busy copy is not
-    written for a title change, nor a copy whose user removed its prefix for that)."""
-    out = dict(writes)
-    copy = _lens.copy_side(pair)
-    held = raw[copy]
-    if not policy.shaping.transforms or held is None or not writes[copy]:
-        return out
-    holds = effective(copy, held, held_of(pair, copy), pair.base)
-    wanted = _lens.shaped(policy, pair, copy, merged)
-    differ = changed_fields(_lens.normal(policy, pair, copy, holds, ref), wanted)
-    out[copy] = tuple(name for name in writes[copy] if name in differ)
-    return out
+def _reshape(pair: PairState, view: View, policy: Policy) -> list[Action]:
+    """A busy mirror's copy, read unchanged, that still shows its source's details (made
+    before the binding became a busy mirror): rewritten as the projection."""
+    copy, shaping = _lens.copy_side(pair), policy.shaping
+    item = view[copy].remote
+    if not shaping.mirror_busy or item is None or item.event is None or pair.base is None:
+        return []
+    if not policy.writes_to(copy) or not shows_details(item.event, pair.base, shaping.busy_title):
+        return []
+    wanted = _lens.shaped(policy, pair, copy, pair.base)
+    fields = changed_fields(item.event, wanted)
+    return [_update(pair, view, copy, pair.base, fields, "reshaped: busy mirror", policy)]
 
 
 def _refresh(pair: PairState, view: View) -> list[Action]:

@@ -11,7 +11,11 @@ the identity, so unshaped bindings plan exactly as before.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from syncd.model import Event, PairState, Side
+from syncd.sync.merge import MergeResult, changed_fields, effective
+from syncd.sync.plan import held_of
 from syncd.sync.policy import Policy
 
 
@@ -48,3 +52,26 @@ def normal(policy: Policy, pair: PairState, side: Side, event: Event, ref: Event
 def reference(pair: PairState, origin_event: Event | None) -> Event | None:
     """The source version a copy is completed from: the agreed base, else the origin's."""
     return pair.base if pair.base is not None else origin_event
+
+
+def copy_writes(
+    policy: Policy,
+    pair: PairState,
+    raw: Mapping[Side, Event | None],
+    merged: MergeResult,
+    ref: Event | None,
+) -> dict[Side, tuple[str, ...]]:
+    """The fields each side must be sent after ``merged``. The merge decides in canonical
+    terms; of what it would send the copy (read as ``raw``), only fields that differ once
+    shaped are sent: a busy copy is not written for a title change, nor a copy whose user
+    removed its prefix for that."""
+    out = dict(merged.writes)
+    copy = copy_side(pair)
+    held = raw[copy]
+    if not policy.shaping.transforms or held is None or not out[copy]:
+        return out
+    holds = effective(copy, held, held_of(pair, copy), pair.base)
+    wanted = shaped(policy, pair, copy, merged.event)
+    differ = changed_fields(normal(policy, pair, copy, holds, ref), wanted)
+    out[copy] = tuple(name for name in out[copy] if name in differ)
+    return out

@@ -147,6 +147,16 @@ def _rid(event: Event) -> str:
     return encode_when(event.recurrence_id) if event.recurrence_id is not None else ""
 
 
+def shows_details(copy: Event, source: Event, busy_title: str = DEFAULT_BUSY_TITLE) -> bool:
+    """Whether a copy meant to be busy-only still shows what only the source may: a
+    description, location or meeting link, or the source's real title (a copy made before
+    its binding became a busy mirror)."""
+    if copy.description or copy.location or copy.online_meeting_url:
+        return True
+    real = source.summary
+    return bool(real) and real != busy_title and copy.summary == real
+
+
 def prefix_out(summary: str, prefix: str) -> str:
     """``summary`` marked with ``prefix`` (unchanged when it already starts with it)."""
     if not prefix or summary.startswith(prefix):

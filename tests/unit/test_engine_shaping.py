@@ -14,7 +14,7 @@ import pytest
 from syncd.model import Attendee, Event, PairState, Side
 from syncd.sync import Create, Delete, Forget, Policy, Record, Skip, Update
 from syncd.sync.shaping import Filter, Shaping, busy_projection
-from tests.fakes import World, ev, inc, new_world, paired, pairs, r, run
+from tests.fakes import World, ev, full, inc, new_world, paired, pairs, r, run
 
 ALICE = "alice@acme.example"
 BUSY = Policy(shaping=Shaping(mirror_busy=True))
@@ -263,3 +263,40 @@ async def test_prefix_round_trips_without_accumulating(world: World) -> None:
     (dt_event,) = world.dingtalk.events().values()
     assert (dt_event.summary, world.caldav.events()[href].summary) == ("New", "[DT] New")
     assert world.writes() == 1
+
+
+def test_unchanged_copy_showing_details_is_reshaped_once_a_binding_turns_busy() -> None:
+    """A full copy read unchanged under a busy mirror is rewritten as the projection."""
+    source = ev(description="secret", location="HQ")
+    (action,) = run(pairs(paired(source)), caldav=full(r("u1.ics", source, '"e1"')), policy=BUSY)
+    assert isinstance(action, Update)
+    assert (action.target, action.reason) == (Side.CALDAV, "reshaped: busy mirror")
+    assert action.event == busy_projection(source)
+    assert action.pair.base == source
+
+
+def test_busy_copy_retitled_by_its_user_is_not_reshaped() -> None:
+    """A busy copy whose user retitled it shows no detail of the source: left alone."""
+    p = busy_pair()
+    assert p.base is not None
+    mine = dataclasses.replace(busy_projection(p.base), summary="my block")
+    listing = full(r("u1.ics", mine, '"e1"'))
+    p = dataclasses.replace(p, caldav_fp=mine.fingerprint(), caldav_held=mine)
+    assert list(run(pairs(p), caldav=listing, policy=BUSY)) == []
+
+
+async def test_turning_a_binding_busy_hides_existing_copies_on_the_next_full_run(
+    world: World,
+) -> None:
+    """Full mirror first; after the switch to busy a full run rewrites each copy once."""
+    world.dingtalk.user_create(ev("x", summary="Salary talk", description="raise"))
+    await world.sync()
+    (copy,) = world.caldav.events().values()
+    assert copy.summary == "Salary talk"
+    world.reset_counts()
+    await world.sync(BUSY, full=True)
+    (copy,) = world.caldav.events().values()
+    assert (copy.summary, copy.description, world.caldav.calls["update"]) == ("Busy", "", 1)
+    world.reset_counts()
+    await world.sync(BUSY, full=True)
+    assert world.writes() == 0
