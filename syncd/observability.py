@@ -40,6 +40,13 @@ ITEM_ERRORS = Counter(
     ["tenant", "side", "error"],
     registry=REGISTRY,
 )
+FILTERED = Counter(
+    "syncd_items_filtered_total",
+    "Events a binding's filter kept on their side (skipped) or whose copy it removed "
+    "(removed), by the side the event lives on",
+    ["tenant", "side", "outcome"],
+    registry=REGISTRY,
+)
 CONFLICTS = Counter(
     "syncd_conflicts_total", "Conflicts decided by policy", ["tenant"], registry=REGISTRY
 )

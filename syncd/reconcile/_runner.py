@@ -143,7 +143,7 @@ def _log_run(report: Report) -> None:
     """The canonical line of the run, plus one line per item left alone (with its reason)."""
     for action in report.plan.actions:
         if isinstance(action, Skip):
-            log.warning(
+            (log.info if action.filtered else log.warning)(
                 "item_skipped",
                 binding=str(report.ref),
                 item=action.ref,

@@ -135,6 +135,11 @@ class Skip:
     side: Side | None = None
 
     @property
+    def filtered(self) -> bool:
+        """Whether the binding's filter left the item on its side (not an error)."""
+        return self.reason.startswith(FILTERED)
+
+    @property
     def uid(self) -> str:
         return self.ref
 

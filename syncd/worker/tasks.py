@@ -21,6 +21,7 @@ from syncd.model import BindingRef
 from syncd.observability import (
     ACTIONS,
     CONFLICTS,
+    FILTERED,
     ITEM_ERRORS,
     LAST_SUCCESS,
     RECONCILE_SECONDS,
@@ -28,7 +29,7 @@ from syncd.observability import (
 )
 from syncd.reconcile import Progress, Report, WithoutForeign, owned_elsewhere, reconcile
 from syncd.store.ratelimit import RequestPace
-from syncd.sync import Skip
+from syncd.sync import Delete, Skip
 from syncd.worker.wiring import siblings, wire
 
 log = structlog.get_logger(__name__)
@@ -124,11 +125,20 @@ def _record(ref: BindingRef, report: Report, seconds: float) -> None:
         CONFLICTS.labels(ref.tenant).inc(report.counts.conflicts)
     for error in report.errors:
         ITEM_ERRORS.labels(ref.tenant, str(error.side or "-"), error.error).inc()
-    for action in report.plan.actions:
-        if isinstance(action, Skip):
-            ITEM_ERRORS.labels(ref.tenant, str(action.side or "-"), "skipped").inc()
+    _record_items(ref, report)
     if report.ok:
         LAST_SUCCESS.labels(ref.tenant, ref.binding).set(time.time())
+
+
+def _record_items(ref: BindingRef, report: Report) -> None:
+    """Items left alone (an error unless the filter chose it) and copies the filter removed."""
+    for action in report.plan.actions:
+        if isinstance(action, Skip) and action.filtered:
+            FILTERED.labels(ref.tenant, str(action.side or "-"), "skipped").inc()
+        elif isinstance(action, Skip):
+            ITEM_ERRORS.labels(ref.tenant, str(action.side or "-"), "skipped").inc()
+        elif isinstance(action, Delete) and action.filtered:
+            FILTERED.labels(ref.tenant, str(action.target.other), "removed").inc()
 
 
 async def _retry_or_dead_letter(

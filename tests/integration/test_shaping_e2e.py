@@ -14,8 +14,10 @@ from typing import Any
 
 import icalendar
 import pytest
+import structlog.testing
 
 from syncd.config import load_config
+from syncd.observability import REGISTRY
 from tests.fixtures.spine import Spine, write_config
 
 pytestmark = pytest.mark.parametrize("caldav_calendar", ["radicale"], indirect=True)
@@ -146,9 +148,15 @@ async def test_decline_removes_the_copy_and_accepting_brings_it_back(
     path = spine.api.events("u-alice", f"/{meeting['id']}/respond")
     status, _ = await spine.api.call("POST", path, json={"responseStatus": "declined"})
     assert status == 200
-    assert await step(spine) == {"dingtalk": 0, "caldav": 1}
+    removed = {"tenant": "acme", "side": "dingtalk", "outcome": "removed"}
+    before = REGISTRY.get_sample_value("syncd_items_filtered_total", removed) or 0.0
+    with structlog.testing.capture_logs() as logs:
+        assert await step(spine) == {"dingtalk": 0, "caldav": 1}
     assert await caldav_events(spine) == {}
     assert dt_summaries(spine) == ["Planning"]
+    assert REGISTRY.get_sample_value("syncd_items_filtered_total", removed) == before + 1
+    (line,) = [e for e in logs if e["event"] == "item_filtered"]
+    assert (line["side"], line["reason"]) == ("caldav", "filtered: declined by the bound user")
     assert await step(spine, poll=True) == NONE
 
     status, _ = await spine.api.call("POST", path, json={"responseStatus": "accepted"})
@@ -177,7 +185,13 @@ async def test_all_day_and_excluded_events_stay_on_their_side(spine: Spine, tmp_
         "END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
     assert spine.calendar.put_raw("gym.ics", ics)[0] == 201
-    assert await step(spine, poll=True) == {"dingtalk": 0, "caldav": 1}
+    with structlog.testing.capture_logs() as logs:
+        assert await step(spine, poll=True) == {"dingtalk": 0, "caldav": 1}
+    reasons = {e["reason"] for e in logs if e["event"] == "item_skipped"}
+    assert reasons == {
+        "filtered: all-day",
+        "filtered: summary matches '(?i)^private:'",
+    }
     assert sorted(await caldav_events(spine)) == ["Review", "private: gym"]
     assert dt_summaries(spine) == ["Holiday", "Private: dentist", "Review"]
 
