@@ -240,7 +240,7 @@ def _two_way(pair: PairState, view: View, policy: Policy, now: datetime) -> list
     d, c = events[Side.DINGTALK], events[Side.CALDAV]
     assert d is not None and c is not None  # noqa: PT018 (both sides are present)
     result = merge(pair.base, d, c, policy.conflict, uid=pair.uid, held=held)
-    writes = _lens.copy_writes(policy, pair, raw, result, ref)
+    writes = _lens.copy_writes(policy, pair, raw, result)
     actions: list[Action] = []
     if result.conflicts:
         record = ConflictRecord(

@@ -41,12 +41,12 @@ def canon(
     return policy.shaping.back(event, ref)
 
 
-def normal(policy: Policy, pair: PairState, side: Side, event: Event, ref: Event | None) -> Event:
-    """``event`` as read on ``side``, as syncd would have written what it says: compared
+def normal(policy: Policy, pair: PairState, side: Side, event: Event) -> Event:
+    """``event`` as read on ``side``, as syncd would have shaped what it shows: compared
     with :func:`shaped`, it tells whether ``side`` needs a write."""
     if not policy.shaping.transforms or side is not copy_side(pair):
         return event
-    return policy.shaping.norm(event, ref)
+    return policy.shaping.norm(event)
 
 
 def reference(pair: PairState, origin_event: Event | None) -> Event | None:
@@ -59,19 +59,24 @@ def copy_writes(
     pair: PairState,
     raw: Mapping[Side, Event | None],
     merged: MergeResult,
-    ref: Event | None,
 ) -> dict[Side, tuple[str, ...]]:
     """The fields each side must be sent after ``merged``. The merge decides in canonical
     terms; of what it would send the copy (read as ``raw``), only fields that differ once
     shaped are sent: a busy copy is not written for a title change, nor a copy whose user
-    removed its prefix for that."""
+    removed its prefix for that. A copy whose user retitled it to something that differs
+    from the marked title once shaped (say, the mark typed twice) gets the marked title."""
     out = dict(merged.writes)
     copy = copy_side(pair)
     held = raw[copy]
-    if not policy.shaping.transforms or held is None or not out[copy]:
+    if not policy.shaping.transforms or held is None:
         return out
-    holds = effective(copy, held, held_of(pair, copy), pair.base)
+    before = held_of(pair, copy)
+    holds = effective(copy, held, before, pair.base)
     wanted = shaped(policy, pair, copy, merged.event)
-    differ = changed_fields(normal(policy, pair, copy, holds, ref), wanted)
-    out[copy] = tuple(name for name in out[copy] if name in differ)
+    differ = changed_fields(normal(policy, pair, copy, holds), wanted)
+    names = [name for name in out[copy] if name in differ]
+    retitled = before is not None and held.summary != before.summary
+    if policy.shaping.summary_prefix and retitled and "summary" in differ:
+        names.append("summary")
+    out[copy] = tuple(sorted(set(names), key=names.index))
     return out

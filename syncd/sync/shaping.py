@@ -210,10 +210,11 @@ class Shaping:
             return busy_back(copy, source)
         return copy
 
-    def norm(self, copy: Event, source: Event | None) -> Event:
-        """``copy`` as syncd would have written it from what it says: a copy equal to
-        ``out(source)`` after :meth:`norm` needs no write."""
-        return self.out(self.back(copy, source))
+    def norm(self, copy: Event) -> Event:
+        """``copy`` as syncd would have shaped what it shows: equal to ``out(source)`` when
+        the copy needs no write for ``source`` (a copy whose user removed its prefix, or
+        retitled a busy copy, still shows ``source``)."""
+        return self.out(copy)
 
 
 def _summaries(event: Event, change: Callable[[str], str]) -> Event:
