@@ -218,6 +218,10 @@ def _one_way(pair: PairState, view: View, source: Side, policy: Policy) -> list[
     assert src is not None and dst is not None  # noqa: PT018 (both sides are present)
     dst = effective(mirror, dst, held_of(pair, mirror), pair.base)
     wanted = _lens.shaped(policy, pair, mirror, src)
+    if _lens.shapes(policy, pair, mirror) and pair.base and view[mirror].kind is not Kind.CHANGED:
+        # an unedited copy holds what syncd made of the base (as its side keeps it: a
+        # DingTalk copy has an organizer a busy projection lacks), so compare with that
+        dst = _lens.shaped(policy, pair, mirror, pair.base)
     if wanted.fingerprint() == dst.fingerprint():
         return [Record(after(pair, view, src), "same content on both sides")]
     why = (

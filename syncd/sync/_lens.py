@@ -24,11 +24,14 @@ def copy_side(pair: PairState) -> Side:
     return pair.origin.other
 
 
+def shapes(policy: Policy, pair: PairState, side: Side) -> bool:
+    """Whether ``side`` holds a shaped copy of the pair's event."""
+    return policy.shaping.transforms and side is copy_side(pair)
+
+
 def shaped(policy: Policy, pair: PairState, side: Side, event: Event) -> Event:
     """What ``side`` should hold of the canonical ``event``."""
-    if policy.shaping.transforms and side is copy_side(pair):
-        return policy.shaping.out(event)
-    return event
+    return policy.shaping.out(event) if shapes(policy, pair, side) else event
 
 
 def canon(

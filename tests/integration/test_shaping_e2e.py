@@ -237,3 +237,34 @@ async def test_prefix_round_trips_both_ways(spine: Spine, tmp_path: Path) -> Non
         assert await step(spine, poll=True) == NONE
     everything = [*dt_summaries(spine), *await caldav_events(spine)]
     assert not any(s.startswith("[DT] [DT]") for s in everything)
+
+
+async def test_busy_mirror_into_dingtalk(spine: Spine, tmp_path: Path) -> None:
+    """mirror: busy, to_dingtalk: a CalDAV event becomes a DingTalk "Busy" block without
+    details, free/busy kept (freeBusyStatus as stored); a title change writes nothing, a
+    time change patches DingTalk once; polls after each write nothing."""
+    shaped(spine, tmp_path, mirror="busy", direction="to_dingtalk")
+    ics = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:doc@client\r\nDTSTAMP:20250101T000000Z\r\nDTSTART;TZID=Asia/Shanghai:20270128T"
+        "090000\r\nDTEND;TZID=Asia/Shanghai:20270128T100000\r\nSUMMARY:Doctor\r\n"
+        "DESCRIPTION:results\r\nLOCATION:Clinic\r\nTRANSP:TRANSPARENT\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    assert spine.calendar.put_raw("doc.ics", ics)[0] == 201
+    assert await step(spine, poll=True) == {"dingtalk": 1, "caldav": 0}
+    (event,) = spine.dingtalk_events()
+    assert (event["summary"], event.get("description", "")) == ("Busy", "")
+    assert "location" not in event or not event["location"].get("displayName")
+    stored = spine.sandbox.sandbox.dump()["events"][event["id"]]["fields"]
+    assert stored.get("freeBusyStatus") == "free"
+    assert await step(spine, poll=True) == NONE
+
+    await edit_caldav(spine, "Doctor", new="Dentist")
+    assert await step(spine, poll=True) == NONE
+    await edit_caldav(spine, "Dentist", hours=1)
+    assert await step(spine, poll=True) == {"dingtalk": 1, "caldav": 0}
+    (event,) = spine.dingtalk_events()
+    assert event["start"]["dateTime"].startswith("2027-01-28T10:00")
+    assert await step(spine, poll=True) == NONE
+    assert list(await caldav_events(spine)) == ["Dentist"]

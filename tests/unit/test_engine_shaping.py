@@ -300,3 +300,24 @@ async def test_turning_a_binding_busy_hides_existing_copies_on_the_next_full_run
     world.reset_counts()
     await world.sync(BUSY, full=True)
     assert world.writes() == 0
+
+
+def test_one_way_busy_copy_that_its_side_completed_is_not_rewritten_for_a_title() -> None:
+    """to_dingtalk busy: DingTalk's copy reads with an organizer the projection lacks; a
+    CalDAV title change compares against what syncd made of the base, so no write."""
+    source = ev("cal-1", description="results")
+    copy = dataclasses.replace(busy_projection(source), organizer=ALICE)
+    p = dataclasses.replace(
+        paired(source, href="cal-1.ics"),
+        origin=Side.CALDAV,
+        dingtalk_fp=copy.fingerprint(),
+        dingtalk_held=copy,
+    )
+    policy = Policy(direction="to_dingtalk", shaping=Shaping(mirror_busy=True))
+    renamed = dataclasses.replace(source, summary="Dentist")
+    listing = inc(r("cal-1.ics", renamed, '"e2"'))
+    (action,) = run(pairs(p), inc(r("dt-1", copy)), listing, policy)
+    assert isinstance(action, Record)
+    (moved,) = run(pairs(p), caldav=inc(r("cal-1.ics", shifted(renamed, 1), '"e3"')), policy=policy)
+    assert isinstance(moved, Update)
+    assert (moved.target, moved.fields) == (Side.DINGTALK, ("start", "end"))
