@@ -15,10 +15,10 @@ SERVER_PACKAGES := cyrus-imapd cyrus-caldav cyrus-admin sasl2-bin \
 
 .PHONY: install redis caldav-servers test test-fast lint demo bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml lab/pyproject.toml
 	$(PY) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./lab
 	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory redis
 	touch $(STAMP)
 
@@ -46,8 +46,8 @@ test-fast: $(STAMP) $(SERVERS)
 	$(BIN)/pytest -q -m "not corpus and not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check syncd tests bench
-	$(BIN)/ruff format --check syncd tests bench
+	$(BIN)/ruff check syncd lab tests bench
+	$(BIN)/ruff format --check syncd lab tests bench
 	$(BIN)/mypy
 
 demo: $(STAMP)

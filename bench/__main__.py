@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
-Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile (default: all, in that
-order).
+Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream (default: all,
+in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from bench import hostile, idle, initial, latency, webhook
+from bench import hostile, idle, initial, latency, stream, webhook
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
 
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "initial-vdirsyncer": (initial.run_baseline, initial.render_baseline),
     "webhook": (webhook.run, webhook.render),
     "hostile": (hostile.run, hostile.render),
+    "stream": (stream.run, stream.render),
 }
 
 
@@ -73,7 +74,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--changes",
         type=int,
         default=latency.DEFAULTS["changes"],
-        help="latency: changes per series (default 20)",
+        help="latency, stream: changes per series (default 20)",
     )
     p.add_argument(
         "--poll-delays",

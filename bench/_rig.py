@@ -36,8 +36,14 @@ from tests.fixtures.caldav_servers import (
     start_caldav_server,
 )
 from tests.fixtures.redis_server import RedisServer, start_redis
-from tests.fixtures.sandbox import SandboxApi, SandboxHandle, sandbox_token, start_sandbox
-from tests.fixtures.spine import REF, write_config
+from tests.fixtures.sandbox import (
+    SandboxApi,
+    SandboxHandle,
+    default_seed,
+    sandbox_token,
+    start_sandbox,
+)
+from tests.fixtures.spine import REF, to_stream_delivery, write_config
 
 log = structlog.get_logger(__name__)
 
@@ -105,19 +111,28 @@ def server_ms(dav: CalDAVServer, prefix: str) -> int:
 
 @asynccontextmanager
 async def open_rig(
-    *, poll_interval: float | None = None, dav: CalDAVServer | None = None
+    *,
+    poll_interval: float | None = None,
+    dav: CalDAVServer | None = None,
+    delivery: str = "http",
 ) -> AsyncIterator[Rig]:
-    """Start Redis, Radicale (unless given), the sandbox; write and load the config."""
+    """Start Redis, Radicale (unless given), the sandbox; write and load the config.
+
+    ``delivery: stream`` seeds the sandbox app and the tenant for Stream mode (no callback).
+    """
     root = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     redis = start_redis()
     own_dav = dav is None
     server = dav or start_caldav_server("radicale", authenticate=False)
     extra = {} if poll_interval is None else {"poll_interval": str(poll_interval)}
     try:
-        async with start_sandbox() as sandbox, aiohttp.ClientSession() as session:
+        seed = default_seed(delivery=delivery)
+        async with start_sandbox(seed) as sandbox, aiohttp.ClientSession() as session:
             calendar = make_calendar(server)
             auth = (calendar.username, calendar.password)
             write_config(root / "config", sandbox, calendar.url, redis.url, auth=auth, **extra)
+            if delivery == "stream":
+                to_stream_delivery(root / "config")
             config = load_config(root / "config", {})
             pool = await create_pool(queue.redis_settings(redis.url))
             ctx: dict[str, Any] = {"redis": pool, "config": config}

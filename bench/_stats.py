@@ -22,11 +22,12 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:
-    """Median, p95, min and max of ``values`` (seconds stay seconds), and the count."""
+    """Median, p95, p99, min and max of ``values`` (seconds stay seconds), and the count."""
     return {
         "n": len(values),
         "median": median(values),
         "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
         "min": min(values) if values else 0.0,
         "max": max(values) if values else 0.0,
     }

@@ -41,7 +41,7 @@ from syncd.adapters.caldav.client import CalDAVClient
 from syncd.translate import uid_for_dingtalk_id
 from syncd.webhook.app import create_app
 from syncd.worker.settings import POLL_TICK_SECONDS, create_worker, worker_settings
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 
 DEFAULTS: dict[str, Any] = {"changes": 20, "poll_delays": []}  # []: as shipped
 POLL_INTERVAL_S = 1.0

@@ -35,7 +35,7 @@ from bench._report import table
 from bench._stats import ms, percentile, summary
 from syncd import crypto
 from syncd.store import keys
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.redis_server import start_redis
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, APP_SECRET, CALLBACK_TOKEN, CORP_ID
 

@@ -22,6 +22,24 @@ CALLBACKS = Counter(
     ["tenant", "outcome"],
     registry=REGISTRY,
 )
+STREAM_EVENTS = Counter(
+    "syncd_stream_events_total",
+    "DingTalk events received over Stream connections, by tenant and outcome",
+    ["tenant", "outcome"],
+    registry=REGISTRY,
+)
+STREAM_CONNECTED = Gauge(
+    "syncd_stream_connected",
+    "1 while this process holds an open DingTalk Stream connection of the tenant",
+    ["tenant"],
+    registry=REGISTRY,
+)
+FAILED_PULLED = Counter(
+    "syncd_failed_results_total",
+    "Events pulled from DingTalk's failedResults API, by tenant and outcome",
+    ["tenant", "outcome"],
+    registry=REGISTRY,
+)
 RECONCILES = Counter(
     "syncd_reconciles_total",
     "Reconcile runs by tenant and outcome (ok, failed, retried, locked)",
@@ -45,6 +63,12 @@ FILTERED = Counter(
     "Events a binding's filter kept on their side (skipped) or whose copy it removed "
     "(removed), by the side the event lives on",
     ["tenant", "side", "outcome"],
+    registry=REGISTRY,
+)
+ICS_FETCHES = Counter(
+    "syncd_ics_fetches_total",
+    "ICS feed fetches by binding and outcome (not_modified, fetched, failed)",
+    ["tenant", "binding", "outcome"],
     registry=REGISTRY,
 )
 CONFLICTS = Counter(

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.spine",
     "tests.fixtures.processes",
+    "tests.fixtures.feed_server",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +22,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Exit codes of CONTRACT.md.
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
-SUBCOMMAND_MODULES = ("check", "serve", "ops", "sandbox", "demo")
+SUBCOMMAND_MODULES = ("check", "serve", "ops")
+
+# Entry-point group through which other installed packages add subcommands (the lab
+# package adds `demo` and `sandbox`); syncd itself never imports them.
+PLUGIN_GROUP = "syncd.commands"
 
 
 def common_options(func: F) -> F:
@@ -53,7 +59,45 @@ def fail(exc: BaseException, debug: bool) -> None:
     sys.exit(code)
 
 
-@click.group()
+class PluginGroup(click.Group):
+    """The root group plus the commands registered under :data:`PLUGIN_GROUP`.
+
+    A plugin's module is imported only when its command is listed (``--help``) or run;
+    one that fails to load costs one stderr line and is left out, the rest still work.
+    """
+
+    def _plugins(self) -> dict[str, EntryPoint]:
+        return {name: ep for name, ep in _plugin_entries().items() if name not in self.commands}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        entry = None if command else self._plugins().get(cmd_name)
+        return _load_plugin(entry) if entry else command
+
+
+@functools.cache
+def _plugin_entries() -> dict[str, EntryPoint]:
+    """The installed ``syncd.commands`` entry points by name (read once per process)."""
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+
+def _load_plugin(entry: EntryPoint) -> click.Command | None:
+    """The click command ``entry`` names, or None (with one stderr line) if it is broken."""
+    try:
+        command = entry.load()
+    except Exception as exc:  # a broken plugin must not take the other commands down
+        click.echo(f"syncd: plugin command {entry.name!r} ({entry.value}): {exc}", err=True)
+        return None
+    if not isinstance(command, click.Command):
+        click.echo(f"syncd: plugin {entry.name!r} ({entry.value}) is not a command", err=True)
+        return None
+    return command
+
+
+@click.group(cls=PluginGroup)
 @click.version_option(package_name="syncd")
 def main() -> None:
     """syncd: keeps DingTalk Calendar and CalDAV calendars in agreement."""

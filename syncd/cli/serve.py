@@ -18,8 +18,9 @@ import structlog
 from aiohttp import web
 
 from syncd.cli._root import EXIT_RUNTIME, common_options, fail, load, main, setup_logging
-from syncd.config import Config
-from syncd.errors import SyncdError
+from syncd.config import Config, parse_listen
+from syncd.delivery.service import run_delivery
+from syncd.errors import ConfigError, SyncdError
 from syncd.observability import configure_logging
 from syncd.webhook.app import create_app
 from syncd.worker.supervisor import supervise
@@ -34,11 +35,10 @@ listen_option = click.option(
 
 
 def _host_port(config: Config, listen: str | None) -> tuple[str, int]:
-    text = listen or config.settings.listen
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--listen")
-    return host, int(port)
+    try:
+        return parse_listen(listen or config.settings.listen)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from exc
 
 
 @main.command("web")
@@ -52,7 +52,7 @@ def web_command(config_dir: str, debug: bool, listen: str | None) -> None:
 @main.command("worker")
 @common_options
 def worker_command(config_dir: str, debug: bool) -> None:
-    """Run an arq worker: reconciles bindings, polls CalDAV, runs the daily full reconcile."""
+    """Run an arq worker: reconciles, polls, full reconciles, DingTalk Stream and failedResults."""
     _run(config_dir, debug, None, web=False, worker=True)
 
 
@@ -85,12 +85,17 @@ async def _serve(config: Config, listen: str | None, *, web: bool, worker: bool)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _on_signal, stop, config.settings.shutdown_timeout)
     runner = await start_web(config, listen) if web else None
+    # Stream connections and failedResults pulls run beside the worker (syncd.delivery).
+    delivery = asyncio.create_task(run_delivery(config, stop)) if worker else None
     try:
         if worker:
             await supervise(config, stop)
         else:
             await stop.wait()
     finally:
+        if delivery is not None:
+            stop.set()
+            await delivery
         if runner is not None:
             await runner.cleanup()
     log.info("stopped")

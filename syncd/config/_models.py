@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import math
 from datetime import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from syncd.config._checks import consistency_problems
@@ -115,12 +123,18 @@ class Callback(_Frozen):
 
 
 class DingTalkApp(_Frozen):
-    """The tenant's DingTalk app: where its Open API is and how to sign in."""
+    """The tenant's DingTalk app: where its Open API is, how to sign in, how events arrive.
+
+    ``delivery: http`` (default) takes events at ``POST /callbacks/{tenant}`` and needs
+    ``callback``; ``delivery: stream`` takes them over a DingTalk Stream connection that the
+    workers open (:mod:`syncd.delivery`), needs no public URL, and ``callback`` is optional.
+    """
 
     api_base: HttpUrl = "https://api.dingtalk.com"
     app_key: NonEmptyStr
     app_secret: Secret
-    callback: Callback
+    delivery: Literal["http", "stream"] = "http"
+    callback: Callback | None = None
     qps: float = Field(
         default=DEFAULT_DINGTALK_QPS,
         gt=0,
@@ -132,6 +146,12 @@ class DingTalkApp(_Frozen):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _callback_for_http(self) -> DingTalkApp:
+        if self.delivery == "http" and self.callback is None:
+            raise ValueError("callback is required with delivery: http (or use delivery: stream)")
+        return self
 
 
 class DirectoryEntry(_Frozen):
@@ -158,11 +178,46 @@ class CalDAVSource(_Frozen):
         return self
 
 
-class IcsSource(_Frozen):
-    """A read-only iCalendar feed imported into DingTalk."""
+IcsIdentity = Literal["uid", "content", "auto"]
+ICS_MAX_TIMEOUT = 60.0
+# An http(s) URL once ``webcal://`` has been read as ``https://`` (IcsSource does that first).
+FeedUrl = Annotated[
+    HttpUrl,
+    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^(https?|webcal)://"}),
+]
 
-    url: HttpUrl = Field(repr=False)  # private feed URLs carry their secret in the path
-    refresh: Duration = 3600.0
+
+class IcsSource(_Frozen):
+    """A read-only iCalendar feed imported into DingTalk (``webcal://`` is read as https)."""
+
+    url: FeedUrl = Field(repr=False)  # private feed URLs carry their secret in the path
+    refresh: Duration = Field(default=3600.0, description="how often the feed is fetched")
+    username: NonEmptyStr | None = None
+    password: Secret | None = None
+    identity: IcsIdentity = Field(
+        default="auto",
+        description="uid | content | auto: how a feed item is recognised from one fetch to "
+        "the next; auto uses UIDs unless the feed regenerates them",
+    )
+    timeout: Duration = Field(
+        default=ICS_MAX_TIMEOUT,
+        gt=0,
+        le=ICS_MAX_TIMEOUT,
+        description="the most one fetch may take, redirects and body included (at most 60s)",
+    )
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _webcal_is_https(cls, value: Any) -> Any:
+        if isinstance(value, str) and value[:9].lower() == "webcal://":
+            return "https://" + value[9:]
+        return value
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> IcsSource:
+        if self.password is not None and self.username is None:
+            raise PydanticCustomError("ics", "a password needs a username")
+        return self
 
 
 DAY = 86400.0
@@ -297,7 +352,8 @@ class Tenant(_Frozen):
     @property
     def owner_key(self) -> str:
         """The owner key of callback envelopes: ``callback.owner_key``, else ``app_key``."""
-        return self.dingtalk.callback.owner_key or self.dingtalk.app_key
+        callback = self.dingtalk.callback
+        return (callback.owner_key if callback else None) or self.dingtalk.app_key
 
     def binding(self, binding_id: str) -> Binding:
         """The binding named ``binding_id``; :class:`ConfigError` if the tenant has none."""

@@ -17,6 +17,8 @@ percent-encoded, so no id can reach into another's namespace::
     syncd:<tenant>:binding:<binding>:running    hash   token (, full) of the run serving a request
     syncd:<tenant>:binding:<binding>:poll       string "1" until the next poll is due (PX)
     syncd:<tenant>:push:<push id>               string "1" once a DingTalk push was accepted (EX)
+    syncd:<tenant>:stream                       string holder of the tenant's Stream connection (PX)
+    syncd:<tenant>:failed_pull                  string "1" until the next failedResults pull (PX)
     syncd:@dingtalk:<app key>:rate              hash   request pace of one DingTalk app (tokens, ts)
 
 Keys of a DingTalk app (shared by every tenant and worker using it) live under
@@ -56,6 +58,8 @@ RECONCILE_JOB = "reconcile"
 
 # Per tenant.
 PUSH = "push"
+STREAM = "stream"
+FAILED_PULL = "failed_pull"
 
 # Per DingTalk app.
 APP_SPACE = "@dingtalk"
@@ -74,6 +78,11 @@ def binding_key(ref: BindingRef, name: str) -> str:
 def push_key(tenant: str, push_id: str) -> str:
     """The dedupe key of one DingTalk push delivery."""
     return f"{PREFIX}:{_part(tenant)}:{PUSH}:{_part(push_id)}"
+
+
+def tenant_key(tenant: str, name: str) -> str:
+    """The key ``name`` (``stream``, ``failed_pull``) of one tenant."""
+    return f"{PREFIX}:{_part(tenant)}:{name}"
 
 
 def app_key(app: str, name: str) -> str:

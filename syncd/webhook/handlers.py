@@ -15,7 +15,8 @@ import structlog
 from aiohttp import web
 
 from syncd import crypto
-from syncd.config import Tenant
+from syncd.config import Callback, Tenant
+from syncd.delivery.intake import queue_change
 from syncd.errors import (
     BadEnvelope,
     BadPayload,
@@ -24,9 +25,8 @@ from syncd.errors import (
     StoreError,
     StoreUnavailable,
 )
-from syncd.model import BindingRef
 from syncd.observability import CALLBACKS, metrics_text
-from syncd.queue import first_delivery, ping, request_reconcile, seen_delivery
+from syncd.queue import ping
 from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, STATE_KEY
 from syncd.webhook.payload import CALENDAR_CHANGE, CHECK_URL, CallbackEvent, parse_event
 
@@ -45,7 +45,10 @@ async def callback(request: web.Request) -> web.Response:
     tenant = request.app[CONFIG_KEY].tenants.get(tenant_id)
     if tenant is None:
         return _reject("_unknown", 404, "unknown_tenant", f"no tenant {tenant_id!r}")
-    opened = await _open(request, tenant)
+    cb = tenant.dingtalk.callback
+    if cb is None:  # delivery: stream without a callback subscription
+        return _reject(tenant_id, 404, "no_callback", f"tenant {tenant_id!r} has no callback")
+    opened = await _open(request, tenant, cb)
     if isinstance(opened, web.Response):
         return opened
     try:
@@ -53,7 +56,6 @@ async def callback(request: web.Request) -> web.Response:
     except StoreError as exc:  # unreachable (StoreUnavailable) or refusing: DingTalk retries
         return _not_stored(tenant_id, opened, exc)
     CALLBACKS.labels(tenant_id, outcome).inc()
-    cb = tenant.dingtalk.callback
     reply = crypto.reply_success(
         cb.token.get_secret_value(), cb.aes_key.get_secret_value(), tenant.owner_key
     )
@@ -68,7 +70,7 @@ def _not_stored(tenant_id: str, event: CallbackEvent, exc: StoreError) -> web.Re
     return web.json_response({"error": outcome}, status=503)
 
 
-async def _open(request: web.Request, tenant: Tenant) -> CallbackEvent | web.Response:
+async def _open(request: web.Request, tenant: Tenant, cb: Callback) -> CallbackEvent | web.Response:
     """Size, signature, timestamp and envelope checks; the parsed push or a 4xx answer."""
     settings = request.app[CONFIG_KEY].settings
     limit = settings.callback_max_body
@@ -83,7 +85,6 @@ async def _open(request: web.Request, tenant: Tenant) -> CallbackEvent | web.Res
     body = await _read_body(request, limit)
     if body is None:
         return _reject(tenant.id, 413, "too_large", f"body over {limit} bytes")
-    cb = tenant.dingtalk.callback
     try:
         _check_timestamp(timestamp, settings.callback_max_skew)
         plaintext = crypto.open_callback(
@@ -107,36 +108,10 @@ async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) ->
     if event.event_type == CHECK_URL:
         log.info("callback_check_url", tenant=tenant_id)
         return "check_url"
-    if event.event_type != CALENDAR_CHANGE:
-        log.info("callback_ignored", tenant=tenant_id, event_type=event.event_type)
-        return "ignored"
-    if request.app[STATE_KEY].closed:
+    if event.event_type == CALENDAR_CHANGE and request.app[STATE_KEY].closed:
         raise StoreUnavailable("shutting down: the Redis client is closed")
-    pool = request.app[ARQ_KEY]
-    if await seen_delivery(pool, tenant_id, event.push_id):
-        log.info("callback_duplicate", tenant=tenant_id, push_id=event.push_id)
-        return "duplicate"
     tenant = request.app[CONFIG_KEY].tenants[tenant_id]
-    affected = set(event.union_ids)
-    # ICS feed bindings are not synced by this version (the poller skips them too).
-    refs = [
-        BindingRef(tenant_id, b.id)
-        for b in tenant.bindings
-        if b.dingtalk_user in affected and b.caldav is not None
-    ]
-    for ref in refs:
-        await request_reconcile(pool, ref, f"callback:{event.change_type or 'change'}")
-    # Remember the push only after its work is stored: a retry after a failure re-queues.
-    await first_delivery(pool, tenant_id, event.push_id)
-    log.info(
-        "callback_queued",
-        tenant=tenant_id,
-        push_id=event.push_id,
-        change=event.change_type,
-        event_id=event.calendar_event_id,
-        bindings=[r.binding for r in refs],
-    )
-    return "queued" if refs else "no_binding"
+    return await queue_change(request.app[ARQ_KEY], tenant, event, "callback")
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:

@@ -1,6 +1,7 @@
 """arq ``WorkerSettings`` built from configuration, and the worker's shared resources.
 
-Besides the reconcile function, a long-running worker runs three crons: the CalDAV poll,
+Besides the reconcile function, a long-running worker runs three crons: the poll (CalDAV
+bindings every ``poll_interval``, ICS feeds every ``ics.refresh``),
 the daily full reconcile, and :func:`revive_orphans`, which queues a run for any binding whose
 running worker died (see :mod:`syncd.queue`) so that it is served again within the lock
 ttl plus :data:`REVIVE_TICK_SECONDS`. Jobs hold the lock under the configured
@@ -35,8 +36,8 @@ REVIVE_TICK_SECONDS = 2
 
 
 def poll_tick(config: Config) -> int:
-    """The poll cron's tick: 5 s, or the shortest CalDAV poll interval if that is shorter."""
-    intervals = [b.poll_interval for _, b in config.bindings() if b.caldav is not None]
+    """The poll cron's tick: 5 s, or the shortest poll interval (or feed refresh) if shorter."""
+    intervals = [tasks.poll_every(b) for _, b in config.bindings()]
     return max(1, min([POLL_TICK_SECONDS, *(int(i) for i in intervals)]))
 
 
@@ -47,14 +48,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["store"] = RedisStore(ctx["redis"])
 
 
-def caldav_refs(config: Config) -> list[BindingRef]:
-    """Every binding that reconcile jobs serve (those with a CalDAV side)."""
-    return [BindingRef(t.id, b.id) for t, b in config.bindings() if b.caldav is not None]
+def served_refs(config: Config) -> list[BindingRef]:
+    """Every binding that reconcile jobs serve (CalDAV and ICS feed bindings alike)."""
+    return [BindingRef(t.id, b.id) for t, b in config.bindings()]
 
 
 async def revive_orphans(ctx: dict[str, Any]) -> int:
     """Cron: queue a run for every binding a dead worker left with a request taken."""
-    return await queue.revive_orphans(ctx["redis"], caldav_refs(ctx["config"]))
+    return await queue.revive_orphans(ctx["redis"], served_refs(ctx["config"]))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

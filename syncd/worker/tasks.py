@@ -16,6 +16,7 @@ import structlog
 from arq import Retry
 
 from syncd import queue
+from syncd.config import Binding
 from syncd.errors import Retryable, SourceUnavailable, SyncdError
 from syncd.model import BindingRef
 from syncd.observability import (
@@ -176,24 +177,27 @@ async def _dead_letter(ctx: dict[str, Any], ref: BindingRef, reason: str, exc: E
 
 
 async def poll_due(ctx: dict[str, Any]) -> int:
-    """Cron: request a reconcile of every CalDAV binding whose poll interval has passed."""
+    """Cron: request a reconcile of every binding whose poll interval (CalDAV) or refresh
+    (ICS feed) has passed."""
     redis, requested = ctx["redis"], 0
     for tenant, binding in ctx["config"].bindings():
-        if binding.caldav is None:
-            continue
         ref = BindingRef(tenant.id, binding.id)
-        if await queue.poll_due(redis, ref, binding.poll_interval):
-            await queue.request_reconcile(redis, ref, "poll")
+        if await queue.poll_due(redis, ref, poll_every(binding)):
+            await queue.request_reconcile(redis, ref, "poll" if binding.caldav else "refresh")
             requested += 1
     return requested
+
+
+def poll_every(binding: Binding) -> float:
+    """Seconds between two polls of ``binding``: ``poll_interval``, or ``ics.refresh``."""
+    return binding.ics.refresh if binding.ics is not None else binding.poll_interval
 
 
 async def full_reconcile_all(ctx: dict[str, Any]) -> int:
     """Cron (daily): a full reconcile of every binding, the safety net for missed changes."""
     count = 0
     for tenant, binding in ctx["config"].bindings():
-        if binding.caldav is not None:
-            ref = BindingRef(tenant.id, binding.id)
-            await queue.request_reconcile(ctx["redis"], ref, "full", full=True)
-            count += 1
+        ref = BindingRef(tenant.id, binding.id)
+        await queue.request_reconcile(ctx["redis"], ref, "full", full=True)
+        count += 1
     return count

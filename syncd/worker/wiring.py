@@ -19,6 +19,8 @@ from syncd.adapters.caldav.side import CalDAVSide
 from syncd.adapters.dingtalk.client import DingTalkClient
 from syncd.adapters.dingtalk.side import DingTalkSide
 from syncd.adapters.dingtalk.tokens import TokenCache
+from syncd.adapters.ics.client import IcsClient
+from syncd.adapters.ics.side import IcsSide
 from syncd.config import Binding, Config, Tenant
 from syncd.errors import ConfigError
 from syncd.model import BindingRef
@@ -107,7 +109,7 @@ def dingtalk_client(
 
 
 def siblings(config: Config, ref: BindingRef) -> list[BindingRef]:
-    """The other CalDAV bindings of the same tenant and DingTalk user as ``ref``.
+    """The other bindings (CalDAV or ICS) of the same tenant and DingTalk user as ``ref``.
 
     Their events stay out of ``ref``'s calendar, except for a ``to_caldav`` binding:
     that one mirrors the user's whole DingTalk calendar by definition (no siblings).
@@ -120,7 +122,7 @@ def siblings(config: Config, ref: BindingRef) -> list[BindingRef]:
     return [
         BindingRef(tenant.id, b.id)
         for b in tenant.bindings
-        if b.id != ref.binding and b.dingtalk_user == user and b.caldav is not None
+        if b.id != ref.binding and b.dingtalk_user == user
     ]
 
 
@@ -152,4 +154,23 @@ async def wire(
         async with CalDAVClient(dav.url, dav.username, password, timeout=dav.timeout) as client:
             yield Wired(ref, dingtalk, CalDAVSide(client, ctx), policy)
         return
-    raise ConfigError(f"binding {ref}: ICS feed bindings are not supported by this version yet")
+    if binding.ics is None:  # pragma: no cover  (configuration requires one of the two)
+        raise ConfigError(f"binding {ref} has neither caldav nor ics")
+    yield Wired(ref, dingtalk, ics_side(ref, binding, session, ctx), policy)
+
+
+def ics_side(
+    ref: BindingRef, binding: Binding, session: aiohttp.ClientSession, ctx: Context
+) -> IcsSide:
+    """The read-only side of an ``ics:`` binding, fetching through ``session``."""
+    feed = binding.ics
+    if feed is None:
+        raise ConfigError(f"binding {binding.id} is not an ics binding")
+    client = IcsClient(
+        session,
+        feed.url,
+        username=feed.username,
+        password=feed.password.get_secret_value() if feed.password else None,
+        timeout=feed.timeout,
+    )
+    return IcsSide(client, ctx, feed.identity, ref)

@@ -18,7 +18,7 @@ from aiohttp import web
 from syncd import errors
 from syncd.adapters.caldav.client import CalDAVClient
 from syncd.observability import configure_logging
-from tests.fixtures.caldav_base import http
+from syncd_lab.stack.caldav_base import http
 from tests.fixtures.caldav_servers import CalendarHandle
 from tests.fixtures.scripted_dav import member, multistatus, scripted_server
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from syncd import errors
 from syncd.adapters.caldav.client import CalDAVClient
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.scripted_dav import (
     COLLECTION,
     NS,

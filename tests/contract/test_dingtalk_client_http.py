@@ -22,7 +22,7 @@ from syncd.errors import (
     RateLimited,
     SourceUnavailable,
 )
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 
 Answer = Callable[[web.Request], web.StreamResponse]
 

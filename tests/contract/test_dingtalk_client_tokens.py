@@ -8,7 +8,7 @@ import itertools
 import redis.asyncio as aredis
 
 from syncd.adapters.dingtalk.tokens import TokenCache
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 
 
 class Issuer:

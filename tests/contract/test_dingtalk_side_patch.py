@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from syncd.adapters.dingtalk import DingTalkClient, TokenCache
 from syncd.adapters.dingtalk.side import DingTalkSide
-from syncd.sandbox.writer import Writer
+from syncd_lab.sandbox.writer import Writer
 from tests.contract.test_dingtalk_side import CTX, Bench, _no_sleep, at, meeting, only
 from tests.fixtures.sandbox import SandboxHandle
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from syncd.sandbox.seed import load_seed
-from tests.fixtures.ports import free_port
+from syncd_lab.sandbox.seed import load_seed
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.sandbox import SandboxApi as Api
 from tests.fixtures.sandbox import SandboxHandle, sandbox_token, start_sandbox
 from tests.fixtures.sandbox import timed_event as timed

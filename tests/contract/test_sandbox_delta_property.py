@@ -12,10 +12,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.sandbox.errors import ApiError
-from syncd.sandbox.reader import Reader
-from syncd.sandbox.state import State
-from syncd.sandbox.writer import Writer
+from syncd_lab.sandbox.errors import ApiError
+from syncd_lab.sandbox.reader import Reader
+from syncd_lab.sandbox.state import State
+from syncd_lab.sandbox.writer import Writer
 from tests.fixtures.sandbox import default_seed
 
 USERS = ["u-alice", "u-bob", "u-carol"]

@@ -30,10 +30,11 @@ from syncd import queue
 from syncd.adapters.caldav.client import CalDAVClient
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
-from syncd.sandbox.app import SANDBOX_KEY, create_app
-from syncd.sandbox.seed import seed_from_data
 from syncd.webhook.app import create_app as webhook_app
 from syncd.worker.settings import create_worker
+from syncd_lab.sandbox.app import SANDBOX_KEY, create_app
+from syncd_lab.sandbox.seed import seed_from_data
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import (
     PASSWORD,
     USERNAME,
@@ -41,7 +42,6 @@ from tests.fixtures.caldav_servers import (
     CalendarHandle,
     make_calendar,
 )
-from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, CALLBACK_TOKEN, SandboxHandle
 from tests.integration.test_spine import timed_event
 from tests.integration.test_webhook import (

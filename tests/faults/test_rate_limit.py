@@ -31,9 +31,9 @@ from syncd.model import BindingRef
 from syncd.store import keys
 from syncd.store.ratelimit import LocalBucket, RequestPace
 from syncd.worker.settings import create_worker
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import PASSWORD, USERNAME, CalDAVServer, make_calendar
 from tests.fixtures.fault_proxy import counting_sandbox, per_second
-from tests.fixtures.ports import free_port
 from tests.fixtures.redis_server import start_redis
 from tests.fixtures.sandbox import APP_KEY, APP_SECRET, SandboxHandle, timed_event
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import CalendarHandle
-from tests.fixtures.ports import free_port
 from tests.fixtures.processes import (
     SyncdProcess,
     caldav_summaries,

@@ -18,8 +18,8 @@ from aiohttp import web
 
 from syncd.config import load_config
 from syncd.webhook.app import create_app
+from syncd_lab.stack.ports import free_port
 from tests.faults.test_webhook_faults import PUSH
-from tests.fixtures.ports import free_port
 from tests.integration.test_webhook import Hook, sealed_push, write_webhook_config
 
 

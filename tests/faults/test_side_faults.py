@@ -43,6 +43,7 @@ from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
 from syncd.webhook.app import create_app
 from syncd.worker.settings import create_worker
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import (
     CalDAVServer,
     CalendarHandle,
@@ -58,7 +59,6 @@ from tests.fixtures.fault_proxy import (
     per_second,
     start_proxy,
 )
-from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import AES_KEY, SandboxApi, sandbox_token
 
 REF = BindingRef("acme", "alice-work")

@@ -25,7 +25,7 @@ from structlog.testing import capture_logs
 
 from syncd import crypto, queue
 from syncd.model import BindingRef
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.processes import start_syncd
 from tests.fixtures.redis_server import RedisServer, start_redis
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, CALLBACK_TOKEN

@@ -25,7 +25,7 @@ from syncd import queue
 from syncd.model import Side
 from syncd.store import keys
 from syncd.store.redis import RedisStore
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.spine import REF, Spine, write_config
 from tests.integration.test_spine import timed_event
 

@@ -45,6 +45,7 @@ from syncd.store.redis import RedisStore
 from syncd.translate import as_dingtalk_keeps, dingtalk_warnings, event_from_ical
 from syncd.webhook.app import create_app
 from syncd.worker.settings import create_worker
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import (
     PASSWORD,
     USERNAME,
@@ -52,7 +53,6 @@ from tests.fixtures.caldav_servers import (
     CalendarHandle,
     make_calendar,
 )
-from tests.fixtures.ports import free_port
 from tests.fixtures.sandbox import SandboxHandle
 from tests.fixtures.spine import caldav_yaml
 from tests.unit.test_translate_corpus import corpus_files, occurrences, resources

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from syncd_lab.stack.ports import port_open
 
 SYNCD = str(Path(sys.executable).with_name("syncd"))
 TIMEOUT_S = 120
@@ -41,12 +42,6 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.mark.slow
 def test_demo_once_shows_changes_flowing_both_ways(tmp_path: Path) -> None:
     """--once exits 0 after both directions flowed, and leaves no process or port behind."""
@@ -67,7 +62,7 @@ def test_demo_once_shows_changes_flowing_both_ways(tmp_path: Path) -> None:
 
     ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out)}
     assert len(ports) == 4, out  # Redis, Radicale, the sandbox, syncd
-    assert [p for p in ports if _listening(p)] == []
+    assert [p for p in ports if port_open(p)] == []
     assert _processes_mentioning(str(workdir)) == []
 
     # The edit made through CalDAV is what Radicale stores, and the config syncd ran from

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.integration import deploy_files as files
 
 BIN = Path(sys.executable).parent
@@ -85,7 +85,7 @@ def test_dockerfile_install_steps_make_a_working_venv(tmp_path: Path) -> None:
         check=True,
     ).stdout.lower()
     assert "syncd==0.1.0" in installed
-    for dev_only in ("pytest", "mypy", "ruff", "hypothesis", "xandikos"):
+    for dev_only in ("pytest", "mypy", "ruff", "hypothesis", "xandikos", "radicale", "syncd-lab"):
         assert f"{dev_only}==" not in installed, dev_only
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.redis_server import RedisServer, redis_binary, start_redis
 from tests.integration import deploy_files as files
 from tests.integration.deploy_checks import (

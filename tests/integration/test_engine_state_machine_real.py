@@ -31,7 +31,6 @@ from syncd.adapters.caldav.side import CalDAVSide
 from syncd.adapters.dingtalk import DingTalkClient, TokenCache
 from syncd.adapters.dingtalk.side import DingTalkSide
 from syncd.model import Changes, Event, Side
-from syncd.sandbox.writer import Writer
 from syncd.store.memory import MemoryStore
 from syncd.sync.policy import Policy
 from syncd.sync.ports import CalendarSide, Written
@@ -44,6 +43,7 @@ from syncd.translate import (
     event_to_dingtalk,
     event_to_ical,
 )
+from syncd_lab.sandbox.writer import Writer
 from tests.fakes import SH, World
 from tests.fixtures.caldav_servers import CalDAVServer, CalendarHandle, http, make_calendar
 from tests.fixtures.sandbox import USERS, SandboxHandle, start_sandbox

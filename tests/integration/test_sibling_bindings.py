@@ -18,8 +18,8 @@ from syncd import queue
 from syncd.adapters.caldav.client import CalDAVClient
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
+from syncd_lab.stack.cyrus import SECOND_USER
 from tests.fixtures.caldav_servers import CalendarHandle, make_calendar
-from tests.fixtures.cyrus_server import SECOND_USER
 from tests.fixtures.spine import Spine, caldav_yaml, write_config
 
 WORK = BindingRef("acme", "alice-work")

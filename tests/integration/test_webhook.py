@@ -34,7 +34,7 @@ from syncd.model import BindingRef
 from syncd.observability import REGISTRY
 from syncd.store import keys
 from syncd.webhook.app import create_app
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.sandbox import (
     AES_KEY,
     APP_KEY,

@@ -24,9 +24,7 @@ LAYERS = {
     "config": 3,
     "webhook": 3,
     "worker": 3,
-    "sandbox": 3,
     "cli": 3,
-    "demo": 3,
 }
 # Pure core: no awaits, no I/O libraries.
 PURE = {"crypto", "translate", "sync"}

@@ -12,7 +12,7 @@ from syncd import queue
 from syncd.errors import ConfigError, StoreUnavailable
 from syncd.store.connection import check_persistence, connect, redis_settings
 from syncd.store.guard import REACHABILITY
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 from tests.fixtures.redis_server import RedisServer, start_redis
 
 

@@ -13,7 +13,7 @@ from syncd import queue
 from syncd.errors import StoreUnavailable
 from syncd.model import BindingRef
 from syncd.store import keys
-from tests.fixtures.ports import free_port
+from syncd_lab.stack.ports import free_port
 
 REF = BindingRef("acme", "alice-work")
 

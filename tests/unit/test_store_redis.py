@@ -13,8 +13,8 @@ from syncd.model import BindingRef, PairState, Side
 from syncd.store import keys
 from syncd.store.codec import pair_to_json
 from syncd.store.redis import RedisStore
+from syncd_lab.stack.ports import free_port
 from tests.contract.test_store_contract import rich_event
-from tests.fixtures.ports import free_port
 
 REF = BindingRef("acme", "alice-work")
 

@@ -1,0 +1,1 @@
+"""The lab's subcommands of ``syncd``, registered as ``syncd.commands`` entry points."""

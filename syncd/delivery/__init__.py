@@ -1,0 +1,1 @@
+"""How DingTalk's change events reach the queue besides the webhook: Stream and failedResults."""

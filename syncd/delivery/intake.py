@@ -1,0 +1,52 @@
+"""Queue one ``calendar_event_change``: dedupe, dirty mark + enqueue per affected binding.
+
+Shared by every way an event arrives — the webhook (``POST /callbacks/{tenant}``), a Stream
+connection (:mod:`syncd.delivery.stream`) and the failedResults pull
+(:mod:`syncd.delivery.failed`) — so that each acknowledges an event only once its work is
+stored. Raises :class:`~syncd.errors.StoreError` when Redis cannot take it.
+"""
+
+from __future__ import annotations
+
+import structlog
+from arq.connections import ArqRedis
+
+from syncd.config import Tenant
+from syncd.model import BindingRef
+from syncd.queue import first_delivery, request_reconcile, seen_delivery
+from syncd.webhook.payload import CALENDAR_CHANGE, CallbackEvent
+
+log = structlog.get_logger(__name__)
+
+
+async def queue_change(pool: ArqRedis, tenant: Tenant, event: CallbackEvent, source: str) -> str:
+    """Queue what the event asks for; returns the outcome label for metrics.
+
+    ``source`` (``callback``, ``stream``, ``failed``) prefixes the reconcile reason.
+    """
+    if event.event_type != CALENDAR_CHANGE:
+        log.info(f"{source}_ignored", tenant=tenant.id, event_type=event.event_type)
+        return "ignored"
+    if await seen_delivery(pool, tenant.id, event.push_id):
+        log.info(f"{source}_duplicate", tenant=tenant.id, push_id=event.push_id)
+        return "duplicate"
+    affected = set(event.union_ids)
+    # ICS feed bindings follow their feed's refresh: a DingTalk change never fetches a feed.
+    refs = [
+        BindingRef(tenant.id, b.id)
+        for b in tenant.bindings
+        if b.dingtalk_user in affected and b.caldav is not None
+    ]
+    for ref in refs:
+        await request_reconcile(pool, ref, f"{source}:{event.change_type or 'change'}")
+    # Remember the push only after its work is stored: a retry after a failure re-queues.
+    await first_delivery(pool, tenant.id, event.push_id)
+    log.info(
+        f"{source}_queued",
+        tenant=tenant.id,
+        push_id=event.push_id,
+        change=event.change_type,
+        event_id=event.calendar_event_id,
+        bindings=[r.binding for r in refs],
+    )
+    return "queued" if refs else "no_binding"
