@@ -53,7 +53,7 @@ ANSWERS = st.sampled_from(["accepted", "declined", "needs-action"])
 DAY = datetime(2025, 3, 3, 9, tzinfo=SH)
 
 CI = settings(
-    max_examples=60,
+    max_examples=200,
     stateful_step_count=25,
     deadline=None,
     derandomize=True,
