@@ -268,3 +268,28 @@ async def test_busy_mirror_into_dingtalk(spine: Spine, tmp_path: Path) -> None:
     assert event["start"]["dateTime"].startswith("2027-01-28T10:00")
     assert await step(spine, poll=True) == NONE
     assert list(await caldav_events(spine)) == ["Dentist"]
+
+
+async def test_busy_copy_in_dingtalk_moves_its_caldav_source(spine: Spine, tmp_path: Path) -> None:
+    """mirror: busy, both ways, an event born in CalDAV: its DingTalk copy is "Busy"; moving
+    that copy in DingTalk moves the CalDAV event once and keeps its title and text."""
+    shaped(spine, tmp_path, mirror="busy")
+    ics = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:doc2@client\r\nDTSTAMP:20250101T000000Z\r\nDTSTART;TZID=Asia/Shanghai:20270129T"
+        "090000\r\nDTEND;TZID=Asia/Shanghai:20270129T100000\r\nSUMMARY:Doctor\r\n"
+        "DESCRIPTION:results\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    assert spine.calendar.put_raw("doc2.ics", ics)[0] == 201
+    assert await step(spine, poll=True) == {"dingtalk": 1, "caldav": 0}
+    (copy,) = spine.dingtalk_events()
+    assert copy["summary"] == "Busy"
+    assert await step(spine, poll=True) == NONE
+
+    moved = {k: v for k, v in timed("Busy", 29, hour=11).items() if k in ("start", "end")}
+    await patch_dingtalk(spine, "u-alice", copy["id"], **moved)
+    assert await step(spine) == {"dingtalk": 0, "caldav": 1}
+    (source,) = (await caldav_events(spine)).values()
+    assert (str(source["SUMMARY"]), str(source["DESCRIPTION"])) == ("Doctor", "results")
+    assert source["DTSTART"].dt.hour == 11
+    assert await step(spine, poll=True) == NONE
