@@ -71,6 +71,13 @@ ITEM_ERRORS = Counter(
     ["tenant", "side", "error"],
     registry=REGISTRY,
 )
+FILTERED = Counter(
+    "syncd_items_filtered_total",
+    "Events a binding's filter kept on their side (skipped) or whose copy it removed "
+    "(removed), by the side the event lives on",
+    ["tenant", "side", "outcome"],
+    registry=REGISTRY,
+)
 ICS_FETCHES = Counter(
     "syncd_ics_fetches_total",
     "ICS feed fetches by binding and outcome (not_modified, fetched, failed)",

@@ -32,6 +32,7 @@ from syncd.config._types import (
     LogLevel,
     NonEmptyStr,
     RedisUrl,
+    Regex,
     Secret,
     TimeOfDay,
     Timezone,
@@ -256,6 +257,26 @@ class SyncWindow(_Frozen):
         return math.ceil(self.future / DAY)
 
 
+class EventFilter(_Frozen):
+    """Which events a binding copies; an event that does not pass stays on its side."""
+
+    skip_declined: bool = Field(default=False, description="events the bound user declined")
+    skip_all_day: bool = False
+    skip_private: bool = Field(default=False, description="CLASS PRIVATE or CONFIDENTIAL")
+    skip_free: bool = Field(default=False, description="TRANSP:TRANSPARENT / freeBusyStatus free")
+    exclude_summary: tuple[Regex, ...] = Field(
+        default=(), description="Python regexes searched in the summary"
+    )
+
+
+class Transform(_Frozen):
+    """How a binding marks its copies."""
+
+    summary_prefix: str = Field(
+        default="", description="added to a copy's summary, removed on the way back"
+    )
+
+
 class Binding(_Frozen):
     """One DingTalk user's primary calendar bound to one CalDAV calendar or ICS feed."""
 
@@ -272,6 +293,12 @@ class Binding(_Frozen):
     window: SyncWindow = Field(
         default=SyncWindow(), description="the range of a full DingTalk listing"
     )
+    mirror: Literal["full", "busy"] = Field(
+        default="full", description="busy: only the time and free/busy state travel"
+    )
+    busy_title: NonEmptyStr = Field(default="Busy", description="the title of a busy copy")
+    filter: EventFilter = EventFilter()
+    transform: Transform = Transform()
 
     @model_validator(mode="before")
     @classmethod

@@ -27,6 +27,7 @@ __all__ = [
     "LogLevel",
     "NonEmptyStr",
     "RedisUrl",
+    "Regex",
     "Secret",
     "TimeOfDay",
     "Timezone",
@@ -207,6 +208,19 @@ HttpUrl = Annotated[
 ]
 RedisUrl = Annotated[str, AfterValidator(_check_redis_url)]
 Timezone = Annotated[str, AfterValidator(_check_timezone)]
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise _fail("regex", "not a valid regular expression: {why}", why=str(exc)) from None
+    return value
+
+
+Regex = Annotated[
+    str, AfterValidator(_check_regex), WithJsonSchema({"type": "string", "format": "regex"})
+]
 Ident = Annotated[
     str, AfterValidator(_check_id), WithJsonSchema({"type": "string", "pattern": ID_PATTERN})
 ]

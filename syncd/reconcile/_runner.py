@@ -12,7 +12,7 @@ from syncd.errors import CalendarMissing, StoreError, SyncdError, SyncError, Syn
 from syncd.model import BindingRef, Changes, Side
 from syncd.reconcile._apply import Applied, Applier, Progress
 from syncd.reconcile._report import Report
-from syncd.sync import Plan, Policy, Skip, make_plan
+from syncd.sync import Delete, Plan, Policy, Skip, make_plan
 from syncd.sync.ports import CalendarSide, MappingStore
 from syncd.sync.records import RunStatus
 
@@ -147,10 +147,17 @@ def _log_run(report: Report) -> None:
     """The canonical line of the run, plus one line per item left alone (with its reason)."""
     for action in report.plan.actions:
         if isinstance(action, Skip):
-            log.warning(
+            (log.info if action.filtered else log.warning)(
                 "item_skipped",
                 item=action.ref,
                 side=str(action.side) if action.side else None,
+                reason=action.reason,
+            )
+        elif isinstance(action, Delete) and action.filtered:
+            log.info(
+                "item_filtered",
+                item=action.uid,
+                side=str(action.target),
                 reason=action.reason,
             )
     c = report.counts

@@ -4,6 +4,8 @@
 DingTalk    CalDAV      decision
 ==========  ==========  =============================================================
 broken      any         skip: an untranslatable item is never deleted nor overwritten
+origin no longer passes the binding's filter: delete the copy syncd made (reason
+                        ``filtered: ...``), or forget the pair when the copy is gone
 gone        gone        forget the pair
 gone        changed     the edit wins: re-create on DingTalk, pair repointed
 gone        unchanged   delete on CalDAV, if it still has the etag last seen (subject
@@ -33,6 +35,7 @@ import dataclasses
 from datetime import datetime
 
 from syncd.model import Event, PairState, Side
+from syncd.sync import _lens
 from syncd.sync._match import Kind, Seen
 from syncd.sync.merge import changed_fields, effective, merge
 from syncd.sync.plan import (
@@ -53,6 +56,7 @@ from syncd.sync.plan import (
 )
 from syncd.sync.policy import Policy
 from syncd.sync.ports import ConflictRecord
+from syncd.sync.shaping import shows_details
 
 View = dict[Side, Seen]
 _ABSENT = {Kind.GONE, Kind.MISSING}
@@ -64,15 +68,18 @@ def decide(pair: PairState, view: View, policy: Policy, now: datetime) -> list[A
         item = view[side].remote
         if view[side].kind is Kind.BROKEN and item is not None:
             return [Skip(pair.uid, f"untranslatable: {item.error or 'unknown error'}", side)]
+    filtered = _filtered(pair, view, policy)
+    if filtered is not None:
+        return filtered
     gone = [s for s in Side if view[s].kind in _ABSENT]
     if len(gone) == 2:
         return [Forget(pair.uid)]
     if gone:
         return _one_gone(pair, gone[0], view, policy)
     if not any(view[s].kind is Kind.CHANGED for s in Side):
-        return _refresh(pair, view)
+        return _reshape(pair, view, policy) or _refresh(pair, view)
     if policy.source is not None:
-        return _one_way(pair, view, policy.source)
+        return _one_way(pair, view, policy.source, policy)
     return _two_way(pair, view, policy, now)
 
 
@@ -116,28 +123,71 @@ def _id(pair: PairState, view: View, side: Side) -> str:
 
 
 def _update(
-    pair: PairState, view: View, target: Side, event: Event, fields: tuple[str, ...], why: str
+    pair: PairState,
+    view: View,
+    target: Side,
+    canonical: Event,
+    fields: tuple[str, ...],
+    why: str,
+    policy: Policy,
 ) -> Update:
+    """Write ``target`` to hold ``canonical`` (shaped for it, when it holds the copy)."""
     return Update(
         target=target,
         uid=pair.uid,
         target_id=_id(pair, view, target),
         etag=etag_of(pair, view, target),
-        event=event,
+        event=_lens.shaped(policy, pair, target, canonical),
         fields=fields,
-        pair=after(pair, view, event),
+        pair=after(pair, view, canonical),
         reason=why,
     )
 
 
-def _carried(pair: PairState, view: View, src: Side) -> Event | None:
-    """``src``'s edits carried onto what the other side held (base fields it lacks kept)."""
-    src_event = event_of(pair, view, src)
-    other = held_of(pair, src.other)
+def _create(
+    pair: PairState, view: View, target: Side, canonical: Event, why: str, policy: Policy
+) -> Create:
+    """Re-create the pair's item on ``target`` (shaped for it), the pair repointed."""
+    template = with_side(after(pair, view, canonical), target, None, None, None)
+    event = _lens.shaped(policy, pair, target, canonical)
+    return Create(target, pair.uid, event, template, why)
+
+
+def canonical_of(pair: PairState, view: View, side: Side, policy: Policy) -> Event | None:
+    """``side``'s current version in canonical terms (see :mod:`syncd.sync._lens`)."""
+    return _lens.canon(policy, pair, side, event_of(pair, view, side), _ref(pair, view))
+
+
+def _ref(pair: PairState, view: View) -> Event | None:
+    return _lens.reference(pair, event_of(pair, view, pair.origin))
+
+
+def _filtered(pair: PairState, view: View, policy: Policy) -> list[Action] | None:
+    """The pair's origin no longer passes the filter: remove the copy, like a deletion."""
+    origin, copy = pair.origin, pair.origin.other
+    if not policy.shaping.filter.active or view[origin].kind in _ABSENT:
+        return None
+    event = event_of(pair, view, origin)
+    why = policy.shaping.rejection(event) if event is not None else None
+    if why is None:
+        return None
+    if view[copy].kind in _ABSENT:
+        return [Forget(pair.uid, why)]
+    if not policy.writes_to(copy):
+        return [Skip(pair.uid, f"{why}; the one-way binding cannot remove its copy", copy)]
+    return [Delete(copy, pair.uid, _id(pair, view, copy), etag_of(pair, view, copy), why)]
+
+
+def _carried(pair: PairState, view: View, src: Side, policy: Policy) -> Event | None:
+    """``src``'s edits carried onto what the other side held (base fields it lacks kept),
+    in canonical terms."""
+    ref = _ref(pair, view)
+    src_event = canonical_of(pair, view, src, policy)
+    other = _lens.canon(policy, pair, src.other, held_of(pair, src.other), ref)
     if src_event is None or other is None:
         return src_event
     events = {src: src_event, src.other: dataclasses.replace(other, uid=pair.uid)}
-    held = {src: held_of(pair, src), src.other: other}
+    held = {src: _lens.canon(policy, pair, src, held_of(pair, src), ref), src.other: other}
     return merge(
         pair.base, events[Side.DINGTALK], events[Side.CALDAV], "dingtalk", uid=pair.uid, held=held
     ).event
@@ -146,49 +196,55 @@ def _carried(pair: PairState, view: View, src: Side) -> Event | None:
 def _one_gone(pair: PairState, gone: Side, view: View, policy: Policy) -> list[Action]:
     other = gone.other
     if view[other].kind is Kind.CHANGED or view[gone].kind is Kind.MISSING:
-        event = _carried(pair, view, other)
+        event = _carried(pair, view, other, policy)
         if event is None or not policy.writes_to(gone):
             # one-way source deleted while the mirror was edited: let the edited copy go
             return [Forget(pair.uid, f"deleted on {gone}, edited copy on {other} kept")]
-        template = with_side(after(pair, view, event), gone, None, None, None)
-        return [Create(gone, pair.uid, event, template, f"edited on {other}, deleted on {gone}")]
+        return [_create(pair, view, gone, event, f"edited on {other}, deleted on {gone}", policy)]
     if policy.writes_to(other):
         etag = etag_of(pair, view, other)
         return [Delete(other, pair.uid, _id(pair, view, other), etag, f"deleted on {gone}")]
     # one-way binding, the mirror copy was deleted: restore it from the source
-    event = event_of(pair, view, other)
+    event = canonical_of(pair, view, other, policy)
     if event is None:
         return [Forget(pair.uid, f"deleted on {gone}, nothing to restore")]
-    template = with_side(after(pair, view, event), gone, None, None, None)
-    return [Create(gone, pair.uid, event, template, "restore deleted one-way mirror copy")]
+    return [_create(pair, view, gone, event, "restore deleted one-way mirror copy", policy)]
 
 
-def _one_way(pair: PairState, view: View, source: Side) -> list[Action]:
+def _one_way(pair: PairState, view: View, source: Side, policy: Policy) -> list[Action]:
     """One-way binding: the mirror gets the source's version, whoever changed."""
     mirror = source.other
-    src, dst = event_of(pair, view, source), event_of(pair, view, mirror)
+    src, dst = canonical_of(pair, view, source, policy), event_of(pair, view, mirror)
     assert src is not None and dst is not None  # noqa: PT018 (both sides are present)
     dst = effective(mirror, dst, held_of(pair, mirror), pair.base)
-    if src.fingerprint() == dst.fingerprint():
+    wanted = _lens.shaped(policy, pair, mirror, src)
+    if _lens.shapes(policy, pair, mirror) and pair.base and view[mirror].kind is not Kind.CHANGED:
+        # an unedited copy holds what syncd made of the base (as its side keeps it: a
+        # DingTalk copy has an organizer a busy projection lacks), so compare with that
+        dst = _lens.shaped(policy, pair, mirror, pair.base)
+    if wanted.fingerprint() == dst.fingerprint():
         return [Record(after(pair, view, src), "same content on both sides")]
     why = (
         f"changed on {source}"
         if view[source].kind is Kind.CHANGED
         else "revert edit of one-way mirror"
     )
-    return [_update(pair, view, mirror, src, changed_fields(dst, src), why)]
+    return [_update(pair, view, mirror, src, changed_fields(dst, wanted), why, policy)]
 
 
 def _two_way(pair: PairState, view: View, policy: Policy, now: datetime) -> list[Action]:
     """Merge both sides, each against what it held; write only the sides that need it."""
-    events = {side: event_of(pair, view, side) for side in Side}
+    raw = {side: event_of(pair, view, side) for side in Side}
+    held = {
+        side: held_of(pair, side) if view[side].kind is Kind.CHANGED else raw[side] for side in Side
+    }
+    ref = _ref(pair, view)
+    events = {side: _lens.canon(policy, pair, side, raw[side], ref) for side in Side}
+    held = {side: _lens.canon(policy, pair, side, held[side], ref) for side in Side}
     d, c = events[Side.DINGTALK], events[Side.CALDAV]
     assert d is not None and c is not None  # noqa: PT018 (both sides are present)
-    held = {
-        side: held_of(pair, side) if view[side].kind is Kind.CHANGED else events[side]
-        for side in Side
-    }
     result = merge(pair.base, d, c, policy.conflict, uid=pair.uid, held=held)
+    writes = _lens.copy_writes(policy, pair, raw, result)
     actions: list[Action] = []
     if result.conflicts:
         record = ConflictRecord(
@@ -204,12 +260,26 @@ def _two_way(pair: PairState, view: View, policy: Policy, now: datetime) -> list
     changed = [s for s in Side if view[s].kind is Kind.CHANGED]
     why = f"changed on {changed[0]}" if len(changed) == 1 else "merged"
     for side in Side:
-        if result.writes[side]:
-            actions.append(_update(pair, view, side, result.event, result.writes[side], why))
+        if writes[side]:
+            actions.append(_update(pair, view, side, result.event, writes[side], why, policy))
     if not actions:
         same = "same edit on both sides" if pair.base else "existing items matched, same content"
         actions.append(Record(after(pair, view, result.event), same))
     return actions
+
+
+def _reshape(pair: PairState, view: View, policy: Policy) -> list[Action]:
+    """A busy mirror's copy, read unchanged, that still shows its source's details (made
+    before the binding became a busy mirror): rewritten as the projection."""
+    copy, shaping = _lens.copy_side(pair), policy.shaping
+    item = view[copy].remote
+    if not shaping.mirror_busy or item is None or item.event is None or pair.base is None:
+        return []
+    if not policy.writes_to(copy) or not shows_details(item.event, pair.base, shaping.busy_title):
+        return []
+    wanted = _lens.shaped(policy, pair, copy, pair.base)
+    fields = changed_fields(item.event, wanted)
+    return [_update(pair, view, copy, pair.base, fields, "reshaped: busy mirror", policy)]
 
 
 def _refresh(pair: PairState, view: View) -> list[Action]:

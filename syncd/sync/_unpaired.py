@@ -17,7 +17,7 @@ the policy).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import structlog
@@ -41,11 +41,12 @@ def plan_unpaired(
     for side, items in ((Side.DINGTALK, dingtalk), (Side.CALDAV, caldav)):
         live[side], skips = _usable(side, items)
         actions += skips
-    couples = _couples(live[Side.DINGTALK], live[Side.CALDAV])
+    couples = _couples(live[Side.DINGTALK], live[Side.CALDAV], _copy_fp(policy))
     for d, c in couples:
         actions += _couple(d, c, policy, now)
-    if policy.dingtalk_keeps is not None:
-        for d, c in _kept_copies(live[Side.DINGTALK], live[Side.CALDAV], policy.dingtalk_keeps):
+    keeps = _keeps(policy)
+    if keeps is not None:
+        for d, c in _kept_copies(live[Side.DINGTALK], live[Side.CALDAV], keeps):
             actions.append(_record_copy(d, c))
     for side in Side:
         for item in live[side].values():
@@ -70,12 +71,36 @@ def _usable(side: Side, items: Iterable[Remote]) -> tuple[dict[str, Remote], lis
     return by_uid, skips
 
 
-def _couples(dingtalk: dict[str, Remote], caldav: dict[str, Remote]) -> list[tuple[Remote, Remote]]:
-    """Match new items across sides (removing them from the dicts): by UID, then content."""
+def _copy_fp(policy: Policy) -> Callable[[Remote], str]:
+    """The fingerprint of what a CalDAV item's DingTalk copy holds (its shaping applied)."""
+    shaping = policy.shaping
+    if not shaping.transforms:
+        return _fp
+
+    def copied(item: Remote) -> str:
+        assert item.event is not None
+        return shaping.out(item.event).fingerprint()
+
+    return copied
+
+
+def _keeps(policy: Policy) -> Projection | None:
+    """What DingTalk keeps of a CalDAV event once shaped and copied there."""
+    keeps, shaping = policy.dingtalk_keeps, policy.shaping
+    if keeps is None or not shaping.transforms:
+        return keeps
+    return lambda event: keeps(shaping.out(event))
+
+
+def _couples(
+    dingtalk: dict[str, Remote], caldav: dict[str, Remote], copied: Callable[[Remote], str]
+) -> list[tuple[Remote, Remote]]:
+    """Match new items across sides (removing them from the dicts): by UID, then content
+    (a DingTalk item holding what syncd would have copied there of a CalDAV item)."""
     couples = [(dingtalk.pop(uid), caldav.pop(uid)) for uid in sorted(dingtalk.keys() & caldav)]
     by_fp: dict[str, list[str]] = {}
     for uid, item in sorted(caldav.items(), key=lambda kv: kv[1].id):
-        by_fp.setdefault(_fp(item), []).append(uid)
+        by_fp.setdefault(copied(item), []).append(uid)
     for uid, item in sorted(dingtalk.items(), key=lambda kv: kv[1].id):
         waiting = by_fp.get(_fp(item))
         if waiting:
@@ -152,7 +177,7 @@ def _couple(d: Remote, c: Remote, policy: Policy, now: datetime) -> list[Action]
     assert d.event is not None
     assert c.event is not None
     origin = Side.DINGTALK if d.event.uid == c.event.uid else Side.CALDAV
-    if _holds_kept(d.event, c.event, policy.dingtalk_keeps):
+    if _holds_kept(d.event, c.event, _keeps(policy)):
         return [_record_copy(d, c, origin)]
     pair = PairState(c.event.uid, d.id, c.id, None, None, c.etag, None, origin)
     view = {Side.DINGTALK: Seen(Kind.CHANGED, d), Side.CALDAV: Seen(Kind.CHANGED, c)}
@@ -165,6 +190,9 @@ def _copy(side: Side, item: Remote, policy: Policy) -> Action:
     if not policy.writes_to(side.other):
         return Skip(item.id, f"one-way binding: items created on {side} stay there", side)
     event = item.event
+    filtered = policy.shaping.rejection(event)
+    if filtered is not None:
+        return Skip(item.id, filtered, side)  # stays on its side, never copied
     pair = PairState(event.uid, None, None, None, None, None, event, side)
     pair = with_side(pair, side, item.id, event.fingerprint(), item.etag)
-    return Create(side.other, event.uid, event, pair, f"new on {side}")
+    return Create(side.other, event.uid, policy.shaping.out(event), pair, f"new on {side}")

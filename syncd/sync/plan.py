@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from syncd.model import Event, PairState, Side
 from syncd.sync.ports import ConflictRecord, Written
+from syncd.sync.shaping import FILTERED
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,11 @@ class Delete:
     target_id: str
     etag: str | None
     reason: str = "deleted on the other side"
+
+    @property
+    def filtered(self) -> bool:
+        """Whether this removes a copy whose source stopped passing the binding's filter."""
+        return self.reason.startswith(FILTERED)
 
     def describe(self) -> str:
         """One line for logs and ``--dry-run``."""
@@ -127,6 +133,11 @@ class Skip:
     ref: str  # the pair's uid, or the item's id when unpaired
     reason: str
     side: Side | None = None
+
+    @property
+    def filtered(self) -> bool:
+        """Whether the binding's filter left the item on its side (not an error)."""
+        return self.reason.startswith(FILTERED)
 
     @property
     def uid(self) -> str:

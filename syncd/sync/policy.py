@@ -7,9 +7,10 @@ A :class:`Policy` is built once from the tenant configuration (at the edge) and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from syncd.model import ConflictPolicy, Direction, Event, Side
+from syncd.sync.shaping import Shaping
 
 Projection = Callable[[Event], Event]
 
@@ -36,6 +37,10 @@ class Policy:
     (``syncd.translate.as_dingtalk_keeps`` with the binding's context, built at the edge):
     with it, unpaired items are re-paired exactly even when DingTalk's copy could not hold
     every field of the CalDAV event. None: only UIDs and equal fingerprints re-pair.
+
+    ``shaping`` is the binding's filter and transforms (busy mirror, summary prefix),
+    applied to every pair's copy (the side that is not the pair's origin): see
+    :mod:`syncd.sync.shaping` and :mod:`syncd.sync._lens`.
     """
 
     direction: Direction = "both"
@@ -44,6 +49,7 @@ class Policy:
     max_deletion_ratio: float = 0.5
     force_delete: bool = False
     dingtalk_keeps: Projection | None = None
+    shaping: Shaping = field(default_factory=Shaping)
 
     def writes_to(self, side: Side) -> bool:
         """Whether this binding may write to ``side``."""

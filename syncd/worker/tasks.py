@@ -22,13 +22,14 @@ from syncd.model import BindingRef
 from syncd.observability import (
     ACTIONS,
     CONFLICTS,
+    FILTERED,
     ITEM_ERRORS,
     RECONCILE_SECONDS,
     RECONCILES,
     bound_to_binding,
 )
 from syncd.reconcile import Progress, Report, WithoutForeign, owned_elsewhere, reconcile
-from syncd.sync import Skip
+from syncd.sync import Delete, Skip
 from syncd.sync.records import DeadLetter
 from syncd.worker.context import WorkerContext, worker_context
 from syncd.worker.wiring import siblings, wire
@@ -136,9 +137,18 @@ def _record(ref: BindingRef, report: Report, seconds: float) -> None:
         CONFLICTS.labels(ref.tenant).inc(report.counts.conflicts)
     for error in report.errors:
         ITEM_ERRORS.labels(ref.tenant, str(error.side or "-"), error.error).inc()
+    _record_items(ref, report)
+
+
+def _record_items(ref: BindingRef, report: Report) -> None:
+    """Items left alone (an error unless the filter chose it) and copies the filter removed."""
     for action in report.plan.actions:
-        if isinstance(action, Skip):
+        if isinstance(action, Skip) and action.filtered:
+            FILTERED.labels(ref.tenant, str(action.side or "-"), "skipped").inc()
+        elif isinstance(action, Skip):
             ITEM_ERRORS.labels(ref.tenant, str(action.side or "-"), "skipped").inc()
+        elif isinstance(action, Delete) and action.filtered:
+            FILTERED.labels(ref.tenant, str(action.target.other), "removed").inc()
 
 
 async def _retry_or_dead_letter(

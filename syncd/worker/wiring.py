@@ -27,6 +27,7 @@ from syncd.model import BindingRef
 from syncd.store.ratelimit import RequestPace
 from syncd.sync.policy import Policy
 from syncd.sync.ports import CalendarSide
+from syncd.sync.shaping import Filter, Shaping
 from syncd.translate import Context, Directory, as_dingtalk_keeps
 
 
@@ -58,6 +59,7 @@ def policy_for(
     of a CalDAV event, so a lost mapping store re-pairs such copies exactly.
     """
     threshold = config.deletion_threshold(binding)
+    bound = ctx.directory.email_of(ctx.user) if ctx is not None else None
     return Policy(
         direction=binding.direction,
         conflict=binding.conflict,
@@ -65,6 +67,26 @@ def policy_for(
         max_deletion_ratio=threshold.max_ratio,
         force_delete=force_delete,
         dingtalk_keeps=partial(as_dingtalk_keeps, ctx=ctx) if ctx is not None else None,
+        shaping=shaping_for(binding, bound),
+    )
+
+
+def shaping_for(binding: Binding, bound_email: str | None) -> Shaping:
+    """The binding's filter and transforms (``mirror``, ``busy_title``, ``filter``,
+    ``transform``); ``bound_email``: the bound user's address, for ``skip_declined``."""
+    rules = binding.filter
+    return Shaping(
+        mirror_busy=binding.mirror == "busy",
+        busy_title=binding.busy_title,
+        summary_prefix=binding.transform.summary_prefix,
+        filter=Filter.build(
+            skip_declined=rules.skip_declined,
+            skip_all_day=rules.skip_all_day,
+            skip_private=rules.skip_private,
+            skip_free=rules.skip_free,
+            exclude_summary=rules.exclude_summary,
+        ),
+        bound_email=bound_email,
     )
 
 
