@@ -16,12 +16,14 @@ there, ``@`` kept). Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from syncd.config._load import Config
 from syncd.config._models import (
     Binding,
     BindingTemplate,
@@ -152,3 +154,19 @@ def expand(tenant: Tenant, imported: OrgDirectory | None) -> Expansion:
             from_template.add(binding.id)
     effective = tenant.model_copy(update={"directory": entries, "bindings": tuple(bindings)})
     return Expansion(effective, users, frozenset(from_template), tuple(problems))
+
+
+def expand_config(
+    config: Config, imported: Mapping[str, OrgDirectory | None]
+) -> tuple[Config, list[str]]:
+    """``config`` with every tenant expanded (``imported``: tenant id -> its last import)."""
+    tenants: dict[str, Tenant] = {}
+    problems: list[str] = []
+    for tenant_id, tenant in config.tenants.items():
+        if tenant.directory_import is None and not tenant.binding_templates:
+            tenants[tenant_id] = tenant
+            continue
+        out = expand(tenant, imported.get(tenant_id))
+        tenants[tenant_id] = out.tenant
+        problems += [f"{tenant_id}: {p}" for p in out.problems]
+    return replace(config, tenants=MappingProxyType(tenants)), problems

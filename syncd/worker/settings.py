@@ -25,9 +25,10 @@ from arq.worker import Worker
 from syncd import queue
 from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Config
+from syncd.config.templates import expand_config
 from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
-from syncd.worker import tasks
+from syncd.worker import directory, tasks
 
 # How often (at most) the poll cron looks for bindings whose poll interval has passed.
 POLL_TICK_SECONDS = 5
@@ -85,10 +86,17 @@ def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -
         every = set(range(0, 60, REVIVE_TICK_SECONDS))
         crons.append(cron(revive_orphans, second=every, unique=True))
 
+    if directory.importing(config):  # bindings of templates follow the DingTalk directory
+        every = set(range(0, 60, POLL_TICK_SECONDS))
+        crons.append(cron(directory.refresh_directories, second=every, unique=True))
+
     async def on_startup(ctx: dict[str, Any]) -> None:
-        ctx["config"] = config
+        ctx["base_config"] = config
+        ctx["config"] = expand_config(config, {})[0]
         ctx["lock_ttl_s"] = config.settings.lock_ttl
         await startup(ctx)
+        if directory.importing(config):
+            await directory.refresh_directories(ctx)
 
     return {
         "functions": [queue.reconcile_function(tasks.reconcile_binding)],

@@ -38,7 +38,8 @@ def test_directory_mapping_form_moves_to_directory_import() -> None:
     tenant = _tenant(
         directory={"source": "dingtalk", "extra": [{"union_id": "u-x", "email": "x@p.example"}]}
     )
-    assert tenant.directory_import is not None and tenant.directory_import.refresh == 3600
+    assert tenant.directory_import is not None
+    assert tenant.directory_import.refresh == 3600
     assert tenant.directory_map() == {"u-x": "x@p.example"}
 
 
@@ -70,7 +71,8 @@ def test_invalid_expansion_is_left_out_with_a_reason() -> None:
     org = OrgDirectory(users=(DirectoryUser("QQa9", "q@acme.example"), _user(1)))
     out = expand(_tenant(binding_templates=[_template()]), org)
     assert [b.id for b in out.tenant.bindings] == ["u-1-work"]
-    assert len(out.problems) == 1 and "'QQa9'" in out.problems[0]
+    assert len(out.problems) == 1
+    assert "'QQa9'" in out.problems[0]
 
 
 def test_extra_wins_over_the_import() -> None:
@@ -131,7 +133,8 @@ def test_expansion_ids_unique_and_static_wins(
     assert len(urls) == len(set(urls))
     for binding in out.tenant.bindings:
         if binding.id in {s["id"] for s in static}:
-            assert binding.dingtalk_user == "someone" and binding.id not in out.from_template
+            assert binding.dingtalk_user == "someone"
+            assert binding.id not in out.from_template
         else:
             assert binding.id in out.from_template
             assert binding.dingtalk_user in {u.union_id for u in users}
