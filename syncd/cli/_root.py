@@ -22,7 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Exit codes of CONTRACT.md.
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
-SUBCOMMAND_MODULES = ("check", "serve", "ops")
+SUBCOMMAND_MODULES = ("check", "serve", "ops", "directory")
 
 # Entry-point group through which other installed packages add subcommands (the lab
 # package adds `demo` and `sandbox`); syncd itself never imports them.
