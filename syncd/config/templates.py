@@ -98,6 +98,7 @@ def _binding_of(template: BindingTemplate, user: DirectoryUser) -> Binding:
             "username": caldav.username,
             "password": caldav.password,
             "timeout": caldav.timeout,
+            "create": caldav.create,
         },
         "direction": template.direction,
         "conflict": template.conflict,

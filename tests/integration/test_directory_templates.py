@@ -1,8 +1,7 @@
-"""End to end: a binding template over a department of the sandbox's seed syncs every
-member DingTalk -> Radicale; a member who leaves loses the binding, not the data.
-
-``caldav.create`` is not implemented yet (no MKCALENDAR by syncd): the test makes the
-members' Radicale calendars itself, at the URLs the template expands to.
+"""End to end: a binding template over a department of the sandbox's seed creates the
+members' Radicale calendars (``caldav.create``) and syncs every member DingTalk ->
+Radicale, attendees by their imported e-mail; a member who leaves loses the binding, not
+the data.
 """
 
 from __future__ import annotations
@@ -105,15 +104,15 @@ async def syncd_directory(root: Path) -> dict[str, Any]:
     return data
 
 
-async def summaries(url: str, server: CalDAVServer) -> list[str]:
+async def texts(url: str, server: CalDAVServer) -> str:
     async with CalDAVClient(url, server.username, server.password) as client:
         raw = await client.sync(None)
-    return sorted(
-        line.split(":", 1)[1]
-        for item in raw.items
-        for line in item.text.splitlines()
-        if line.startswith("SUMMARY:")
-    )
+    return "\n".join(item.text for item in raw.items)
+
+
+async def summaries(url: str, server: CalDAVServer) -> list[str]:
+    lines = (await texts(url, server)).splitlines()
+    return sorted(line.split(":", 1)[1] for line in lines if line.startswith("SUMMARY:"))
 
 
 async def test_department_template_syncs_every_member(
@@ -123,16 +122,11 @@ async def test_department_template_syncs_every_member(
     async with start_sandbox(seed()) as sb, aiohttp.ClientSession() as session:
         root = write(tmp_path / "config", sb.url, server, tag, redis_url)
         home = server.base_url + server.home_path_for(server.username)
-        for name in MEMBERS:  # caldav.create is not implemented yet: made here
-            assert (
-                http(f"{home}{name}-{tag}/", "MKCALENDAR", auth=(server.username, server.password))[
-                    0
-                ]
-                == 201
-            )
         api = SandboxApi(sb, session, await sandbox_token(sb))
         for name in MEMBERS:
             await api.create(f"u-{name}", soon(f"{name} meeting"))
+        # carol is in no binding and no static list: she is named by her imported e-mail.
+        await api.create("u-alice", {**soon("with carol"), "attendees": [{"id": "u-carol"}]})
 
         listed = await syncd_directory(root)
         assert [u["union_id"] for u in listed["users"]] == ["u-alice", "u-bob", "u-carol"]
@@ -161,9 +155,14 @@ async def test_department_template_syncs_every_member(
             finally:
                 await worker.close()
             assert served == {"alice-work", "bob-work"}
-            assert await summaries(f"{home}alice-{tag}/", server) == ["alice meeting"]
+            assert await summaries(f"{home}alice-{tag}/", server) == ["alice meeting", "with carol"]
             assert await summaries(f"{home}bob-{tag}/", server) == ["bob meeting"]
-            assert await summaries(f"{home}carol-{tag}/", server) == []
+            assert "mailto:carol@acme.example" in (await texts(f"{home}alice-{tag}/", server))
+            # carol's department has no template: no calendar was made for her.
+            status = http(
+                f"{home}carol-{tag}/", "PROPFIND", auth=(server.username, server.password)
+            )
+            assert status[0] == 404
 
             # Bob leaves the organisation: his binding stops, his calendar is left alone.
             async with session.delete(f"{sb.url}/_sandbox/users/u-bob") as resp:

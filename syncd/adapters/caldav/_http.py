@@ -70,6 +70,17 @@ class DavHttp:
         call = partial(self._dav.put, url, text, headers)
         return await self.send(op, href, url, (200, 201, 204), call)
 
+    async def exists(self) -> bool:
+        """Whether the collection exists (a depth-0 PROPFIND: 207, or 404)."""
+        call = partial(self._dav.propfind, self.url, body="", depth=0)
+        response = await self.send(Op.LIST, self.url, self.url, (*_MULTISTATUS, 404), call)
+        return int(response.status) != 404
+
+    async def mkcalendar(self) -> None:
+        """MKCALENDAR the collection (RFC 4791 5.3.1); 201 Created."""
+        call = partial(self._dav.request, self.url, "MKCALENDAR", "", {})
+        await self.send(Op.CREATE, self.url, self.url, (201,), call)
+
     async def delete(self, href: str, url: str, headers: Mapping[str, str]) -> None:
         """A DELETE of ``url``; 404 (already gone) is fine."""
         call = partial(self._dav.delete, url, headers)

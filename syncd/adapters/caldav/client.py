@@ -94,6 +94,14 @@ class CalDAVClient:
         """Close the HTTP session."""
         await self._http.close()
 
+    async def ensure_collection(self) -> bool:
+        """Make the calendar collection when it is missing (``caldav.create``); True if
+        it was made now."""
+        if await self._http.exists():
+            return False
+        await self._http.mkcalendar()
+        return True
+
     def href_for_uid(self, uid: str) -> str:
         """Where an item with ``uid`` is created: ``<collection>/<uid or its hash>.ics``."""
         name = uid if _SAFE_NAME.fullmatch(uid) else hashlib.sha256(uid.encode()).hexdigest()[:40]
