@@ -190,3 +190,38 @@ def _config(acme: Tenant) -> Any:
     from syncd.config import Config, Settings
 
     return Config(Settings(), {"acme": acme})
+
+
+async def test_a_change_for_a_template_user_queues_their_binding(redis_url: str) -> None:
+    """Webhook, Stream and failedResults find the affected template bindings through the
+    cached directory; before any import there is none (and no error)."""
+    from arq.connections import create_pool
+
+    from syncd import queue
+    from syncd.delivery.intake import queue_change
+    from syncd.model import DirectoryUser, OrgDirectory
+    from syncd.store.directory import save_directory
+    from syncd.webhook.payload import CALENDAR_CHANGE, CallbackEvent
+
+    acme = Tenant.model_validate(
+        {
+            **tenant("http://127.0.0.1:1").model_dump(mode="json", exclude={"directory"}),
+            "dingtalk": {"app_key": "k", "app_secret": "s", "delivery": "stream"},
+            "directory_import": {"source": "dingtalk"},
+            "binding_templates": [
+                {"id": "{local}-work", "caldav": {"url": "http://127.0.0.1:1/{local}/"}}
+            ],
+        }
+    )
+    pool = await create_pool(queue.redis_settings(redis_url))
+    try:
+        await pool.flushdb()
+        event = CallbackEvent(CALENDAR_CHANGE, "push-1", ("u-bob",))
+        assert await queue_change(pool, acme, event, "stream") == "no_binding"
+        org = OrgDirectory((DirectoryUser("u-bob", "bob@acme.example"),), (), 1.0)
+        await save_directory(pool, "acme", org)
+        event = CallbackEvent(CALENDAR_CHANGE, "push-2", ("u-bob",))
+        assert await queue_change(pool, acme, event, "stream") == "queued"
+        assert await pool.exists("syncd:acme:binding:bob-work:dirty")
+    finally:
+        await pool.aclose()
