@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -15,18 +16,23 @@ from syncd import queue
 from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.cli._root import load, setup_logging
 from syncd.config import Config
-from syncd.errors import ConfigError
-from syncd.model import BindingRef
+from syncd.config.templates import expand_config
+from syncd.errors import ConfigError, StoreUnavailable
+from syncd.model import BindingRef, OrgDirectory
 from syncd.observability import configure_logging
+from syncd.store.directory import load_directory
 from syncd.store.guard import redis_errors
 from syncd.store.redis import RedisStore
 
 
-def load_quietly(config_dir: str, debug: bool, *, progress: bool = False) -> Config:
+def load_quietly(
+    config_dir: str, debug: bool, *, progress: bool = False, serve: bool = True
+) -> Config:
     """Load the configuration with logs on stderr from the start (stdout is the output).
 
     With ``progress`` on a terminal, info logs would tear the progress bar: only warnings
-    and errors are logged then (``--debug`` shows everything).
+    and errors are logged then (``--debug`` shows everything). With ``serve`` the
+    configuration is the one the workers serve (:func:`served`), templates expanded.
     """
     configure_logging("console", "debug" if debug else "warning")
     config = load(config_dir, debug)
@@ -34,7 +40,31 @@ def load_quietly(config_dir: str, debug: bool, *, progress: bool = False) -> Con
     chatty = config.settings.log.level in ("debug", "info")
     if progress and chatty and not debug and sys.stderr.isatty():
         configure_logging(config.settings.log.format, "warning")
-    return config
+    return served(config) if serve else config
+
+
+def served(config: Config) -> Config:
+    """``config`` as the workers serve it: templates expanded over each tenant's cached
+    directory (static bindings only, for importing tenants, when Redis cannot be read)."""
+    if not any(t.directory_import or t.binding_templates for t in config.tenants.values()):
+        return config
+
+    async def cached() -> dict[str, OrgDirectory | None]:
+        redis = await connect(config)
+        try:
+            return {
+                t.id: await load_directory(redis, t.id)
+                for t in config.tenants.values()
+                if t.directory_import is not None
+            }
+        finally:
+            await redis.aclose()
+
+    try:
+        found = asyncio.run(cached())
+    except StoreUnavailable:
+        found = {}
+    return expand_config(config, found)[0]
 
 
 def binding_refs(config: Config, tenant: str | None, binding: str | None) -> Iterator[BindingRef]:

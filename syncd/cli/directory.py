@@ -61,7 +61,7 @@ async def _load(config: Config, tenant: Tenant) -> OrgDirectory | None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def directory_command(config_dir: str, debug: bool, tenant: str, as_json: bool) -> None:
     """The tenant's unionId <-> e-mail directory and the bindings its templates expand to."""
-    config = load_quietly(config_dir, debug)
+    config = load_quietly(config_dir, debug, serve=False)
     try:
         chosen = config.tenant(tenant)
         org = None

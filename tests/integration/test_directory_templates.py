@@ -93,15 +93,15 @@ def write(root: Path, api_base: str, server: CalDAVServer, tag: str, redis_url: 
     return lab_config.write_config_dir(root, settings, [acme])
 
 
-async def syncd_directory(root: Path) -> dict[str, Any]:
+async def syncd_json(root: Path, command: str = "directory") -> Any:
+    """``syncd COMMAND acme --json``'s parsed output (the installed console script)."""
     proc = await asyncio.create_subprocess_exec(
-        SYNCD, "directory", "acme", "--json", "--config", str(root),
+        SYNCD, command, "acme", "--json", "--config", str(root),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
-    data: dict[str, Any] = json.loads(out)
-    return data
+    return json.loads(out)
 
 
 async def texts(url: str, server: CalDAVServer) -> str:
@@ -128,7 +128,7 @@ async def test_department_template_syncs_every_member(
         # carol is in no binding and no static list: she is named by her imported e-mail.
         await api.create("u-alice", {**soon("with carol"), "attendees": [{"id": "u-carol"}]})
 
-        listed = await syncd_directory(root)
+        listed = await syncd_json(root)
         assert [u["union_id"] for u in listed["users"]] == ["u-alice", "u-bob", "u-carol"]
         assert listed["users"][1] == {
             "union_id": "u-bob", "email": "bob@acme.example", "name": "Bob", "departments": [11],
@@ -155,6 +155,8 @@ async def test_department_template_syncs_every_member(
             finally:
                 await worker.close()
             assert served == {"alice-work", "bob-work"}
+            status = await syncd_json(root, "status")  # operator commands see them too
+            assert sorted(row["binding"] for row in status) == ["acme/alice-work", "acme/bob-work"]
             assert await summaries(f"{home}alice-{tag}/", server) == ["alice meeting", "with carol"]
             assert await summaries(f"{home}bob-{tag}/", server) == ["bob meeting"]
             assert "mailto:carol@acme.example" in (await texts(f"{home}alice-{tag}/", server))
@@ -176,7 +178,7 @@ async def test_department_template_syncs_every_member(
                 await worker.close()
             assert served == {"alice-work"}
             assert await summaries(f"{home}bob-{tag}/", server) == ["bob meeting"]
-            listed = await syncd_directory(root)
+            listed = await syncd_json(root)
             assert [b["id"] for b in listed["bindings"]] == ["alice-work"]
         finally:
             await pool.aclose()
