@@ -25,6 +25,8 @@ from syncd.errors import SourceError, StoreUnavailable
 from syncd.model import OrgDirectory
 from syncd.observability import DIRECTORY_IMPORTS, DIRECTORY_USERS
 from syncd.store.directory import claim_import, load_directory, retry_import_in, save_directory
+from syncd.store.ratelimit import RequestPace
+from syncd.worker.tasks import request_pace
 
 log = structlog.get_logger(__name__)
 
@@ -37,12 +39,24 @@ def importing(config: Config) -> list[Tenant]:
 
 
 async def import_now(
-    redis: Redis, session: aiohttp.ClientSession, tokens: TokenCache, tenant: Tenant
+    redis: Redis,
+    session: aiohttp.ClientSession,
+    tokens: TokenCache,
+    tenant: Tenant,
+    pace: RequestPace | None = None,
 ) -> OrgDirectory | None:
-    """Import ``tenant``'s directory now; the new one, or None (the last good one stays)."""
+    """Import ``tenant``'s directory now; the new one, or None (the last good one stays).
+
+    With ``pace`` its requests share the app's ``dingtalk.qps`` with every calendar call.
+    """
     app = tenant.dingtalk
     client = ContactsClient(
-        session, app.api_base, app.app_key, app.app_secret.get_secret_value(), tokens
+        session,
+        app.api_base,
+        app.app_key,
+        app.app_secret.get_secret_value(),
+        tokens,
+        pace=pace.for_app(app.app_key, app.qps) if pace is not None else None,
     )
     started = time.monotonic()
     try:
@@ -76,7 +90,11 @@ def _failed(tenant: Tenant, reason: str) -> None:
 
 
 async def refresh_due(
-    redis: Redis, session: aiohttp.ClientSession, tokens: TokenCache, config: Config
+    redis: Redis,
+    session: aiohttp.ClientSession,
+    tokens: TokenCache,
+    config: Config,
+    pace: RequestPace | None = None,
 ) -> dict[str, OrgDirectory | None]:
     """Import every tenant whose turn it is; every importing tenant's last good directory."""
     found: dict[str, OrgDirectory | None] = {}
@@ -85,7 +103,7 @@ async def refresh_due(
         assert settings is not None
         fresh = None
         if await claim_import(redis, tenant.id, settings.refresh):
-            fresh = await import_now(redis, session, tokens, tenant)
+            fresh = await import_now(redis, session, tokens, tenant, pace)
             if fresh is None:
                 await retry_import_in(redis, tenant.id, min(RETRY_SECONDS, settings.refresh))
         found[tenant.id] = fresh or await load_directory(redis, tenant.id)
@@ -96,7 +114,8 @@ async def refresh_directories(ctx: dict[str, Any]) -> int:
     """Cron: refresh what is due and serve the expanded configuration; its binding count."""
     base: Config = ctx["base_config"]
     try:
-        found = await refresh_due(ctx["redis"], ctx["session"], ctx["tokens"], base)
+        pace = request_pace(ctx)
+        found = await refresh_due(ctx["redis"], ctx["session"], ctx["tokens"], base, pace)
     except StoreUnavailable as exc:
         log.warning("directory.refresh_skipped", error=str(exc))
         return sum(1 for _ in ctx["config"].bindings())
