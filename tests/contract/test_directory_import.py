@@ -225,3 +225,27 @@ async def test_a_change_for_a_template_user_queues_their_binding(redis_url: str)
         assert await pool.exists("syncd:acme:binding:bob-work:dirty")
     finally:
         await pool.aclose()
+
+
+async def test_refresh_with_redis_away_keeps_serving(session: aiohttp.ClientSession) -> None:
+    """Redis unreachable at a refresh tick: one warning, the served bindings stay as they were."""
+    from syncd.config.templates import expand_config
+    from syncd.worker.directory import refresh_directories
+    from syncd_lab.stack.ports import free_port
+
+    acme = tenant("http://127.0.0.1:1")
+    base = _config(acme)
+    served, _ = expand_config(base, {})
+    away = aredis.Redis(port=free_port(), socket_connect_timeout=0.5)
+    ctx: dict[str, Any] = {
+        "base_config": base,
+        "config": served,
+        "redis": away,
+        "session": session,
+        "tokens": TokenCache(away),
+    }
+    try:
+        assert await refresh_directories(ctx) == 0
+        assert ctx["config"] is served
+    finally:
+        await away.aclose()
