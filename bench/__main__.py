@@ -1,8 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
-Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, directory
-(default: all,
-in that order).
+Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, scrape,
+directory (default: all, in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -17,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from bench import directory, hostile, idle, initial, latency, stream, webhook
+from bench import directory, hostile, idle, initial, latency, scrape, stream, webhook
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
 
@@ -33,6 +32,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "webhook": (webhook.run, webhook.render),
     "hostile": (hostile.run, hostile.render),
     "stream": (stream.run, stream.render),
+    "scrape": (scrape.run, scrape.render),
     "directory": (directory.run, directory.render),
 }
 
@@ -120,6 +120,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=directory.DEFAULTS["repeat"],
         help="directory: imports per shape (default 5)",
+    )
+    p.add_argument(
+        "--bindings",
+        type=int,
+        default=scrape.DEFAULTS["bindings"],
+        help="scrape: bindings whose state /metrics and /status show (default 500)",
+    )
+    p.add_argument(
+        "--scrapes",
+        type=int,
+        default=scrape.DEFAULTS["scrapes"],
+        help="scrape: timed requests per path (default 50)",
     )
     p.add_argument(
         "--label",

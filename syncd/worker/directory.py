@@ -119,6 +119,7 @@ async def refresh_directories(ctx: dict[str, Any]) -> int:
     except StoreUnavailable as exc:
         log.warning("directory.refresh_skipped", error=str(exc))
         return sum(1 for _ in ctx["config"].bindings())
+    ctx["directories"] = found  # a config reload expands over these (supervisor)
     config, problems = expand_config(base, found)
     for problem in problems:
         log.warning("directory.template_problem", problem=problem)

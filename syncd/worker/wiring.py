@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import aiohttp
-import structlog
 
 from syncd.adapters.caldav.client import CalDAVClient
 from syncd.adapters.caldav.side import CalDAVSide
@@ -29,8 +28,6 @@ from syncd.store.ratelimit import RequestPace
 from syncd.sync.policy import Policy
 from syncd.sync.ports import CalendarSide
 from syncd.translate import Context, Directory, as_dingtalk_keeps
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -132,19 +129,15 @@ async def wire(
     if binding.caldav is not None:
         dav = binding.caldav
         password = dav.password.get_secret_value() if dav.password else None
-        async with CalDAVClient(dav.url, dav.username, password, timeout=dav.timeout) as client:
-            if dav.create and str(dav.url) not in _ENSURED:
-                if await client.ensure_collection():
-                    log.info("caldav_collection_created", binding=str(ref), url=str(dav.url))
-                _ENSURED.add(str(dav.url))
+        client = CalDAVClient(
+            dav.url, dav.username, password, timeout=dav.timeout, create=dav.create
+        )
+        async with client:
             yield Wired(ref, dingtalk, CalDAVSide(client, ctx), policy)
         return
     if binding.ics is None:  # pragma: no cover  (configuration requires one of the two)
         raise ConfigError(f"binding {ref} has neither caldav nor ics")
     yield Wired(ref, dingtalk, ics_side(ref, binding, session, ctx), policy)
-
-
-_ENSURED: set[str] = set()  # ``caldav.create`` collections known to exist (per process)
 
 
 def ics_side(
