@@ -144,3 +144,23 @@ def test_expansion_ids_unique_and_static_wins(
 def test_bad_selector_is_a_config_error(users: Any) -> None:
     with pytest.raises(ValueError, match="users"):
         _tenant(binding_templates=[_template(users=users)])
+
+
+def test_config_reload_expands_over_the_last_import() -> None:
+    """A reload (supervisor) serves the new file's templates over the directories the
+    worker imported last, without waiting for the next refresh."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from arq.worker import Worker
+
+    from syncd.config import Config, Settings
+    from syncd.worker.supervisor import _swap_config
+
+    org = OrgDirectory(users=(_user(1, 10), _user(2, 20)), parents=((10, 1), (20, 1)))
+    tenant = _tenant(binding_templates=[_template(users={"department": 20})])
+    new = Config(Settings(), {"acme": tenant})
+    holder = SimpleNamespace(ctx={"directories": {"acme": org}})
+    _swap_config(cast(Worker, holder), new)
+    assert holder.ctx["base_config"] is new
+    assert [b.id for _, b in holder.ctx["config"].bindings()] == ["u-2-work"]
