@@ -164,3 +164,43 @@ def test_config_reload_expands_over_the_last_import() -> None:
     _swap_config(cast(Worker, holder), new)
     assert holder.ctx["base_config"] is new
     assert [b.id for _, b in holder.ctx["config"].bindings()] == ["u-2-work"]
+
+
+def test_syncd_directory_with_a_static_directory(tmp_path: Any) -> None:
+    """``syncd directory`` needs no Redis for a static directory; templates expand over it."""
+    import json
+
+    from click.testing import CliRunner
+
+    from syncd.cli import main
+    from syncd_lab.stack import config as lab_config
+
+    acme = {
+        "id": "acme",
+        "dingtalk": {"app_key": "k", "app_secret": "s", "delivery": "stream"},
+        "directory": [{"union_id": "u-a", "email": "a@acme.example"}],
+        "bindings": [{"id": "a-home", "dingtalk_user": "u-a", "caldav": {"url": "http://h/1/"}}],
+        "binding_templates": [_template("{local}-work")],
+    }
+    root = lab_config.write_config_dir(tmp_path, {}, [acme])
+    result = CliRunner().invoke(main, ["directory", "acme", "--json", "--config", str(root)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "users": [{"union_id": "u-a", "email": "a@acme.example", "name": "", "departments": []}],
+        "bindings": [
+            {
+                "id": "a-home",
+                "dingtalk_user": "u-a",
+                "caldav_url": "http://h/1/",
+                "from_template": False,
+            },
+            {
+                "id": "a-work",
+                "dingtalk_user": "u-a",
+                "caldav_url": "http://127.0.0.1:5232/a@acme.example/work/",
+                "from_template": True,
+            },
+        ],
+    }
+    missing = CliRunner().invoke(main, ["directory", "nope", "--config", str(root)])
+    assert missing.exit_code == 2
