@@ -25,6 +25,7 @@ from syncd.observability import metrics_text
 from syncd.store.gauges import BindingView, Snapshot, lag_seconds, read_snapshot
 from syncd.store.health import binding_health
 from syncd.webhook.keys import ARQ_KEY, config_of
+from syncd.worker.directory import served_config
 
 SCRAPE_GAUGES: dict[str, tuple[str, ...]] = {
     "syncd_redis_up": (),
@@ -140,7 +141,7 @@ def _escape(value: str) -> str:
 
 
 async def _snapshot(app: web.Application) -> tuple[Config, Snapshot | None]:
-    config = config_of(app)
+    config = await served_config(app[ARQ_KEY], config_of(app))  # template bindings too
     refs = [BindingRef(t.id, b.id) for t, b in config.bindings()]
     try:
         return config, await read_snapshot(app[ARQ_KEY], refs, time.time())

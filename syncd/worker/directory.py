@@ -11,6 +11,8 @@ because of a failed call.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
@@ -143,3 +145,15 @@ async def served_tenant(redis: Redis, tenant: Tenant) -> Tenant:
     served = expand(tenant, org).tenant
     _SERVED[tenant.id] = (id(tenant), stamp, served)
     return served
+
+
+async def served_config(redis: Redis, config: Config) -> Config:
+    """``config`` with every tenant as :func:`served_tenant` gives it (the web's /status and
+    /metrics list template bindings too); unchanged when Redis cannot be read."""
+    if not any(t.directory_import or t.binding_templates for t in config.tenants.values()):
+        return config
+    try:
+        tenants = {tid: await served_tenant(redis, t) for tid, t in config.tenants.items()}
+    except StoreUnavailable:
+        return config
+    return replace(config, tenants=MappingProxyType(tenants))

@@ -249,3 +249,27 @@ async def test_refresh_with_redis_away_keeps_serving(session: aiohttp.ClientSess
         assert ctx["config"] is served
     finally:
         await away.aclose()
+
+
+async def test_web_status_lists_template_bindings(redis_client: aredis.Redis) -> None:
+    """/status and /metrics read the served configuration: template bindings included."""
+    from syncd.model import DirectoryUser, OrgDirectory
+    from syncd.store.directory import save_directory
+    from syncd.worker.directory import served_config
+
+    acme = Tenant.model_validate(
+        {
+            **tenant("http://127.0.0.1:1").model_dump(mode="json", exclude={"directory"}),
+            "dingtalk": {"app_key": "k", "app_secret": "s", "delivery": "stream"},
+            "directory_import": {"source": "dingtalk"},
+            "binding_templates": [
+                {"id": "{local}-work", "caldav": {"url": "http://127.0.0.1:1/{local}/"}}
+            ],
+        }
+    )
+    config = _config(acme)
+    assert [b.id for _, b in (await served_config(redis_client, config)).bindings()] == []
+    org = OrgDirectory((DirectoryUser("u-bob", "bob@acme.example"),), (), 2.0)
+    await save_directory(redis_client, "acme", org)
+    served = await served_config(redis_client, config)
+    assert [b.id for _, b in served.bindings()] == ["bob-work"]
