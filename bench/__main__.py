@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
 Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, scrape,
-startup (default: all, in that order).
+startup, directory (default: all, in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from bench import hostile, idle, initial, latency, scrape, startup, stream, webhook
+from bench import directory, hostile, idle, initial, latency, scrape, startup, stream, webhook
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
 
@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "stream": (stream.run, stream.render),
     "scrape": (scrape.run, scrape.render),
     "startup": (startup.run, startup.render),
+    "directory": (directory.run, directory.render),
 }
 
 
@@ -108,6 +109,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=_ints,
         default=webhook.DEFAULTS["concurrency"],
         help="webhook: concurrent senders, comma-separated (default 1,16)",
+    )
+    p.add_argument(
+        "--users",
+        type=int,
+        default=directory.DEFAULTS["users"],
+        help="directory: people in the seeded organisation (default 2000)",
+    )
+    p.add_argument(
+        "--repeat-dir",
+        type=int,
+        default=directory.DEFAULTS["repeat"],
+        help="directory: imports per shape (default 5)",
     )
     p.add_argument(
         "--bindings",

@@ -312,3 +312,73 @@ class PairState:
 
     def ids(self) -> dict[Side, str | None]:
         return {Side.DINGTALK: self.dingtalk_id, Side.CALDAV: self.caldav_href}
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    """One person of a tenant's directory (imported from DingTalk or written in YAML)."""
+
+    union_id: str
+    email: str
+    name: str = ""
+    userid: str = ""
+    departments: tuple[int, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "union_id": self.union_id,
+            "email": self.email,
+            "name": self.name,
+            "userid": self.userid,
+            "departments": list(self.departments),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DirectoryUser:
+        return cls(
+            union_id=str(data["union_id"]),
+            email=str(data["email"]),
+            name=str(data.get("name", "")),
+            userid=str(data.get("userid", "")),
+            departments=tuple(int(d) for d in data.get("departments", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrgDirectory:
+    """A DingTalk organisation's users and department tree (``parents``: dept -> parent).
+
+    The root department is 1 and has no parent.
+    """
+
+    users: tuple[DirectoryUser, ...] = ()
+    parents: tuple[tuple[int, int], ...] = ()
+    fetched_at: float = 0.0
+
+    def descendants(self, department: int) -> frozenset[int]:
+        """``department`` and every department below it."""
+        children: dict[int, list[int]] = {}
+        for child, parent in self.parents:
+            children.setdefault(parent, []).append(child)
+        found, todo = {department}, [department]
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return frozenset(found)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "users": [u.as_dict() for u in self.users],
+            "parents": [list(p) for p in self.parents],
+            "fetched_at": self.fetched_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OrgDirectory:
+        return cls(
+            users=tuple(DirectoryUser.from_dict(u) for u in data.get("users", ())),
+            parents=tuple((int(c), int(p)) for c, p in data.get("parents", ())),
+            fetched_at=float(data.get("fetched_at", 0.0)),
+        )

@@ -84,6 +84,18 @@ ICS_FETCHES = Counter(
     ["tenant", "binding", "outcome"],
     registry=REGISTRY,
 )
+DIRECTORY_IMPORTS = Counter(
+    "syncd_directory_imports_total",
+    "DingTalk directory imports by tenant and outcome (imported, failed)",
+    ["tenant", "outcome"],
+    registry=REGISTRY,
+)
+DIRECTORY_USERS = Gauge(
+    "syncd_directory_users",
+    "Users in the tenant's directory as last imported (extra entries not counted)",
+    ["tenant"],
+    registry=REGISTRY,
+)
 CONFLICTS = Counter(
     "syncd_conflicts_total", "Conflicts decided by policy", ["tenant"], registry=REGISTRY
 )

@@ -6,6 +6,7 @@ aiohttp nor the side adapters, and ``--help`` needs none of them.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,15 +21,19 @@ if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
     from syncd.config import Config
+    from syncd.model import OrgDirectory
     from syncd.store.redis import RedisStore
     from syncd.worker.context import WorkerContext
 
 
-def load_quietly(config_dir: str, debug: bool, *, progress: bool = False) -> Config:
+def load_quietly(
+    config_dir: str, debug: bool, *, progress: bool = False, serve: bool = True
+) -> Config:
     """Load the configuration with logs on stderr from the start (stdout is the output).
 
     With ``progress`` on a terminal, info logs would tear the progress bar: only warnings
-    and errors are logged then (``--debug`` shows everything).
+    and errors are logged then (``--debug`` shows everything). With ``serve`` the
+    configuration is the one the workers serve (:func:`served`), templates expanded.
     """
     from syncd.observability import configure_logging
 
@@ -40,7 +45,34 @@ def load_quietly(config_dir: str, debug: bool, *, progress: bool = False) -> Con
     chatty = config.settings.log.level in ("debug", "info")
     if progress and chatty and not debug and sys.stderr.isatty():
         configure_logging(config.settings.log.format, "warning")
-    return config
+    return served(config) if serve else config
+
+
+def served(config: Config) -> Config:
+    """``config`` as the workers serve it: templates expanded over each tenant's cached
+    directory (static bindings only, for importing tenants, when Redis cannot be read)."""
+    if not any(t.directory_import or t.binding_templates for t in config.tenants.values()):
+        return config
+    from syncd.config.templates import expand_config
+    from syncd.errors import StoreUnavailable
+    from syncd.store.directory import load_directory
+
+    async def cached() -> dict[str, OrgDirectory | None]:
+        redis = await connect(config)
+        try:
+            return {
+                t.id: await load_directory(redis, t.id)
+                for t in config.tenants.values()
+                if t.directory_import is not None
+            }
+        finally:
+            await redis.aclose()
+
+    try:
+        found = asyncio.run(cached())
+    except StoreUnavailable:
+        found = {}
+    return expand_config(config, found)[0]
 
 
 def drop_log_events(*names: str) -> None:

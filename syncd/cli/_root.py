@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Validate DIR/syncd.yaml and DIR/tenants/*.yaml; list every problem (exit 2).",
     ),
     "conflicts": ("ops", "Recorded conflicts with both versions and how they were decided."),
+    "directory": (
+        "directory",
+        "The tenant's unionId <-> e-mail directory and the bindings its templates expand to.",
+    ),
     "replay": (
         "ops",
         "Re-run dead-lettered jobs: queue a full reconcile of each binding that has any.",

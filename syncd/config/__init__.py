@@ -52,8 +52,19 @@ _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def tenant_schema() -> dict[str, Any]:
-    """The JSON Schema of a tenant file (what ``syncd schema`` prints)."""
-    return {"$schema": _DRAFT, **Tenant.model_json_schema(mode="validation")}
+    """The JSON Schema of a tenant file (what ``syncd schema`` prints).
+
+    ``directory`` is a list or ``{source: dingtalk, refresh, extra}``; the model keeps the
+    latter in ``directory_import`` (an internal field, not written in files).
+    """
+    schema = Tenant.model_json_schema(mode="validation")
+    props = schema["properties"]
+    props.pop("directory_import", None)
+    listed = props["directory"]
+    imported = schema["$defs"]["DirectoryImport"]
+    imported["properties"]["extra"] = listed
+    props["directory"] = {"anyOf": [listed, {"$ref": "#/$defs/DirectoryImport"}]}
+    return {"$schema": _DRAFT, **schema}
 
 
 def settings_schema() -> dict[str, Any]:

@@ -72,16 +72,24 @@ def _shared_sources(data: Mapping[str, Any]) -> list[Problem]:
 
 
 def consistency_problems(data: Any) -> list[Problem]:
-    """Duplicate union ids, e-mails, binding ids or calendars; users not in the directory."""
+    """Duplicate union ids, e-mails, binding ids or calendars; users not in the directory.
+
+    With ``directory: {source: dingtalk}`` only the ``extra`` entries are checked here.
+    """
     if not isinstance(data, Mapping):
         return []
+    directory = data.get("directory")
+    imported = isinstance(directory, Mapping) or data.get("directory_import") is not None
+    if isinstance(directory, Mapping):  # {source: dingtalk, extra: [...]}: check the extras
+        data = {**data, "directory": directory.get("extra") or ()}
     users, problems = _unique(data, "directory", "union_id")
     problems += _unique(data, "directory", "email", fold=True)[1]
     problems += _unique(data, "bindings", "id")[1]
     problems += _shared_sources(data)
     for index, binding in _entries(data, "bindings"):
         user = binding.get("dingtalk_user")
-        if isinstance(user, str) and user and user not in users:
+        # An imported directory is only known at run time: the binding waits for its user.
+        if isinstance(user, str) and user and user not in users and not imported:
             problems.append(
                 (("bindings", index, "dingtalk_user"), f"{user!r} is not in the tenant's directory")
             )

@@ -163,6 +163,16 @@ class DirectoryEntry(_Frozen):
     email: Email
 
 
+class DirectoryImport(_Frozen):
+    """``directory: {source: dingtalk, refresh, extra}``: the directory comes from DingTalk.
+
+    The tenant's ``directory`` then holds the ``extra`` entries, merged over the import.
+    """
+
+    source: Literal["dingtalk"]
+    refresh: Duration = Field(default=3600.0, ge=10.0, description="how often it is re-imported")
+
+
 class CalDAVSource(_Frozen):
     """A CalDAV calendar collection and the credentials to reach it."""
 
@@ -333,18 +343,67 @@ class Binding(_Frozen):
         return "caldav" if self.caldav is not None else "ics"
 
 
+class DepartmentSelector(_Frozen):
+    """``users: {department: <deptId>}``: the department's members and its sub-departments'."""
+
+    department: int = Field(ge=1)
+
+
+class CalDAVTemplate(_Frozen):
+    """The ``caldav`` of a binding template: ``url`` may hold ``{user}``, ``{email}``, ``{local}``.
+
+    ``create: true`` asks for the collection to be made when missing (MKCALENDAR).
+    """
+
+    url: NonEmptyStr
+    username: NonEmptyStr | None = None
+    password: Secret | None = None
+    timeout: Duration = 30.0
+    create: bool = False
+
+
+class BindingTemplate(_Frozen):
+    """One binding per directory user it selects (``syncd.config.templates`` expands it)."""
+
+    id: NonEmptyStr = Field(description='e.g. "{local}-work"; must expand to a valid id')
+    users: Literal["all"] | tuple[NonEmptyStr, ...] | DepartmentSelector = "all"
+    caldav: CalDAVTemplate
+    direction: Direction = "both"
+    conflict: ConflictPolicy = "newest"
+    poll_interval: Duration = 30.0
+    deletion_threshold: DeletionThreshold | None = None
+    window: SyncWindow = SyncWindow()
+
+
 class Tenant(_Frozen):
-    """One DingTalk organisation: its app, its directory and its bindings."""
+    """One DingTalk organisation: its app, its directory and its bindings.
+
+    ``directory`` is a static list, or ``{source: dingtalk, refresh, extra}``: then the
+    import settings go to ``directory_import`` and ``directory`` holds the ``extra`` entries.
+    """
 
     id: Ident = Field(description="must equal the file name without .yaml")
     timezone: Timezone = Field(default="UTC", description="IANA zone for floating times")
     dingtalk: DingTalkApp
     directory: tuple[DirectoryEntry, ...] = ()
+    directory_import: DirectoryImport | None = None
     bindings: tuple[Binding, ...] = ()
+    binding_templates: tuple[BindingTemplate, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _imported_directory(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("directory"), dict):
+            settings = dict(data["directory"])
+            extra = settings.pop("extra", None) or ()
+            return {**data, "directory": extra, "directory_import": settings}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Tenant:
-        problems = consistency_problems(self.model_dump(include={"directory", "bindings"}))
+        problems = consistency_problems(
+            self.model_dump(include={"directory", "directory_import", "bindings"})
+        )
         if problems:
             loc, message = problems[0]
             raise PydanticCustomError(

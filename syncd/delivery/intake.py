@@ -12,6 +12,7 @@ import structlog
 from arq.connections import ArqRedis
 
 from syncd.config import Tenant
+from syncd.delivery.served import served_tenant
 from syncd.model import BindingRef
 from syncd.queue import first_delivery, request_reconcile, seen_delivery
 from syncd.webhook.payload import CALENDAR_CHANGE, CallbackEvent
@@ -31,6 +32,7 @@ async def queue_change(pool: ArqRedis, tenant: Tenant, event: CallbackEvent, sou
         log.info(f"{source}_duplicate", tenant=tenant.id, push_id=event.push_id)
         return "duplicate"
     affected = set(event.union_ids)
+    tenant = await served_tenant(pool, tenant)  # bindings of its templates included
     # ICS feed bindings follow their feed's refresh: a DingTalk change never fetches a feed.
     refs = [
         BindingRef(tenant.id, b.id)

@@ -20,6 +20,8 @@ percent-encoded, so no id can reach into another's namespace::
     syncd:<tenant>:push:<push id>               string "1" once a DingTalk push was accepted (EX)
     syncd:<tenant>:stream                       string holder of the tenant's Stream connection (PX)
     syncd:<tenant>:failed_pull                  string "1" until the next failedResults pull (PX)
+    syncd:<tenant>:directory                    string JSON of the last good DingTalk import
+    syncd:<tenant>:directory_due                string "1" until the next directory import (PX)
     syncd:@dingtalk:<app key>:rate              hash   request pace of one DingTalk app (tokens, ts)
     syncd:@dingtalk:<app key>:token             string the app's access token (PX: its cache time)
     syncd:@dingtalk:<app key>:token_lock        string owner of the token refresh under way (PX)
@@ -63,6 +65,8 @@ RECONCILE_JOB = "reconcile"
 PUSH = "push"
 STREAM = "stream"
 FAILED_PULL = "failed_pull"
+DIRECTORY = "directory"
+DIRECTORY_DUE = "directory_due"
 
 # Per DingTalk app.
 APP_SPACE = "@dingtalk"

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from syncd.config import Config
+from syncd.delivery.served import served_config
 from syncd.errors import StoreError
 from syncd.model import BindingRef
 from syncd.observability import metrics_text
@@ -140,7 +141,7 @@ def _escape(value: str) -> str:
 
 
 async def _snapshot(app: web.Application) -> tuple[Config, Snapshot | None]:
-    config = config_of(app)
+    config = await served_config(app[ARQ_KEY], config_of(app))  # template bindings too
     refs = [BindingRef(t.id, b.id) for t, b in config.bindings()]
     try:
         return config, await read_snapshot(app[ARQ_KEY], refs, time.time())

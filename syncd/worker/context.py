@@ -9,7 +9,9 @@ by the worker's start-up and by the operator commands' foreground runs, closed b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
@@ -17,6 +19,8 @@ from arq.connections import ArqRedis
 
 from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Config
+from syncd.config.templates import expand_config
+from syncd.model import OrgDirectory
 from syncd.store.ratelimit import RequestPace
 from syncd.store.redis import RedisStore
 from syncd.store.tokens import TokenStore
@@ -40,12 +44,20 @@ class WorkerContext:
     pace: RequestPace
     lock_ttl_s: float
     """The lease of a binding's reconcile lock (``lock_ttl`` at start-up; a reload keeps it)."""
+    base_config: Config | None = None
+    """The configuration as loaded (templates unexpanded); ``config`` is what it serves:
+    ``base_config`` with its binding templates expanded over :attr:`directories`."""
+    directories: Mapping[str, OrgDirectory | None] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Each importing tenant's last good directory (:mod:`syncd.worker.directory`)."""
 
     @classmethod
     def open(cls, config: Config, redis: ArqRedis) -> WorkerContext:
         """The resources of a worker (or a foreground run) on ``redis``; close them after."""
         return cls(
-            config=config,
+            config=expand_config(config, {})[0],
+            base_config=config,
             redis=redis,
             session=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)),
             tokens=TokenCache(TokenStore(redis)),
@@ -67,7 +79,17 @@ def worker_context(ctx: dict[str, Any]) -> WorkerContext:
 
 
 def swap_config(ctx: dict[str, Any], config: Config) -> None:
-    """A reload: jobs and crons started from now on see ``config`` (running ones keep theirs)."""
+    """A reload: jobs and crons started from now on see ``config`` (running ones keep theirs),
+    its templates expanded over the directories last imported."""
     shared = ctx.get(CTX_KEY)
     if isinstance(shared, WorkerContext):
-        ctx[CTX_KEY] = replace(shared, config=config)
+        served = expand_config(config, shared.directories)[0]
+        ctx[CTX_KEY] = replace(shared, config=served, base_config=config)
+
+
+def swap_directories(
+    ctx: dict[str, Any], found: Mapping[str, OrgDirectory | None], served: Config
+) -> None:
+    """A directory refresh: ``served`` (the base config expanded over ``found``) from now on."""
+    shared = worker_context(ctx)
+    ctx[CTX_KEY] = replace(shared, config=served, directories=MappingProxyType(dict(found)))

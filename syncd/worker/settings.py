@@ -24,7 +24,7 @@ from arq.worker import Worker
 from syncd import queue
 from syncd.config import Config
 from syncd.model import BindingRef
-from syncd.worker import tasks
+from syncd.worker import directory, tasks
 from syncd.worker.context import CTX_KEY, WorkerContext, worker_context
 
 # How often (at most) the poll cron looks for bindings whose poll interval has passed.
@@ -82,8 +82,14 @@ def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -
         every = set(range(0, 60, REVIVE_TICK_SECONDS))
         crons.append(cron(revive_orphans, second=every, unique=True))
 
+    if directory.importing(config):  # bindings of templates follow the DingTalk directory
+        every = set(range(0, 60, POLL_TICK_SECONDS))
+        crons.append(cron(directory.refresh_directories, second=every, unique=True))
+
     async def on_startup(ctx: dict[str, Any]) -> None:
         await startup(ctx, config)
+        if directory.importing(config):
+            await directory.refresh_directories(ctx)
 
     return {
         "functions": [queue.reconcile_function(tasks.reconcile_binding)],

@@ -89,7 +89,8 @@ async def supervise(source: Config | LiveConfig, stop: asyncio.Event) -> None:
 
 
 def _swap_config(worker: Worker, config: Config) -> None:
-    """A reload: jobs started from now on use ``config`` (running ones keep theirs)."""
+    """A reload: jobs started from now on use ``config`` (running ones keep theirs), its
+    templates expanded over the directories last imported (:mod:`syncd.worker.directory`)."""
     swap_config(worker.ctx, config)
 
 

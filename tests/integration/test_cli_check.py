@@ -121,7 +121,9 @@ def test_schema_prints_tenant_json_schema(runner: CliRunner) -> None:
     schema = json.loads(result.stdout)
     assert result.exit_code == 0
     assert schema["title"] == "Tenant"
-    assert {"id", "timezone", "dingtalk", "directory", "bindings"} == set(schema["properties"])
+    assert {"id", "timezone", "dingtalk", "directory", "bindings", "binding_templates"} == set(
+        schema["properties"]
+    )
     caldav = schema["$defs"]["CalDAVSource"]["properties"]
     assert {"url", "username", "password", "timeout", "create"} == set(caldav)
 

@@ -133,7 +133,8 @@ ONE_PROBLEM = [
     pytest.param(
         "id: acme\n",
         "id: acme\nflavour: x\n",
-        "2: flavour: unknown key (allowed: id, timezone, dingtalk, directory, bindings)",
+        "2: flavour: unknown key (allowed: id, timezone, dingtalk, directory, "
+        "directory_import, bindings, binding_templates)",
         id="unknown-top-key",
     ),
     pytest.param(

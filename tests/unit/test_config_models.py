@@ -214,7 +214,15 @@ def test_tenant_schema_describes_the_file() -> None:
     schema = tenant_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["additionalProperties"] is False
-    assert set(schema["properties"]) == {"id", "timezone", "dingtalk", "directory", "bindings"}
+    assert set(schema["properties"]) == {
+        "id",
+        "timezone",
+        "dingtalk",
+        "directory",
+        "bindings",
+        "binding_templates",
+    }
+    assert "extra" in schema["$defs"]["DirectoryImport"]["properties"]
     assert set(schema["required"]) == {"id", "dingtalk"}
     binding = schema["$defs"]["Binding"]["properties"]
     assert binding["direction"]["enum"] == ["both", "to_caldav", "to_dingtalk"]

@@ -75,6 +75,14 @@ Stream mode (:mod:`syncd_lab.sandbox.stream`)
       while none is open. ``POST /_sandbox/stream`` ``{app_key, action: ping|disconnect|
       close}``; counters under ``stream`` in ``GET /_sandbox/stats``.
 
+Contacts (:mod:`syncd_lab.sandbox.routes_contacts`)
+    * ``POST /topapi/v2/department/listsubid`` and ``POST /topapi/v2/user/list`` (counted as
+      ``ListSubDepartmentIds`` / ``ListUsersV2``, faults apply) with ``?access_token=``,
+      answering oapi's ``errcode`` bodies, from the seed's ``users[].departments`` and
+      optional ``departments: [{id, parent}]`` (undeclared ones sit under the root 1).
+      ``POST /_sandbox/users`` ``{union_id, name, email, departments}`` adds or updates a
+      user; ``DELETE /_sandbox/users/{union_id}`` removes one.
+
 Admin (``/_sandbox/``, no token, never counted, never faulted)
     ``GET stats`` · ``POST reset`` · ``GET state`` · ``GET|POST faults`` (``latency_ms``,
     ``error_rate``, ``error_status``, ``throttle_rate``, ``callback_drop_rate``, ``qps_limit``,

@@ -23,7 +23,10 @@ MUTATING = frozenset(
     {"CreateEvent", "PatchEvent", "DeleteEvent", "AddAttendee", "RemoveAttendee", "RespondEvent"}
 )
 # Operations that need no access token.
-PUBLIC = frozenset({"GetAccessToken", "GetToken", "OpenConnection"})
+# The contact topapi calls take ``?access_token=`` and answer errcode bodies themselves.
+PUBLIC = frozenset(
+    {"GetAccessToken", "GetToken", "OpenConnection", "ListSubDepartmentIds", "ListUsersV2"}
+)
 
 
 def sandbox_of(request: web.Request) -> Sandbox:

@@ -21,6 +21,7 @@ from syncd_lab.sandbox import (
     routes_admin,
     routes_attendees,
     routes_auth,
+    routes_contacts,
     routes_events,
     routes_stream,
 )
@@ -167,7 +168,14 @@ def create_app(
     )
     app = web.Application(middlewares=[api_middleware])
     app[SANDBOX_KEY] = sandbox
-    for module in (routes_auth, routes_events, routes_attendees, routes_admin, routes_stream):
+    for module in (
+        routes_auth,
+        routes_events,
+        routes_attendees,
+        routes_admin,
+        routes_stream,
+        routes_contacts,
+    ):
         module.add_routes(app)
 
     async def _close(_: web.Application) -> None:

@@ -8,7 +8,9 @@ Seed YAML (what ``syncd sandbox --seed FILE`` reads)::
         corp_id: dingcorp1
         callback: {url: http://127.0.0.1:8080/callbacks/acme, token: tok, aes_key: <43 chars>}
     users:
-      - {union_id: u-alice, name: Alice, email: alice@acme.example}
+      - {union_id: u-alice, name: Alice, email: alice@acme.example, departments: [10]}
+    departments:                      # optional: the tree; others sit under the root 1
+      - {id: 11, name: Backend, parent: 10}
 """
 
 from __future__ import annotations
@@ -60,6 +62,23 @@ class UserSeed(BaseModel):
     union_id: str
     name: str = ""
     email: str = ""
+    departments: tuple[int, ...] = ()  # deptIds; 1 is the organisation's root
+    userid: str = ""  # the staff userid; defaults to the unionId
+
+    @property
+    def staff_id(self) -> str:
+        """The staff userid DingTalk's topapi calls name the user by."""
+        return self.userid or self.union_id
+
+
+class DepartmentSeed(BaseModel):
+    """A department of the organisation (undeclared deptIds sit directly under the root 1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    name: str = ""
+    parent: int = 1
 
 
 class Seed(BaseModel):
@@ -69,6 +88,7 @@ class Seed(BaseModel):
 
     apps: tuple[AppSeed, ...] = ()
     users: tuple[UserSeed, ...] = ()
+    departments: tuple[DepartmentSeed, ...] = ()
 
     def app(self, app_key: str) -> AppSeed | None:
         """The app with this key, if seeded."""
