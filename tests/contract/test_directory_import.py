@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
 import redis.asyncio as aredis
+from arq.connections import ArqRedis
 
 from syncd.adapters.dingtalk.contacts import ContactsClient, import_directory, oapi_base
 from syncd.adapters.dingtalk.tokens import TokenCache
 from syncd.config import Tenant
 from syncd.observability import DIRECTORY_IMPORTS
 from syncd.store.directory import load_directory
+from syncd.store.tokens import TokenStore
 from syncd.worker.directory import import_now, refresh_due
 from syncd_lab.sandbox.seed import seed_from_data
 from tests.fixtures.sandbox import APP_KEY, APP_SECRET, CORP_ID, SandboxHandle, start_sandbox
@@ -76,7 +78,9 @@ async def test_import_pages_every_department(
     org: SandboxHandle, session: aiohttp.ClientSession, redis_client: aredis.Redis
 ) -> None:
     """Every user once, with every department; pages of 100 followed; the tree kept."""
-    client = ContactsClient(session, org.url, APP_KEY, APP_SECRET, TokenCache(redis_client))
+    client = ContactsClient(
+        session, org.url, APP_KEY, APP_SECRET, TokenCache(TokenStore(redis_client))
+    )
     found, skipped = await import_directory(client)
     assert skipped == []
     assert [u.union_id for u in found.users] == [f"u-{n:04d}" for n in range(PEOPLE)]
@@ -96,7 +100,9 @@ async def test_user_without_email_is_skipped_with_reason(
     data = org_seed(3)
     data["users"][1]["email"] = ""
     async with start_sandbox(seed_from_data(data)) as sb:
-        client = ContactsClient(session, sb.url, APP_KEY, APP_SECRET, TokenCache(redis_client))
+        client = ContactsClient(
+            session, sb.url, APP_KEY, APP_SECRET, TokenCache(TokenStore(redis_client))
+        )
         found, skipped = await import_directory(client)
     assert [u.union_id for u in found.users] == ["u-0000", "u-0002"]
     assert skipped == ["user 'u-0001': no e-mail address"]
@@ -106,7 +112,7 @@ async def test_failed_import_keeps_the_last_directory(
     org: SandboxHandle, session: aiohttp.ClientSession, redis_client: aredis.Redis
 ) -> None:
     """A failing contact API leaves the cached directory as it was; counted and retried."""
-    acme, tokens = tenant(org.url), TokenCache(redis_client)
+    acme, tokens = tenant(org.url), TokenCache(TokenStore(redis_client))
     first = await import_now(redis_client, session, tokens, acme)
     assert first is not None
     assert len(first.users) == PEOPLE
@@ -131,7 +137,7 @@ async def test_empty_answer_is_not_an_empty_directory(
     org: SandboxHandle, session: aiohttp.ClientSession, redis_client: aredis.Redis
 ) -> None:
     """An organisation that suddenly lists no one keeps its last directory."""
-    acme, tokens = tenant(org.url), TokenCache(redis_client)
+    acme, tokens = tenant(org.url), TokenCache(TokenStore(redis_client))
     assert await import_now(redis_client, session, tokens, acme) is not None
     org.sandbox.seed = org.sandbox.seed.model_copy(update={"users": ()})
     assert await import_now(redis_client, session, tokens, acme) is None
@@ -149,7 +155,7 @@ async def test_bad_token_answers_errcode_and_is_refreshed(
     assert r.status == 200
     assert body["errcode"] == 88
     assert body["sub_code"] == "40014"
-    tokens = TokenCache(redis_client)
+    tokens = TokenCache(TokenStore(redis_client))
     client = ContactsClient(session, org.url, APP_KEY, APP_SECRET, tokens)
     await client.sub_departments(1)
     org.sandbox.expire_access_tokens()
@@ -178,7 +184,9 @@ async def test_sandbox_users_route_adds_and_removes(
         assert (await r.json())["removed"] is True
     async with session.post(f"{org.url}/_sandbox/users", json={"name": "x"}) as r:
         assert r.status == 400
-    client = ContactsClient(session, org.url, APP_KEY, APP_SECRET, TokenCache(redis_client))
+    client = ContactsClient(
+        session, org.url, APP_KEY, APP_SECRET, TokenCache(TokenStore(redis_client))
+    )
     found, _ = await import_directory(client)
     ids = {u.union_id for u in found.users}
     assert "u-new" in ids
@@ -230,6 +238,9 @@ async def test_a_change_for_a_template_user_queues_their_binding(redis_url: str)
 async def test_refresh_with_redis_away_keeps_serving(session: aiohttp.ClientSession) -> None:
     """Redis unreachable at a refresh tick: one warning, the served bindings stay as they were."""
     from syncd.config.templates import expand_config
+    from syncd.store.ratelimit import RequestPace
+    from syncd.store.redis import RedisStore
+    from syncd.worker.context import CTX_KEY, WorkerContext, worker_context
     from syncd.worker.directory import refresh_directories
     from syncd_lab.stack.ports import free_port
 
@@ -237,16 +248,20 @@ async def test_refresh_with_redis_away_keeps_serving(session: aiohttp.ClientSess
     base = _config(acme)
     served, _ = expand_config(base, {})
     away = aredis.Redis(port=free_port(), socket_connect_timeout=0.5)
-    ctx: dict[str, Any] = {
-        "base_config": base,
-        "config": served,
-        "redis": away,
-        "session": session,
-        "tokens": TokenCache(away),
-    }
+    shared = WorkerContext(
+        config=served,
+        redis=cast(ArqRedis, away),
+        session=session,
+        tokens=TokenCache(TokenStore(away)),
+        store=RedisStore(away),
+        pace=RequestPace(away),
+        lock_ttl_s=15.0,
+        base_config=base,
+    )
+    ctx: dict[str, Any] = {CTX_KEY: shared}
     try:
         assert await refresh_directories(ctx) == 0
-        assert ctx["config"] is served
+        assert worker_context(ctx).config is served
     finally:
         await away.aclose()
 
@@ -273,3 +288,8 @@ async def test_web_status_lists_template_bindings(redis_client: aredis.Redis) ->
     await save_directory(redis_client, "acme", org)
     served = await served_config(redis_client, config)
     assert [b.id for _, b in served.bindings()] == ["bob-work"]
+
+
+def _tokens(redis: aredis.Redis) -> TokenCache:
+    """A token cache shared through ``redis``, as the workers' is."""
+    return TokenCache(TokenStore(redis))

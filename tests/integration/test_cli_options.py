@@ -32,6 +32,7 @@ CONFIG_COMMANDS = {
     "conflicts": [],
     "replay": [],
     "sync": ["acme"],
+    "directory": ["acme"],
     "web": [],
     "worker": [],
     "run": [],

@@ -21,6 +21,7 @@ from syncd import queue
 from syncd.adapters.caldav.client import CalDAVClient
 from syncd.config import load_config
 from syncd.model import BindingRef
+from syncd.worker.context import worker_context
 from syncd.worker.settings import create_worker
 from syncd_lab.sandbox.seed import seed_from_data
 from syncd_lab.stack import config as lab_config
@@ -151,7 +152,7 @@ async def test_department_template_syncs_every_member(
             worker = create_worker(config, burst=True, poll=False)
             try:
                 await worker.main()
-                served = {b.id for _, b in worker.ctx["config"].bindings()}
+                served = {b.id for _, b in worker_context(worker.ctx).config.bindings()}
             finally:
                 await worker.close()
             assert served == {"alice-work", "bob-work"}
@@ -173,7 +174,7 @@ async def test_department_template_syncs_every_member(
             worker = create_worker(config, burst=True, poll=False)
             try:
                 await worker.main()
-                served = {b.id for _, b in worker.ctx["config"].bindings()}
+                served = {b.id for _, b in worker_context(worker.ctx).config.bindings()}
             finally:
                 await worker.close()
             assert served == {"alice-work"}

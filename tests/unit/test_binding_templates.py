@@ -146,24 +146,36 @@ def test_bad_selector_is_a_config_error(users: Any) -> None:
         _tenant(binding_templates=[_template(users=users)])
 
 
-def test_config_reload_expands_over_the_last_import() -> None:
+async def test_config_reload_expands_over_the_last_import() -> None:
     """A reload (supervisor) serves the new file's templates over the directories the
     worker imported last, without waiting for the next refresh."""
-    from types import SimpleNamespace
+    from dataclasses import replace
+    from types import MappingProxyType, SimpleNamespace
     from typing import cast
 
+    from arq.connections import ArqRedis
     from arq.worker import Worker
 
     from syncd.config import Config, Settings
+    from syncd.worker.context import CTX_KEY, WorkerContext, worker_context
     from syncd.worker.supervisor import _swap_config
 
     org = OrgDirectory(users=(_user(1, 10), _user(2, 20)), parents=((10, 1), (20, 1)))
     tenant = _tenant(binding_templates=[_template(users={"department": 20})])
     new = Config(Settings(), {"acme": tenant})
-    holder = SimpleNamespace(ctx={"directories": {"acme": org}})
-    _swap_config(cast(Worker, holder), new)
-    assert holder.ctx["base_config"] is new
-    assert [b.id for _, b in holder.ctx["config"].bindings()] == ["u-2-work"]
+    unused = ArqRedis(port=1)  # never connected: the swap reads no Redis
+    shared = WorkerContext.open(Config(Settings(), {}), unused)
+    try:
+        holder = SimpleNamespace(
+            ctx={CTX_KEY: replace(shared, directories=MappingProxyType({"acme": org}))}
+        )
+        _swap_config(cast(Worker, holder), new)
+        served = worker_context(holder.ctx)
+        assert served.base_config is new
+        assert [b.id for _, b in served.config.bindings()] == ["u-2-work"]
+    finally:
+        await shared.close()
+        await unused.aclose()
 
 
 def test_syncd_directory_with_a_static_directory(tmp_path: Any) -> None:
