@@ -1,6 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
-Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream (default: all,
+Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, sustained
+(default: all,
 in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from bench import hostile, idle, initial, latency, stream, webhook
+from bench import hostile, idle, initial, latency, stream, sustained, webhook
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
 
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "webhook": (webhook.run, webhook.render),
     "hostile": (hostile.run, hostile.render),
     "stream": (stream.run, stream.render),
+    "sustained": (sustained.run, sustained.render),
 }
 
 
@@ -107,6 +109,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=webhook.DEFAULTS["concurrency"],
         help="webhook: concurrent senders, comma-separated (default 1,16)",
     )
+    for opt, help_ in (
+        ("bindings", "sustained: bindings (users and calendars)"),
+        ("rate", "sustained: DingTalk changes per second"),
+        ("duration", "sustained: seconds of sustained load"),
+        ("burst", "sustained: changes in the one-second burst"),
+    ):
+        default = sustained.DEFAULTS[opt]
+        p.add_argument(
+            f"--{opt}", type=type(default), default=default, help=f"{help_} (default {default:g})"
+        )
     p.add_argument(
         "--label",
         default="",
