@@ -114,6 +114,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         ("rate", "sustained: DingTalk changes per second"),
         ("duration", "sustained: seconds of sustained load"),
         ("burst", "sustained: changes in the one-second burst"),
+        ("qps", "sustained: the tenant's dingtalk.qps, 0 for syncd's default"),
     ):
         default = sustained.DEFAULTS[opt]
         p.add_argument(

@@ -15,6 +15,9 @@ visible from that moment; reading the log costs the server nothing, unlike polli
 A change not seen within 30 s of the end counts as lost; at the end every item is also
 fetched with a GET. The arq queue's depth (``ZCARD arq:queue``) is sampled every 0.5 s.
 
+The tenant's ``dingtalk.qps`` (the pace of DingTalk calls all workers share, default 15)
+is ``qps`` when given: every reconcile makes at least one DingTalk call (ListEvents), so
+the pace bounds the reconciles per second of the whole fleet.
 The bindings keep the default ``poll_interval`` (30 s): their polls run in the middle of
 the pushes, which is the point (a push must not wait behind idle polls).
 """
@@ -44,6 +47,7 @@ from bench._rig import dingtalk_body, first_slot
 from bench._stats import ms, percentile, summary
 from syncd import queue
 from syncd.adapters.caldav.client import CalDAVClient
+from syncd.config._models import DEFAULT_DINGTALK_QPS
 from syncd.translate import uid_for_dingtalk_id
 from syncd_lab.sandbox.seed import seed_from_data
 from syncd_lab.stack import config as lab_config
@@ -62,7 +66,13 @@ from tests.fixtures.sandbox import (
     start_sandbox,
 )
 
-DEFAULTS: dict[str, Any] = {"bindings": 50, "rate": 20.0, "duration": 60.0, "burst": 200}
+DEFAULTS: dict[str, Any] = {
+    "bindings": 50,
+    "rate": 20.0,
+    "duration": 60.0,
+    "burst": 200,
+    "qps": 0.0,  # the tenant's dingtalk.qps; 0: syncd's default
+}
 SAMPLE_EVERY_S = 0.5
 TAIL_EVERY_S = 0.005
 LOST_AFTER_S = 30.0
@@ -163,7 +173,7 @@ async def _ready(url: str) -> None:
 
 
 @asynccontextmanager
-async def running(n: int) -> AsyncIterator[Load]:
+async def running(n: int, qps: float = 0.0) -> AsyncIterator[Load]:
     """Redis, Radicale with ``n`` calendars, the sandbox, ``syncd web`` and ``syncd worker``."""
     root = Path(tempfile.mkdtemp(prefix="syncd-bench-load-"))
     redis = start_redis()
@@ -176,6 +186,8 @@ async def running(n: int) -> AsyncIterator[Load]:
             app = lab_config.dingtalk(
                 sandbox.url, APP_KEY, APP_SECRET, token=CALLBACK_TOKEN, aes_key=AES_KEY
             )
+            if qps:
+                app["qps"] = qps
             binds = [lab_config.binding(f"b-{u[2:]}", u, cals[u].url) for u in names]
             people = [(u, f"{u[2:]}@acme.example") for u in names]
             acme = lab_config.tenant("acme", app, binds, directory=people)
@@ -272,7 +284,7 @@ def _depth_summary(series: list[tuple[float, int]]) -> dict[str, Any]:
 async def run(opts: dict[str, Any]) -> dict[str, Any]:
     """Warm up, then the sustained phase and the burst; latencies, losses and queue depth."""
     n, rate, duration, burst = opts["bindings"], opts["rate"], opts["duration"], opts["burst"]
-    async with running(n) as load:
+    async with running(n, opts.get("qps", 0.0)) as load:
         hrefs = CalDAVClient("http://127.0.0.1:9/", None, None)
         stop = asyncio.Event()
         follower = asyncio.create_task(load.tail.follow(stop))
@@ -302,6 +314,7 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
         "rate_per_s": rate,
         "duration_s": duration,
         "burst": burst,
+        "dingtalk_qps": opts.get("qps") or DEFAULT_DINGTALK_QPS,
         "sustained": {**_latencies(load, "sustained"), "queue": _depth_summary(in_sustained)},
         "burst_result": {**_latencies(load, "burst"), "queue": _depth_summary(in_burst)},
         "present_on_radicale": present,
@@ -322,7 +335,8 @@ def render(result: dict[str, Any]) -> str:
         )
         rows.append(
             [
-                f"{name}: {what} over {result['bindings']} bindings",
+                f"{name}: {what} over {result['bindings']} bindings, "
+                f"dingtalk.qps {result.get('dingtalk_qps', DEFAULT_DINGTALK_QPS):g}",
                 r["sent"],
                 r["lost"],
                 ms(r["p50"]),

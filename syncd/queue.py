@@ -42,7 +42,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 import structlog
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, result_key_prefix
+from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from arq.worker import Function, func
@@ -75,6 +75,7 @@ __all__ = [
     "poll_phase",
     "poll_slot",
     "queue_delivery",
+    "ready_reconciles",
     "reconcile_function",
     "redis_settings",
     "request_reconcile",
@@ -250,6 +251,15 @@ async def _enqueue(pool: ArqRedis, ref: BindingRef, reason: str) -> bool:
         log.warning("reconcile_generation_retired", binding=str(ref), job_id=job_id)
         await awaited(pool.eval(_BUMP_IF, 1, gen_key, str(generation)))
     raise StoreError(f"{ref}: could not queue a reconcile job after {_MAX_GENERATION_HOPS} tries")
+
+
+async def ready_reconciles(redis: Redis) -> int:
+    """Reconcile jobs in arq's queue that are due now: waiting or running (arq keeps a
+    running job in its queue until it ends). Cron jobs are not counted."""
+    with redis_errors("ready_reconciles"):
+        ids = await redis.zrangebyscore(default_queue_name, "-inf", timestamp_ms())
+    marker = f":{keys.RECONCILE_JOB}:".encode()
+    return sum(1 for job_id in ids if marker in job_id)
 
 
 async def job_started(redis: Redis, ref: BindingRef) -> int:

@@ -166,11 +166,24 @@ async def _dead_letter(ctx: dict[str, Any], ref: BindingRef, reason: str, exc: E
     )
 
 
+POLL_ROOM = 4
+"""The poll cron queues polls only while fewer reconcile jobs than this are ready or
+running, and at most that many per tick (but always at least one): a push's job never
+waits behind a queue of idle polls, since the worker runs ``max_jobs`` (10) at once."""
+
+
 async def poll_due(ctx: dict[str, Any]) -> int:
     """Cron: request a reconcile of every binding whose poll interval (CalDAV) or refresh
-    (ICS feed) has passed."""
+    (ICS feed) has passed, up to the room :data:`POLL_ROOM` leaves in the queue.
+
+    A binding left out stays due (its poll period is only taken when it is requested) and
+    is requested at a later tick.
+    """
     redis, requested = ctx["redis"], 0
+    room = max(1, POLL_ROOM - await queue.ready_reconciles(redis))
     for tenant, binding in ctx["config"].bindings():
+        if requested >= room:
+            break
         ref = BindingRef(tenant.id, binding.id)
         if await queue.poll_due(redis, ref, poll_every(binding)):
             await queue.request_reconcile(redis, ref, "poll" if binding.caldav else "refresh")
