@@ -121,6 +121,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
             f"--{opt}", type=type(default), default=default, help=f"{help_} (default {default:g})"
         )
     p.add_argument(
+        "--push-rate",
+        type=float,
+        default=webhook.DEFAULTS["push_rate"],
+        help="webhook: pushes/s of the paced level, 0 for none (default 500)",
+    )
+    p.add_argument(
         "--label",
         default="",
         help="save results as bench/results/NAME-LABEL.json (runs with non-default options)",
