@@ -221,7 +221,9 @@ async def queue_delivery(
             for i in blocked:
                 queued[i] = await _enqueue(pool, refs[i], reason)
         await first_delivery(pool, tenant, push_id, ttl_s)
-    for ref, new in zip(refs, queued, strict=True):
+    for i, (ref, new) in enumerate(zip(refs, queued, strict=True)):
+        if i in blocked:
+            continue  # _enqueue logged it
         if new:
             log.info("reconcile_queued", binding=str(ref), reason=reason)
         else:
