@@ -1,8 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
-Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, sustained
-(default: all,
-in that order).
+Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, scrape,
+sustained (default: all, in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -17,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from bench import hostile, idle, initial, latency, stream, sustained, webhook
+from bench import hostile, idle, initial, latency, scrape, stream, sustained, webhook
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
 
@@ -33,6 +32,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "webhook": (webhook.run, webhook.render),
     "hostile": (hostile.run, hostile.render),
     "stream": (stream.run, stream.render),
+    "scrape": (scrape.run, scrape.render),
     "sustained": (sustained.run, sustained.render),
 }
 
@@ -109,8 +109,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=webhook.DEFAULTS["concurrency"],
         help="webhook: concurrent senders, comma-separated (default 1,16)",
     )
+    p.add_argument(
+        "--load-bindings",
+        type=int,
+        default=sustained.DEFAULTS["bindings"],
+        help="sustained: bindings (users and calendars) (default 50)",
+    )
     for opt, help_ in (
-        ("bindings", "sustained: bindings (users and calendars)"),
         ("rate", "sustained: DingTalk changes per second"),
         ("duration", "sustained: seconds of sustained load"),
         ("burst", "sustained: changes in the one-second burst"),
@@ -125,6 +130,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=webhook.DEFAULTS["push_rate"],
         help="webhook: pushes/s of the paced level, 0 for none (default 500)",
+    )
+    p.add_argument(
+        "--bindings",
+        type=int,
+        default=scrape.DEFAULTS["bindings"],
+        help="scrape: bindings whose state /metrics and /status show (default 500)",
+    )
+    p.add_argument(
+        "--scrapes",
+        type=int,
+        default=scrape.DEFAULTS["scrapes"],
+        help="scrape: timed requests per path (default 50)",
     )
     p.add_argument(
         "--label",

@@ -1,9 +1,9 @@
 """Benchmark — sustained DingTalk → CalDAV push at organisation scale.
 
-``bindings`` (50) sandbox users, each bound to its own Radicale calendar, one tenant. The
-real ``syncd web`` and ``syncd worker`` run as child processes (the CLI, as in production,
-JSON logs at warning level) on a real redis-server; the sandbox runs in this process and
-pushes real signed, encrypted callbacks to the webhook.
+``--load-bindings`` (50) sandbox users, each bound to its own Radicale calendar, one
+tenant. The real ``syncd web`` and ``syncd worker`` run as child processes (the CLI, as in
+production, JSON logs at warning level) on a real redis-server; the sandbox runs in this
+process and pushes real signed, encrypted callbacks to the webhook.
 
 * **Sustained**: ``rate`` (20) events a second are created through the sandbox API for
   ``duration`` (60) seconds, round-robin over the users, each at its own scheduled instant.
@@ -283,7 +283,8 @@ def _depth_summary(series: list[tuple[float, int]]) -> dict[str, Any]:
 
 async def run(opts: dict[str, Any]) -> dict[str, Any]:
     """Warm up, then the sustained phase and the burst; latencies, losses and queue depth."""
-    n, rate, duration, burst = opts["bindings"], opts["rate"], opts["duration"], opts["burst"]
+    n = opts.get("load_bindings", DEFAULTS["bindings"])
+    rate, duration, burst = opts["rate"], opts["duration"], opts["burst"]
     async with running(n, opts.get("qps", 0.0)) as load:
         hrefs = CalDAVClient("http://127.0.0.1:9/", None, None)
         stop = asyncio.Event()
