@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
 Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, scrape,
-startup, directory (default: all, in that order).
+startup, directory, sustained (default: all, in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -16,7 +16,18 @@ from typing import Any
 
 import structlog
 
-from bench import directory, hostile, idle, initial, latency, scrape, startup, stream, webhook
+from bench import (
+    directory,
+    hostile,
+    idle,
+    initial,
+    latency,
+    scrape,
+    startup,
+    stream,
+    sustained,
+    webhook,
+)
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
 
@@ -35,6 +46,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "scrape": (scrape.run, scrape.render),
     "startup": (startup.run, startup.render),
     "directory": (directory.run, directory.render),
+    "sustained": (sustained.run, sustained.render),
 }
 
 
@@ -121,6 +133,28 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=directory.DEFAULTS["repeat"],
         help="directory: imports per shape (default 5)",
+    )
+    p.add_argument(
+        "--load-bindings",
+        type=int,
+        default=sustained.DEFAULTS["bindings"],
+        help="sustained: bindings (users and calendars) (default 50)",
+    )
+    for opt, help_ in (
+        ("rate", "sustained: DingTalk changes per second"),
+        ("duration", "sustained: seconds of sustained load"),
+        ("burst", "sustained: changes in the one-second burst"),
+        ("qps", "sustained: the tenant's dingtalk.qps, 0 for syncd's default"),
+    ):
+        default = sustained.DEFAULTS[opt]
+        p.add_argument(
+            f"--{opt}", type=type(default), default=default, help=f"{help_} (default {default:g})"
+        )
+    p.add_argument(
+        "--push-rate",
+        type=float,
+        default=webhook.DEFAULTS["push_rate"],
+        help="webhook: pushes/s of the paced level, 0 for none (default 500)",
     )
     p.add_argument(
         "--bindings",

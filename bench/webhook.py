@@ -7,6 +7,9 @@ BizId, so none is a duplicate) over loopback, with ``concurrency`` senders at a 
 a 50-push warm-up. Every push does the full work: verify, decrypt, dedupe, mark dirty +
 enqueue (coalesced: no worker runs), encrypted ``success`` reply.
 
+With ``push_rate`` (default 500) a third level sends the pushes open loop at that rate
+(push k at k / rate s, however slow the replies): the ack latency at a given load.
+
 Measured: pushes/second, per-push ack latency (request sent → reply read) p50/p99/max
 against DingTalk's 1,500 ms limit, CPU seconds the webhook process used per push, Redis
 commands per push (server's INFO counter). Baseline in the same run: a bare aiohttp
@@ -39,7 +42,7 @@ from syncd_lab.stack.ports import free_port
 from tests.fixtures.redis_server import start_redis
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, APP_SECRET, CALLBACK_TOKEN, CORP_ID
 
-DEFAULTS = {"callbacks": 2000, "concurrency": [1, 16]}
+DEFAULTS = {"callbacks": 2000, "concurrency": [1, 16], "push_rate": 500.0}
 DINGTALK_LIMIT_S = 1.5
 WARM_UP = 50
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -190,13 +193,49 @@ async def _stored(redis_url: str, pushes: list[Push]) -> int:
         await client.aclose()
 
 
+async def _paced(
+    session: aiohttp.ClientSession, url: str, pushes: list[Push], rate: float
+) -> tuple[list[float], list[dict[str, Any]], float]:
+    """Send push k at ``k / rate`` s (open loop: a slow reply does not slow the sender)."""
+    latencies: list[float] = []
+    replies: list[dict[str, Any]] = []
+
+    async def one(query: dict[str, str], body: bytes) -> None:
+        t0 = time.perf_counter()
+        async with session.post(url, params=query, data=body) as resp:
+            reply = await resp.json(content_type=None)
+            if resp.status != 200:
+                raise RuntimeError(f"push answered {resp.status}: {reply}")
+        latencies.append(time.perf_counter() - t0)
+        replies.append(reply)
+
+    started = time.perf_counter()
+    tasks = []
+    for k, (query, body, _) in enumerate(pushes):
+        delay = started + k / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(query, body)))
+    await asyncio.gather(*tasks)
+    return latencies, replies, time.perf_counter() - started
+
+
 async def _level(
-    web: Webhook, session: aiohttp.ClientSession, n: int, c: int, *, bare: bool = False
+    web: Webhook,
+    session: aiohttp.ClientSession,
+    n: int,
+    c: int,
+    *,
+    bare: bool = False,
+    rate: float = 0.0,
 ) -> dict[str, Any]:
     pushes = [push(i) for i in range(n)]
     commands0 = await _redis_commands(web.redis.url)
     cpu0 = _cpu_seconds(web.process.pid)
-    latencies, replies, wall = await _send(session, web.url, pushes, c)
+    if rate:
+        latencies, replies, wall = await _paced(session, web.url, pushes, rate)
+    else:
+        latencies, replies, wall = await _send(session, web.url, pushes, c)
     cpu = _cpu_seconds(web.process.pid) - cpu0
     commands = await _redis_commands(web.redis.url) - commands0 - 1  # less our INFO
     _check_replies(replies)
@@ -204,7 +243,7 @@ async def _level(
     if stored != n:
         raise RuntimeError(f"only {stored} of {n} pushes left a dedupe key in Redis")
     return {
-        "concurrency": c,
+        "concurrency": f"{rate:g}/s" if rate else c,
         "callbacks": n,
         "per_second": n / wall,
         "wall_s": wall,
@@ -231,14 +270,22 @@ async def _redis_commands(url: str) -> int:
 async def _serve_and_load(opts: dict[str, Any], *, bare: bool) -> list[dict[str, Any]]:
     web = Webhook(bare=bare)
     try:
-        connector = aiohttp.TCPConnector(limit=max(opts["concurrency"]))
+        connector = aiohttp.TCPConnector(
+            limit=0 if opts.get("push_rate") else max(opts["concurrency"])
+        )
         async with aiohttp.ClientSession(connector=connector) as session:
             await web.ready(session)
             await _send(session, web.url, [push(i) for i in range(WARM_UP)], 4)
-            return [
+            levels = [
                 await _level(web, session, opts["callbacks"], c, bare=bare)
                 for c in opts["concurrency"]
             ]
+            if opts.get("push_rate"):
+                rate = opts["push_rate"]
+                levels.append(
+                    await _level(web, session, opts["callbacks"], 0, bare=bare, rate=rate)
+                )
+            return levels
     finally:
         web.stop()
 
@@ -276,7 +323,7 @@ def render(result: dict[str, Any]) -> str:
         )
     header = [
         "server",
-        "concurrent senders",
+        "concurrent senders (or paced rate)",
         "pushes",
         "pushes/s",
         "throughput vs bare",

@@ -34,17 +34,21 @@ worker registers that coroutine with :func:`reconcile_function` (``keep_result=0
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import structlog
 from arq.connections import ArqRedis
-from arq.constants import result_key_prefix
+from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from arq.worker import Function, func
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from syncd.errors import LockLost, StoreError
 from syncd.model import BindingRef
@@ -71,6 +75,8 @@ __all__ = [
     "poll_due",
     "poll_phase",
     "poll_slot",
+    "queue_delivery",
+    "ready_reconciles",
     "reconcile_function",
     "redis_settings",
     "request_reconcile",
@@ -136,6 +142,96 @@ async def request_reconcile(
         return await _enqueue(pool, ref, reason)
 
 
+# One round trip per push (webhook, Stream, failedResults): dedupe check, then per binding
+# its dirty mark and, unless its job of the current generation is queued (coalesced) or
+# blocked by a kept result, that job exactly as arq's enqueue_job writes it; the push is
+# remembered last, and only if every binding's work is stored. A kept result (-> 2) leaves
+# that binding to the client's slow path (:func:`_enqueue`), which retires the generation.
+# KEYS: push key, then per binding its dirty and generation keys. ARGV: push ttl, queue,
+# job prefix, result prefix, job expiry ms, score, then per binding job id base and job.
+_QUEUE_DELIVERY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+local out = {}
+local blocked = false
+for i = 2, #KEYS, 2 do
+  local k = (i - 2) / 2
+  redis.call('SET', KEYS[i], '1')
+  local id = ARGV[7 + 2 * k] .. ':' .. (redis.call('GET', KEYS[i + 1]) or '0')
+  if redis.call('EXISTS', ARGV[4] .. id) == 1 then
+    out[#out + 1] = 2
+    blocked = true
+  elseif redis.call('EXISTS', ARGV[3] .. id) == 1 then
+    out[#out + 1] = 0
+  else
+    redis.call('PSETEX', ARGV[3] .. id, ARGV[5], ARGV[8 + 2 * k])
+    redis.call('ZADD', ARGV[2], ARGV[6], id)
+    out[#out + 1] = 1
+  end
+end
+if not blocked then redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) end
+return out
+"""
+_QUEUE_DELIVERY_SHA = hashlib.sha1(
+    _QUEUE_DELIVERY.encode(), usedforsecurity=False
+).hexdigest()  # EVALSHA id
+
+
+async def queue_delivery(
+    pool: ArqRedis,
+    tenant: str,
+    push_id: str,
+    refs: list[BindingRef],
+    reason: str,
+    ttl_s: int = 86400,
+) -> list[bool] | None:
+    """Request a reconcile of every binding in ``refs`` for one DingTalk push, deduped.
+
+    None if ``push_id`` was already accepted for ``tenant`` (nothing is queued). Else, per
+    binding, True if a new job was queued (False: coalesced into a queued one). The push
+    is remembered (:func:`first_delivery`) only once every binding's request is stored, in
+    the same Lua script in the common case, so a retry after a failure queues again.
+    Raises ``StoreError`` (``StoreUnavailable`` if Redis is unreachable).
+    """
+    now_ms = timestamp_ms()
+    keys_: list[str] = [keys.push_key(tenant, push_id)]
+    args: list[Any] = [ttl_s, pool.default_queue_name, job_key_prefix, result_key_prefix]
+    args += [pool.expires_extra_ms, now_ms]
+    for ref in refs:
+        keys_ += [keys.binding_key(ref, keys.DIRTY), keys.binding_key(ref, keys.GENERATION)]
+        job = serialize_job(
+            RECONCILE_TASK,
+            (ref.tenant, ref.binding, reason),
+            {},
+            None,
+            now_ms,
+            serializer=pool.job_serializer,
+        )
+        args += [keys.binding_key(ref, keys.RECONCILE_JOB), job]
+    with redis_errors("queue_delivery"):
+        try:
+            reply = await awaited(pool.evalsha(_QUEUE_DELIVERY_SHA, len(keys_), *keys_, *args))
+        except NoScriptError:
+            reply = await awaited(pool.eval(_QUEUE_DELIVERY, len(keys_), *keys_, *args))
+    out = [int(code) for code in cast(list[Any], reply)]
+    if out == [-1]:
+        return None
+    queued = [code == 1 for code in out]
+    blocked = [i for i, code in enumerate(out) if code == 2]
+    if blocked:
+        with redis_errors("queue_delivery"):
+            for i in blocked:
+                queued[i] = await _enqueue(pool, refs[i], reason)
+        await first_delivery(pool, tenant, push_id, ttl_s)
+    for i, (ref, new) in enumerate(zip(refs, queued, strict=True)):
+        if i in blocked:
+            continue  # _enqueue logged it
+        if new:
+            log.info("reconcile_queued", binding=str(ref), reason=reason)
+        else:
+            log.debug("reconcile_coalesced", binding=str(ref), reason=reason)
+    return queued
+
+
 async def _enqueue(pool: ArqRedis, ref: BindingRef, reason: str) -> bool:
     gen_key = keys.binding_key(ref, keys.GENERATION)
     for _ in range(_MAX_GENERATION_HOPS):
@@ -158,6 +254,15 @@ async def _enqueue(pool: ArqRedis, ref: BindingRef, reason: str) -> bool:
         log.warning("reconcile_generation_retired", binding=str(ref), job_id=job_id)
         await awaited(pool.eval(_BUMP_IF, 1, gen_key, str(generation)))
     raise StoreError(f"{ref}: could not queue a reconcile job after {_MAX_GENERATION_HOPS} tries")
+
+
+async def ready_reconciles(redis: Redis) -> int:
+    """Reconcile jobs in arq's queue that are due now: waiting or running (arq keeps a
+    running job in its queue until it ends). Cron jobs are not counted."""
+    with redis_errors("ready_reconciles"):
+        ids = await redis.zrangebyscore(default_queue_name, "-inf", timestamp_ms())
+    marker = f":{keys.RECONCILE_JOB}:".encode()
+    return sum(1 for job_id in ids if marker in job_id)
 
 
 async def job_started(redis: Redis, ref: BindingRef) -> int:

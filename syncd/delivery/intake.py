@@ -14,7 +14,7 @@ from arq.connections import ArqRedis
 from syncd.config import Tenant
 from syncd.delivery.served import served_tenant
 from syncd.model import BindingRef
-from syncd.queue import first_delivery, request_reconcile, seen_delivery
+from syncd.queue import queue_delivery
 from syncd.webhook.payload import CALENDAR_CHANGE, CallbackEvent
 
 log = structlog.get_logger(__name__)
@@ -28,9 +28,6 @@ async def queue_change(pool: ArqRedis, tenant: Tenant, event: CallbackEvent, sou
     if event.event_type != CALENDAR_CHANGE:
         log.info(f"{source}_ignored", tenant=tenant.id, event_type=event.event_type)
         return "ignored"
-    if await seen_delivery(pool, tenant.id, event.push_id):
-        log.info(f"{source}_duplicate", tenant=tenant.id, push_id=event.push_id)
-        return "duplicate"
     affected = set(event.union_ids)
     tenant = await served_tenant(pool, tenant)  # bindings of its templates included
     # ICS feed bindings follow their feed's refresh: a DingTalk change never fetches a feed.
@@ -39,10 +36,12 @@ async def queue_change(pool: ArqRedis, tenant: Tenant, event: CallbackEvent, sou
         for b in tenant.bindings
         if b.dingtalk_user in affected and b.caldav is not None
     ]
-    for ref in refs:
-        await request_reconcile(pool, ref, f"{source}:{event.change_type or 'change'}")
-    # Remember the push only after its work is stored: a retry after a failure re-queues.
-    await first_delivery(pool, tenant.id, event.push_id)
+    # One round trip: dedupe, dirty marks + jobs; the push is remembered only after its
+    # work is stored, so a retry after a failure re-queues.
+    reason = f"{source}:{event.change_type or 'change'}"
+    if await queue_delivery(pool, tenant.id, event.push_id, refs, reason) is None:
+        log.info(f"{source}_duplicate", tenant=tenant.id, push_id=event.push_id)
+        return "duplicate"
     log.info(
         f"{source}_queued",
         tenant=tenant.id,

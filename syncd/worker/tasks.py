@@ -177,11 +177,24 @@ async def _dead_letter(
     await ctx.store.add_dead_letter(ref, letter)
 
 
+POLL_ROOM = 4
+"""The poll cron queues polls only while fewer reconcile jobs than this are ready or
+running, and at most that many per tick (but always at least one): a push's job never
+waits behind a queue of idle polls, since the worker runs ``max_jobs`` (10) at once."""
+
+
 async def poll_due(ctx: dict[str, Any]) -> int:
     """Cron: request a reconcile of every binding whose poll interval (CalDAV) or refresh
-    (ICS feed) has passed."""
+    (ICS feed) has passed, up to the room :data:`POLL_ROOM` leaves in the queue.
+
+    A binding left out stays due (its poll period is only taken when it is requested) and
+    is requested at a later tick.
+    """
     shared, requested = worker_context(ctx), 0
+    room = max(1, POLL_ROOM - await queue.ready_reconciles(shared.redis))
     for tenant, binding in shared.config.bindings():
+        if requested >= room:
+            break
         ref = BindingRef(tenant.id, binding.id)
         if await queue.poll_due(shared.redis, ref, poll_every(binding)):
             await queue.request_reconcile(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 from arq.constants import default_queue_name, result_key_prefix
+from arq.jobs import Job
 from arq.worker import Worker
 
 from syncd import queue
@@ -367,3 +368,26 @@ async def test_crashed_owner_lock_expires_and_work_resumes(redis_url: str, pool:
     await drain(make_worker(redis_url, rec))
     assert [o.skipped for o in rec.outcomes] == ["locked", None]
     assert len(rec.runs) == 1
+
+
+async def test_queue_delivery_is_one_script_and_falls_back_on_a_kept_result(
+    pool: ArqRedis,
+) -> None:
+    """One push for two bindings: the script queues arq jobs a real arq reader decodes; a
+    job id blocked by a kept result goes the slow way, and the push is remembered after."""
+    other = BindingRef("acme", "bob-work")
+    await pool.set(result_key_prefix + queue.job_id_for(other, 0), b"x")  # blocks gen 0
+    queued = await queue.queue_delivery(pool, "acme", "push-1", [REF, other], "callback:x")
+    assert queued == [True, True]
+    ids = {j.decode() for j in await pool.zrange(default_queue_name, 0, -1)}
+    assert ids == {queue.job_id_for(REF, 0), queue.job_id_for(other, 1)}
+    info = await Job(queue.job_id_for(REF, 0), redis=pool).info()  # arq's own decoding
+    assert info is not None
+    assert (info.function, info.args) == (
+        queue.RECONCILE_TASK,
+        ("acme", "alice-work", "callback:x"),
+    )
+    assert await pool.exists(keys.binding_key(other, keys.DIRTY))
+    assert await queue.seen_delivery(pool, "acme", "push-1")
+    assert await queue.queue_delivery(pool, "acme", "push-1", [REF], "callback:x") is None
+    assert await queue.queue_delivery(pool, "acme", "push-2", [REF], "callback:x") == [False]

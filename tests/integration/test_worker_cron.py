@@ -96,3 +96,48 @@ def test_worker_settings_schedule_the_crons(ctx: dict[str, Any]) -> None:
     # The fast binding polls every 1 s, so the cron must tick every second to honour it.
     assert poll.second == set(range(60))
     assert [f.name for f in settings["functions"]] == [queue.RECONCILE_TASK]
+
+
+def _many_bindings(root: Path, redis_url: str, n: int) -> Config:
+    """``n`` bindings b00..., all polled every second (all due at the first tick)."""
+    (root / "tenants").mkdir(parents=True)
+    (root / "syncd.yaml").write_text(f"redis_url: {redis_url}\n")
+    bindings = "".join(
+        f"""  - id: b{i:02d}
+    dingtalk_user: u-alice
+    caldav: {{url: "http://127.0.0.1:9/c{i}/"}}
+    poll_interval: 1s
+"""
+        for i in range(n)
+    )
+    (root / "tenants" / "acme.yaml").write_text(
+        "id: acme\ndingtalk:\n  api_base: http://127.0.0.1:9\n  app_key: k\n  app_secret: s\n"
+        f"  callback: {{token: t, aes_key: {AES}}}\n"
+        "directory:\n  - {union_id: u-alice, email: alice@acme.example}\n"
+        f"bindings:\n{bindings}"
+    )
+    return load_config(root, {})
+
+
+async def test_polls_never_fill_the_queue_ahead_of_pushes(tmp_path: Path, redis_url: str) -> None:
+    """With 12 bindings due, a tick queues only POLL_ROOM polls; a push queued after them is
+    within the worker's first fetch (max_jobs), and a busy queue admits one poll a tick."""
+    pool = await create_pool(queue.redis_settings(redis_url))
+    try:
+        config = _many_bindings(tmp_path / "config", redis_url, 12)
+        ctx: dict[str, Any] = {"config": config, "redis": pool}
+        assert await tasks.poll_due(ctx) == tasks.POLL_ROOM
+        assert await queue.ready_reconciles(pool) == tasks.POLL_ROOM
+        push = BindingRef("acme", "b11")  # not polled yet
+        assert await queue.request_reconcile(pool, push, "callback:updated")
+        order = [j.decode() for j in await pool.zrange("arq:queue", 0, -1)]
+        rank = order.index(queue.job_id_for(push))
+        assert rank == tasks.POLL_ROOM
+        assert rank < worker_settings(config)["max_jobs"]
+        # The queue is full: one poll per tick still goes in, so polls are never starved.
+        assert await tasks.poll_due(ctx) == 1
+        # The bindings left out stayed due: once the queue drains they are requested.
+        await pool.delete("arq:queue")
+        assert await tasks.poll_due(ctx) == tasks.POLL_ROOM
+    finally:
+        await pool.aclose()
