@@ -125,7 +125,8 @@ async def test_polls_never_fill_the_queue_ahead_of_pushes(tmp_path: Path, redis_
     pool = await create_pool(queue.redis_settings(redis_url))
     try:
         config = _many_bindings(tmp_path / "config", redis_url, 12)
-        ctx: dict[str, Any] = {"config": config, "redis": pool}
+        ctx: dict[str, Any] = {"redis": pool}
+        await startup(ctx, config)
         assert await tasks.poll_due(ctx) == tasks.POLL_ROOM
         assert await queue.ready_reconciles(pool) == tasks.POLL_ROOM
         push = BindingRef("acme", "b11")  # not polled yet
@@ -140,4 +141,5 @@ async def test_polls_never_fill_the_queue_ahead_of_pushes(tmp_path: Path, redis_
         await pool.delete("arq:queue")
         assert await tasks.poll_due(ctx) == tasks.POLL_ROOM
     finally:
+        await shutdown(ctx)
         await pool.aclose()
