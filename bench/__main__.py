@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
-Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream (default: all,
+Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, bigcal (default: all,
 in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from bench import hostile, idle, initial, latency, stream, webhook
+from bench import bigcal, hostile, idle, initial, latency, stream, webhook
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
 
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "webhook": (webhook.run, webhook.render),
     "hostile": (hostile.run, hostile.render),
     "stream": (stream.run, stream.render),
+    "bigcal": (bigcal.run, bigcal.render),
 }
 
 
@@ -56,13 +57,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--sizes",
         type=_ints,
         default=idle.DEFAULTS["sizes"],
-        help="idle: calendar sizes N, comma-separated (default 100,1000)",
+        help="idle, bigcal: calendar sizes N, comma-separated (default 100,1000)",
     )
     p.add_argument(
         "--repeat",
         type=int,
         default=idle.DEFAULTS["repeat"],
-        help="idle: idle runs per tool and size (default 10)",
+        help="idle: idle runs per tool and size (default 10); bigcal: rounds per size",
     )
     p.add_argument(
         "--full-repeat",
