@@ -12,7 +12,8 @@ DingTalk, then runs until one writes nothing. Then ``repeat`` rounds, each:
     in alternating order; wall time of each, requests per side of the reconcile;
   * the pair loading alone (what the reconcile reads from Redis before planning).
 
-Then, once: the peak RSS of a ``syncd sync`` process carrying one change (``os.wait4``),
+Then, once each: the peak RSS of a ``syncd sync`` process carrying one change, and of a
+``syncd sync --full`` (``os.wait4``),
 and Redis bytes per mapped pair (``MEMORY USAGE`` over the binding's pair hash and its two
 index hashes, divided by the number of pairs).
 """
@@ -128,11 +129,12 @@ def _child(argv: list[str]) -> tuple[int, float, float]:
     return status, usage.ru_maxrss / 1024, time.perf_counter() - started
 
 
-async def _cli_rss(rig: Rig, n: int) -> dict[str, Any]:
+async def _cli_rss(rig: Rig, n: int, *flags: str) -> dict[str, Any]:
     """Peak RSS and wall time of a ``syncd sync`` process carrying one change."""
-    _edit(rig, n // 2, 999)
+    _edit(rig, n // 2, 999 + len(flags))
     exe = Path(sys.executable).with_name("syncd")
-    argv = [str(exe), "sync", "--config", str(rig.root / "config"), REF.tenant, REF.binding]
+    config = str(rig.root / "config")
+    argv = [str(exe), "sync", "--config", config, *flags, REF.tenant, REF.binding]
     # In a thread: the sandbox the child talks to runs on this event loop.
     status, rss, wall = await asyncio.to_thread(_child, argv)
     if status != 0:
@@ -157,6 +159,7 @@ async def measure(n: int, repeat: int) -> dict[str, Any]:
             change.append(await _one_change(rig, n, r))
             loads.append(await _load_time(rig))
         rss = await _cli_rss(rig, n)
+        rss_full = await _cli_rss(rig, n, "--full")
         memory = await _redis_bytes(rig)
     return {
         "n": n,
@@ -169,6 +172,7 @@ async def measure(n: int, repeat: int) -> dict[str, Any]:
         },
         "pair_load_s": median(loads),
         "cli_one_change": rss,
+        "cli_full": rss_full,
         "redis": memory,
     }
 
@@ -211,7 +215,8 @@ def render(result: dict[str, Any]) -> str:
                 f"{c['ratio_median']:.2f}×",
                 f"{_counts(c['dingtalk'])}; {_counts(c['caldav'])}",
                 ms(s["pair_load_s"]),
-                f"{s['cli_one_change']['peak_rss_mb']:.0f} MB",
+                f"{s['cli_one_change']['peak_rss_mb']:.0f} MB"
+                + (f"; full: {s['cli_full']['peak_rss_mb']:.0f} MB" if "cli_full" in s else ""),
                 f"{s['redis']['per_pair']:.0f} B",
                 ms(s["initial_full_s"]),
             ]
@@ -225,7 +230,7 @@ def render(result: dict[str, Any]) -> str:
         "run ÷ REPORT (median of ratios)",
         "one-change requests (DingTalk; CalDAV)",
         "pair load, idle",
-        "`syncd sync` peak RSS",
+        "`syncd sync` peak RSS (one change; `--full`)",
         "Redis per pair",
         "initial full sync",
     ]
