@@ -35,6 +35,7 @@ from bench._rig import Rig, first_slot, open_rig, seed_caldav, vcalendar, vevent
 from bench._stats import delta, median, ms, summary
 from syncd.model import Side
 from syncd.store import keys
+from syncd.store.guard import awaited
 from tests.fixtures.caldav_servers import http
 from tests.fixtures.spine import REF
 
@@ -116,7 +117,7 @@ async def _redis_bytes(rig: Rig) -> dict[str, Any]:
     per_key = {
         n: int(await redis.memory_usage(keys.binding_key(REF, n), samples=0) or 0) for n in names
     }
-    pairs = int(await redis.hlen(keys.binding_key(REF, keys.PAIRS)))
+    pairs = int(await awaited(redis.hlen(keys.binding_key(REF, keys.PAIRS))))
     return {"per_key": per_key, "pairs": pairs, "per_pair": sum(per_key.values()) / pairs}
 
 
