@@ -104,7 +104,7 @@ async def _load_time(rig: Rig) -> float:
     """What an incremental run reads from Redis before planning, nothing having changed."""
     store = rig.ctx["store"]
     started = time.perf_counter()
-    if hasattr(store, "load_touched"):
+    if hasattr(store, "load_touched"):  # since issue 13; before, every run loaded every pair
         await store.load_touched(REF, dingtalk_ids=(), hrefs=(), uids=())
     else:
         await store.load_pairs(REF)
