@@ -121,13 +121,27 @@ async def _redis_bytes(rig: Rig) -> dict[str, Any]:
     return {"per_key": per_key, "pairs": pairs, "per_pair": sum(per_key.values()) / pairs}
 
 
+# Linux carries a process's peak RSS across exec: a child forked from this (large) process
+# would report at least this process's RSS. A small Python forks the measured command and
+# prints the peak RSS of that grandchild only (ru_maxrss, KiB).
+_MEASURE = (
+    "import os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n"
+)
+
+
 def _child(argv: list[str]) -> tuple[int, float, float]:
-    """Run ``argv``: its exit status, peak RSS in MB and wall time."""
-    started = time.perf_counter()
+    """Run ``argv``: its exit code, peak RSS in MB and wall time."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the checkout this benchmark runs from
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    return status, usage.ru_maxrss / 1024, time.perf_counter() - started
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *argv], env=env, capture_output=True, check=True
+    )
+    wall = time.perf_counter() - started
+    code, kib = out.stdout.split()
+    return int(code), int(kib) / 1024, wall
 
 
 async def _cli_rss(rig: Rig, n: int, *flags: str) -> dict[str, Any]:
