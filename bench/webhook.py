@@ -93,14 +93,15 @@ def push(i: int) -> Push:
 class Webhook:
     """``syncd web`` (or, with ``bare``, the crypto-only baseline) in a child process."""
 
-    def __init__(self, *, bare: bool = False) -> None:
+    def __init__(self, *, bare: bool = False, tenants: dict[str, str] | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="syncd-bench-web-"))
         self.redis = start_redis()
         (self.root / "tenants").mkdir()
         (self.root / "syncd.yaml").write_text(
             f"redis_url: {self.redis.url}\nlog: {{format: json, level: info}}\n"
         )
-        (self.root / "tenants" / "acme.yaml").write_text(TENANT_YAML)
+        for name, text in (tenants or {"acme": TENANT_YAML}).items():
+            (self.root / "tenants" / f"{name}.yaml").write_text(text)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/callbacks/acme"
         exe = Path(sys.executable).parent / "syncd"

@@ -29,6 +29,7 @@ every subclass of :class:`Retryable` may succeed when tried again later.
     │   ├── BadResponse                   non-JSON (an IP-ban page), wrong shape
     │   ├── InvalidRequest                the server rejected what we sent (4xx with a code)
     │   ├── SyncTokenInvalid              the incremental cursor is stale: re-list in full
+    │   ├── CalendarMissing               the bound CalDAV collection does not exist (404)
     │   └── PreconditionFailed            a conditional write lost a race
     │       ├── NotFound                  the item is gone
     │       ├── AlreadyExists             create found the target taken (If-None-Match)
@@ -156,6 +157,14 @@ class InvalidRequest(SourceError):
 
 class SyncTokenInvalid(SourceError):
     """Raised when an incremental cursor is unknown or expired; re-list in full."""
+
+
+class CalendarMissing(SourceError):
+    """Raised when a binding's CalDAV calendar collection does not exist (404 on it).
+
+    A per-binding failure, not a dead letter: the binding is polled as usual and heals by
+    itself once the calendar appears (or ``caldav.create: true`` makes it with MKCALENDAR).
+    """
 
 
 class PreconditionFailed(SourceError):

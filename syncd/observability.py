@@ -74,12 +74,15 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
     registry=REGISTRY,
 )
-LAST_SUCCESS = Gauge(
-    "syncd_last_success_timestamp_seconds",
-    "Unix time of the last successful reconcile per binding",
-    ["tenant", "binding"],
+REQUESTS = Counter(
+    "syncd_requests_total",
+    "HTTP requests syncd made, by side (dingtalk, caldav) and answer code "
+    "(the HTTP status, or 'error' when no answer came)",
+    ["side", "code"],
     registry=REGISTRY,
 )
+# The per-binding gauges (sync lag, last success, dead letters, conflicts, health) and the
+# queue depth are read from Redis at scrape time: syncd.webhook.see.
 
 
 def metrics_text() -> bytes:

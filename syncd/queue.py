@@ -34,6 +34,7 @@ worker registers that coroutine with :func:`reconcile_function` (``keep_result=0
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -131,7 +132,7 @@ async def request_reconcile(
     if full:
         await mark_full(pool, ref)
     with redis_errors("request_reconcile"):
-        await pool.set(keys.binding_key(ref, keys.DIRTY), "1")
+        await _set_dirty(pool, ref)
         return await _enqueue(pool, ref, reason)
 
 
@@ -191,7 +192,12 @@ async def rerun_if_dirty(pool: ArqRedis, ref: BindingRef) -> bool:
 async def mark_dirty(redis: Redis, ref: BindingRef) -> None:
     """Set the binding's dirty mark without queueing (a run holding the lock re-runs)."""
     with redis_errors("mark_dirty"):
-        await redis.set(keys.binding_key(ref, keys.DIRTY), "1")
+        await _set_dirty(redis, ref)
+
+
+async def _set_dirty(redis: Redis, ref: BindingRef) -> None:
+    """Set the dirty mark; its value is when the oldest unserved request came (sync lag)."""
+    await redis.set(keys.binding_key(ref, keys.DIRTY), f"{time.time():.3f}", nx=True)
 
 
 async def mark_full(redis: Redis, ref: BindingRef) -> None:

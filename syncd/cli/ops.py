@@ -223,6 +223,8 @@ def conflicts_command(config_dir: str, debug: bool, tenant: str | None, as_json:
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    if not rows:
+        click.echo("no conflicts")
     for row in rows:
         click.echo(
             f"{row['binding']}: {row['uid']} fields={','.join(row['fields'])} "

@@ -10,8 +10,10 @@ way: a callback is acknowledged only once queued, and an interrupted reconcile i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+from pathlib import Path
 
 import click
 import structlog
@@ -19,6 +21,7 @@ from aiohttp import web
 
 from syncd.cli._root import EXIT_RUNTIME, common_options, fail, load, main, setup_logging
 from syncd.config import Config, parse_listen
+from syncd.config.live import LiveConfig
 from syncd.delivery.service import run_delivery
 from syncd.errors import ConfigError, SyncdError
 from syncd.observability import configure_logging
@@ -51,9 +54,15 @@ def web_command(config_dir: str, debug: bool, listen: str | None) -> None:
 
 @main.command("worker")
 @common_options
-def worker_command(config_dir: str, debug: bool) -> None:
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    default=None,
+    help="Also serve /metrics, /status, /healthz and /readyz here (no callbacks).",
+)
+def worker_command(config_dir: str, debug: bool, listen: str | None) -> None:
     """Run an arq worker: reconciles, polls, full reconciles, DingTalk Stream and failedResults."""
-    _run(config_dir, debug, None, web=False, worker=True)
+    _run(config_dir, debug, listen, web=False, worker=True)
 
 
 @main.command("run")
@@ -69,36 +78,59 @@ def _run(config_dir: str, debug: bool, listen: str | None, *, web: bool, worker:
     configure_logging("console", "debug" if debug else "warning")  # until the config says
     config = load(config_dir, debug)
     setup_logging(config, debug)
+    live = LiveConfig(config, Path(config_dir), os.environ)
     try:
-        asyncio.run(_serve(config, listen, web=web, worker=worker))
+        asyncio.run(_serve(live, listen, web=web, worker=worker))
     except SyncdError as exc:
         fail(exc, debug)
 
 
-async def _serve(config: Config, listen: str | None, *, web: bool, worker: bool) -> None:
+async def _serve(live: LiveConfig, listen: str | None, *, web: bool, worker: bool) -> None:
     """Run the chosen parts until SIGINT or SIGTERM, then stop them within the shutdown timeout.
 
     Redis need not be up: the webhook answers 503 and the worker waits until it is.
+    SIGHUP, or a changed config file (checked every :data:`RELOAD_CHECK_S`), reloads the
+    tenants (:mod:`syncd.config.live`). A worker serves HTTP only when given ``listen``.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    timeout = live.current.settings.shutdown_timeout
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _on_signal, stop, config.settings.shutdown_timeout)
-    runner = await start_web(config, listen) if web else None
-    # Stream connections and failedResults pulls run beside the worker (syncd.delivery).
-    delivery = asyncio.create_task(run_delivery(config, stop)) if worker else None
+        loop.add_signal_handler(sig, _on_signal, stop, timeout)
+    loop.add_signal_handler(signal.SIGHUP, live.reload, "SIGHUP")
+    watcher = asyncio.create_task(_watch_files(live, stop))
+    runner = None
+    if web or listen is not None:
+        runner = await start_web(live, listen, callbacks=web)
+    # Stream connections and failedResults pulls run beside the worker (syncd.delivery);
+    # they keep the tenants they started with (a reload's new Stream tenants need a restart).
+    delivery = asyncio.create_task(run_delivery(live.current, stop)) if worker else None
     try:
         if worker:
-            await supervise(config, stop)
+            await supervise(live, stop)
         else:
             await stop.wait()
     finally:
+        watcher.cancel()
         if delivery is not None:
             stop.set()
             await delivery
         if runner is not None:
             await runner.cleanup()
     log.info("stopped")
+
+
+RELOAD_CHECK_S = 5.0
+"""How often a long-running process looks for changed config files."""
+
+
+async def _watch_files(live: LiveConfig, stop: asyncio.Event) -> None:
+    """Reload when a config file's modification time or size changed."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RELOAD_CHECK_S)
+        if not stop.is_set() and live.changed():
+            live.reload("file changed")
 
 
 def _on_signal(stop: asyncio.Event, timeout_s: float) -> None:
@@ -117,20 +149,26 @@ def _overdue(timeout_s: float) -> None:
     os._exit(EXIT_RUNTIME)
 
 
-async def start_web(config: Config, listen: str | None) -> web.AppRunner:
+async def start_web(
+    config: Config | LiveConfig, listen: str | None, *, callbacks: bool = True
+) -> web.AppRunner:
     """Start the webhook app on HOST:PORT; returns the runner to clean up.
 
     Starts whether or not Redis is reachable (callbacks get 503 until it is). Raises
-    ``SyncdError`` if the address cannot be bound.
+    ``SyncdError`` if the address cannot be bound. ``callbacks=False``: only health,
+    metrics and status (a worker's listener).
     """
-    host, port = _host_port(config, listen)
-    grace = max(1.0, config.settings.shutdown_timeout - _HARD_MARGIN_S)
-    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=grace)
+    current = config.current if isinstance(config, LiveConfig) else config
+    host, port = _host_port(current, listen)
+    grace = max(1.0, current.settings.shutdown_timeout - _HARD_MARGIN_S)
+    app = create_app(config, callbacks=callbacks)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         await runner.cleanup()
         raise SyncdError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    log.info("webhook_listening", url=f"http://{host}:{port}", tenants=len(config.tenants))
+    event = "webhook_listening" if callbacks else "metrics_listening"
+    log.info(event, url=f"http://{host}:{port}", tenants=len(current.tenants))
     return runner

@@ -169,6 +169,9 @@ class CalDAVSource(_Frozen):
     timeout: Duration = Field(
         default=30.0, description="how long one request may take before it counts as failed"
     )
+    create: bool = Field(
+        default=False, description="make the calendar collection (MKCALENDAR) when it is missing"
+    )
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> CalDAVSource:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from syncd.errors import StoreError, SyncdError, SyncError, SyncTokenInvalid
+from syncd.errors import CalendarMissing, StoreError, SyncdError, SyncError, SyncTokenInvalid
 from syncd.model import BindingRef, Changes, PairState, Side
 from syncd.reconcile._apply import Applied, Applier, Progress
 from syncd.reconcile._report import Report
@@ -153,12 +153,17 @@ async def _failed_status(
         "state": state,
         "last_run": _now(),
         "duration": round(duration, 3),
-        "last_error": f"{type(exc).__name__}: {exc}",
+        # A missing calendar's message is the whole reason ("calendar not found: URL").
+        "last_error": str(exc) if isinstance(exc, CalendarMissing) else _named(exc),
     }
     try:
         await store.set_status(ref, status)
     except StoreError:
         log.warning("status_not_recorded", binding=str(ref))
+
+
+def _named(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _log_run(report: Report) -> None:

@@ -10,7 +10,8 @@ percent-encoded, so no id can reach into another's namespace::
     syncd:<tenant>:binding:<binding>:conflicts  list   JSON ConflictRecord, oldest first
     syncd:<tenant>:binding:<binding>:dead       list   JSON dead letters, oldest first
     syncd:<tenant>:binding:<binding>:status     hash   field -> JSON value (merged)
-    syncd:<tenant>:binding:<binding>:dirty      string "1" while a reconcile request is untaken
+    syncd:<tenant>:binding:<binding>:dirty      string while a reconcile request is untaken: the
+                                                   Unix time of the oldest one ("1": unknown)
     syncd:<tenant>:binding:<binding>:full       string "1" while a full reconcile is asked for
     syncd:<tenant>:binding:<binding>:gen        int    generation of the binding's reconcile job id
     syncd:<tenant>:binding:<binding>:lock       string owner token of the running reconcile (PX)

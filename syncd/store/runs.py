@@ -26,11 +26,14 @@ from syncd.model import BindingRef
 from syncd.store import keys
 from syncd.store.guard import redis_errors
 
-# KEYS: dirty, running.  ARGV: token.  Take the request and record who serves it.
+# KEYS: dirty, running.  ARGV: token.  Take the request and record who serves it (and
+# since when the request waits: the mark's value, put back if the run fails).
 _TAKE = """
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+local since = redis.call('GET', KEYS[1])
+if not since then return 0 end
+redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'token', ARGV[1])
+redis.call('HSET', KEYS[2], 'token', ARGV[1], 'since', since)
 return 1
 """
 
@@ -44,8 +47,9 @@ return 1
 # KEYS: running, dirty.  ARGV: token, "1" to put the dirty mark back.
 _END = """
 local owner = redis.call('HGET', KEYS[1], 'token')
+local since = redis.call('HGET', KEYS[1], 'since') or '1'
 if not owner or owner == ARGV[1] then redis.call('DEL', KEYS[1]) end
-if ARGV[2] == '1' then redis.call('SET', KEYS[2], '1') end
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], since, 'NX') end
 return 1
 """
 
@@ -56,7 +60,7 @@ _ORPHAN = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'full') then redis.call('SET', KEYS[4], '1') end
-  redis.call('SET', KEYS[3], '1')
+  redis.call('SET', KEYS[3], redis.call('HGET', KEYS[1], 'since') or '1', 'NX')
   redis.call('DEL', KEYS[1])
   return 1
 end

@@ -22,9 +22,10 @@ from aiohttp import web
 from arq.connections import ArqRedis
 
 from syncd.config import Config
+from syncd.config.live import LiveConfig
 from syncd.store.connection import connect, redis_settings, watch
-from syncd.webhook import handlers
-from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, STATE_KEY, WebState
+from syncd.webhook import handlers, see
+from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, STATE_KEY, WebState, config_of
 
 WATCH_S = 2.0
 """How often the webhook pings Redis to notice outages without traffic."""
@@ -33,20 +34,28 @@ REDIS_TIMEOUT_S = 2.0
 """Per Redis command: a hanging Redis must not hold a callback past DingTalk's deadline."""
 
 
-def create_app(config: Config, pool: ArqRedis | None = None) -> web.Application:
-    """Build the webhook app; opens its own Redis client on the configured Redis unless given."""
-    app = web.Application(client_max_size=config.settings.callback_max_body + 1024)
-    app[CONFIG_KEY] = config
+def create_app(
+    config: Config | LiveConfig, pool: ArqRedis | None = None, *, callbacks: bool = True
+) -> web.Application:
+    """Build the webhook app; opens its own Redis client on the configured Redis unless given.
+
+    ``callbacks=False`` serves only health, metrics and status (``syncd worker --listen``).
+    """
+    live = config if isinstance(config, LiveConfig) else LiveConfig(config)
+    app = web.Application(client_max_size=live.current.settings.callback_max_body + 1024)
+    app[CONFIG_KEY] = live
     app[STATE_KEY] = WebState()
     if pool is not None:
         app[ARQ_KEY] = pool
     else:
         app.cleanup_ctx.append(_redis_ctx)
     app.on_shutdown.append(_drain)
-    app.router.add_post("/callbacks/{tenant}", handlers.callback)
+    if callbacks:
+        app.router.add_post("/callbacks/{tenant}", handlers.callback)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
-    app.router.add_get("/metrics", handlers.metrics)
+    app.router.add_get("/metrics", see.metrics)
+    app.router.add_get("/status", see.status_page)
     return app
 
 
@@ -55,7 +64,7 @@ async def _drain(app: web.Application) -> None:
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = redis_settings(app[CONFIG_KEY].settings.redis_url)
+    settings = redis_settings(config_of(app).settings.redis_url)
     pool = connect(settings, socket_timeout=REDIS_TIMEOUT_S)
     app[ARQ_KEY] = pool
     stop = asyncio.Event()

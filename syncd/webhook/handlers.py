@@ -25,9 +25,9 @@ from syncd.errors import (
     StoreError,
     StoreUnavailable,
 )
-from syncd.observability import CALLBACKS, metrics_text
+from syncd.observability import CALLBACKS
 from syncd.queue import ping
-from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, STATE_KEY
+from syncd.webhook.keys import ARQ_KEY, STATE_KEY, config_of
 from syncd.webhook.payload import CALENDAR_CHANGE, CHECK_URL, CallbackEvent, parse_event
 
 log = structlog.get_logger(__name__)
@@ -42,7 +42,7 @@ def _reject(tenant: str, status: int, outcome: str, reason: str) -> web.Response
 async def callback(request: web.Request) -> web.Response:
     """``POST /callbacks/{tenant}``: DingTalk's event subscription URL."""
     tenant_id = request.match_info["tenant"]
-    tenant = request.app[CONFIG_KEY].tenants.get(tenant_id)
+    tenant = config_of(request.app).tenants.get(tenant_id)
     if tenant is None:
         return _reject("_unknown", 404, "unknown_tenant", f"no tenant {tenant_id!r}")
     cb = tenant.dingtalk.callback
@@ -72,7 +72,7 @@ def _not_stored(tenant_id: str, event: CallbackEvent, exc: StoreError) -> web.Re
 
 async def _open(request: web.Request, tenant: Tenant, cb: Callback) -> CallbackEvent | web.Response:
     """Size, signature, timestamp and envelope checks; the parsed push or a 4xx answer."""
-    settings = request.app[CONFIG_KEY].settings
+    settings = config_of(request.app).settings
     limit = settings.callback_max_body
     if request.content_length is not None and request.content_length > limit:
         return _reject(tenant.id, 413, "too_large", f"body over {limit} bytes")
@@ -110,7 +110,7 @@ async def _handle(request: web.Request, tenant_id: str, event: CallbackEvent) ->
         return "check_url"
     if event.event_type == CALENDAR_CHANGE and request.app[STATE_KEY].closed:
         raise StoreUnavailable("shutting down: the Redis client is closed")
-    tenant = request.app[CONFIG_KEY].tenants[tenant_id]
+    tenant = config_of(request.app).tenants[tenant_id]
     return await queue_change(request.app[ARQ_KEY], tenant, event, "callback")
 
 
@@ -165,9 +165,4 @@ async def readyz(request: web.Request) -> web.Response:
         await ping(request.app[ARQ_KEY])
     except StoreUnavailable as exc:
         return web.json_response({"status": "unavailable", "redis": str(exc)}, status=503)
-    return web.json_response({"status": "ready", "tenants": len(request.app[CONFIG_KEY].tenants)})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text format."""
-    return web.Response(body=metrics_text(), content_type="text/plain", charset="utf-8")
+    return web.json_response({"status": "ready", "tenants": len(config_of(request.app).tenants)})

@@ -11,8 +11,17 @@ if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
     from syncd.config import Config
+    from syncd.config.live import LiveConfig
 
-CONFIG_KEY: web.AppKey[Config] = web.AppKey("config")
+CONFIG_KEY: web.AppKey[LiveConfig] = web.AppKey("config")
+"""The process's configuration; reloads swap ``.current`` (:mod:`syncd.config.live`)."""
+
+
+def config_of(app: web.Application) -> Config:
+    """The configuration the app serves with right now."""
+    return app[CONFIG_KEY].current
+
+
 ARQ_KEY: web.AppKey[ArqRedis] = web.AppKey("arq")
 
 

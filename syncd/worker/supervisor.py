@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from functools import partial
 from typing import Literal
 
 import structlog
@@ -31,6 +32,7 @@ from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from syncd.config import Config
+from syncd.config.live import LiveConfig
 from syncd.errors import StoreError, SyncdError
 from syncd.store.connection import connect, redis_settings, warn_if_not_persistent
 from syncd.store.guard import REACHABILITY, redis_errors
@@ -52,11 +54,15 @@ _REDIS_TROUBLE = (RedisError, OSError, StoreError)
 Ended = Literal["stop", "lost"]
 
 
-async def supervise(config: Config, stop: asyncio.Event) -> None:
+async def supervise(source: Config | LiveConfig, stop: asyncio.Event) -> None:
     """Run arq workers for ``config`` until ``stop`` is set, surviving Redis outages.
 
-    Raises ``SyncdError`` if a worker fails for a reason other than Redis.
+    With a :class:`LiveConfig`, a reload reaches the running worker: jobs that start
+    afterwards see the new tenants (``ctx["config"]``). Raises ``SyncdError`` if a worker
+    fails for a reason other than Redis.
     """
+    live = source if isinstance(source, LiveConfig) else LiveConfig(source)
+    config = live.current
     settings = redis_settings(config.settings.redis_url)
     asyncio.get_running_loop().set_exception_handler(_quiet_redis_trouble)
     while not stop.is_set():
@@ -66,17 +72,24 @@ async def supervise(config: Config, stop: asyncio.Event) -> None:
             return
         with contextlib.suppress(StoreError):  # Redis went again: the worker notices
             await warn_if_not_persistent(pool)
-        worker = create_worker(config, redis_pool=pool)
+        worker = create_worker(live.current, redis_pool=pool)
+        unsubscribe = live.subscribe(partial(_swap_config, worker))
         main = asyncio.create_task(worker.main())
         log.info("worker_started", functions=len(worker.functions))
         ended: Ended = "stop"
         try:
             ended = await _run(main, stop)
         finally:  # a worker that failed for another reason is closed all the same
+            unsubscribe()
             stopping = config.settings.shutdown_timeout - CANCEL_GRACE_S
             await dispose(worker, main, max(stopping, 0.0) if ended == "stop" else LOST_GRACE_S)
             with contextlib.suppress(RedisError, OSError):
                 await pool.aclose()  # ours: arq's own close() would need Redis
+
+
+def _swap_config(worker: Worker, config: Config) -> None:
+    """A reload: jobs started from now on use ``config`` (running ones keep theirs)."""
+    worker.ctx["config"] = config
 
 
 def _quiet_redis_trouble(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:

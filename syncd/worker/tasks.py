@@ -16,14 +16,13 @@ import structlog
 from arq import Retry
 
 from syncd import queue
-from syncd.config import Binding
-from syncd.errors import Retryable, SourceUnavailable, SyncdError
+from syncd.config import Binding, Config
+from syncd.errors import CalendarMissing, Retryable, SourceUnavailable, SyncdError
 from syncd.model import BindingRef
 from syncd.observability import (
     ACTIONS,
     CONFLICTS,
     ITEM_ERRORS,
-    LAST_SUCCESS,
     RECONCILE_SECONDS,
     RECONCILES,
 )
@@ -74,6 +73,9 @@ def request_pace(ctx: dict[str, Any]) -> RequestPace:
 async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reason: str) -> str:
     """The reconcile job of one binding, run under :func:`syncd.queue.run_exclusive`."""
     ref = BindingRef(tenant, binding)
+    if not _configured(ctx["config"], ref):  # removed by a config reload since it was queued
+        log.info("reconcile_skipped", binding=str(ref), why="not configured")
+        return "skipped: not configured"
     started = time.monotonic()
     try:
         outcome = await queue.run_exclusive(
@@ -84,6 +86,10 @@ async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reas
         )
     except Retryable as exc:
         return await _retry_or_dead_letter(ctx, ref, reason, exc)
+    except CalendarMissing as exc:
+        # Not a dead letter: the status says why, and the next poll heals it by itself.
+        RECONCILES.labels(tenant, "failed").inc()
+        return f"failed: {exc}"
     except SyncdError as exc:
         await _dead_letter(ctx, ref, reason, exc)
         RECONCILES.labels(tenant, "failed").inc()
@@ -100,6 +106,11 @@ async def reconcile_binding(ctx: dict[str, Any], tenant: str, binding: str, reas
         transient = SourceUnavailable(f"{failed} action(s) failed transiently")
         return await _retry_or_dead_letter(ctx, ref, reason, transient)
     return report.summary_line()
+
+
+def _configured(config: Config, ref: BindingRef) -> bool:
+    tenant = config.tenants.get(ref.tenant)
+    return tenant is not None and any(b.id == ref.binding for b in tenant.bindings)
 
 
 async def _locked_run(ctx: dict[str, Any], ref: BindingRef) -> Report:
@@ -128,8 +139,6 @@ def _record(ref: BindingRef, report: Report, seconds: float) -> None:
     for action in report.plan.actions:
         if isinstance(action, Skip):
             ITEM_ERRORS.labels(ref.tenant, str(action.side or "-"), "skipped").inc()
-    if report.ok:
-        LAST_SUCCESS.labels(ref.tenant, ref.binding).set(time.time())
 
 
 async def _retry_or_dead_letter(

@@ -129,7 +129,10 @@ async def wire(
     if binding.caldav is not None:
         dav = binding.caldav
         password = dav.password.get_secret_value() if dav.password else None
-        async with CalDAVClient(dav.url, dav.username, password, timeout=dav.timeout) as client:
+        client = CalDAVClient(
+            dav.url, dav.username, password, timeout=dav.timeout, create=dav.create
+        )
+        async with client:
             yield Wired(ref, dingtalk, CalDAVSide(client, ctx), policy)
         return
     if binding.ics is None:  # pragma: no cover  (configuration requires one of the two)

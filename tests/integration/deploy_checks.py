@@ -15,6 +15,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from syncd import observability
 from syncd.cli import main
 from syncd.config import parse_listen
+from syncd.webhook.see import SCRAPE_GAUGES
 from tests.integration import deploy_files as files
 
 # A valid value for each kind of secret the example config needs (the AES key must be
@@ -68,6 +69,8 @@ def registry() -> dict[str, set[str]]:
             for suffix in suffixes:
                 extra = {"le"} if suffix == "_bucket" else set()
                 samples[family.name + suffix] = labels | extra
+    for name, gauge_labels in SCRAPE_GAUGES.items():  # read from Redis at scrape time
+        samples[name] = set(gauge_labels)
     return samples
 
 

@@ -123,7 +123,7 @@ def test_schema_prints_tenant_json_schema(runner: CliRunner) -> None:
     assert schema["title"] == "Tenant"
     assert {"id", "timezone", "dingtalk", "directory", "bindings"} == set(schema["properties"])
     caldav = schema["$defs"]["CalDAVSource"]["properties"]
-    assert {"url", "username", "password", "timeout"} == set(caldav)
+    assert {"url", "username", "password", "timeout", "create"} == set(caldav)
 
 
 def test_schema_of_settings(runner: CliRunner) -> None:

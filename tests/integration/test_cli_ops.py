@@ -271,6 +271,9 @@ async def test_status_before_and_after_a_sync(spine: Spine, config_dir: Path) ->
     assert never.lines == [
         "acme/alice-work: state=never-run last_success=- lag=- pairs=0 conflicts=0 dead_letters=0"
     ]
+    none = await syncd(config_dir, "conflicts")
+    assert (none.code, none.lines) == (0, ["no conflicts"])
+    assert json.loads((await syncd(config_dir, "conflicts", "--json")).stdout) == []
     await spine.api.create("u-alice", timed_event("Retro", day=24))
     assert (await syncd(config_dir, "sync", "acme", "alice-work")).code == 0
 

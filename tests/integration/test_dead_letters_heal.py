@@ -14,9 +14,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
+import yaml
 
 from syncd import queue
+from syncd.adapters.caldav.client import CalDAVClient
 from syncd.cli._health import binding_health
 from syncd.config import load_config
 from syncd.store.redis import RedisStore
@@ -41,8 +42,9 @@ def _series(uid: str, summary: str, rrule: str) -> str:
 async def test_missing_calendar_fails_then_heals_once_it_exists(
     spine: Spine, radicale_server: CalDAVServer, tmp_path: Path, redis_url: str
 ) -> None:
-    """A 404 calendar: dead letter, status failed with the reason (exit 1); created later,
-    the next run succeeds and resolves the dead letter (status ok, exit 0)."""
+    """A 404 calendar: no dead letter, status failed with the reason "calendar not found:
+    URL" (exit 1); once the calendar is created the next poll's run succeeds by itself
+    (status ok, exit 0, no replay needed)."""
     name = f"later-{uuid.uuid4().hex[:8]}"
     url = f"{radicale_server.calendar_home}{name}/"
     auth = (radicale_server.username, radicale_server.password)
@@ -53,26 +55,20 @@ async def test_missing_calendar_fails_then_heals_once_it_exists(
 
     await queue.request_reconcile(spine.pool, REF, "poll")
     await spine.run_worker(config)
-    (letter,) = await store.list_dead_letters(REF)
-    assert (letter["kind"], letter["error"][:9]) == ("binding", "NotFound:")
+    assert await store.list_dead_letters(REF) == []
     shown = await syncd(root, "status")
     assert shown.code == 1, shown
     (line,) = shown.lines
     assert "state=failed" in line
-    assert "dead_letters=1" in line
-    assert line.split(" reason=", 1)[1] == letter["error"]
-    assert "404" in letter["error"]
+    assert "dead_letters=0" in line
+    assert line.split(" reason=", 1)[1] == f"calendar not found: {url}"
     assert shown.stderr.strip().endswith("syncd: failed or degraded: acme/alice-work")
     (row,) = json.loads((await syncd(root, "status", "--json")).stdout)
-    assert (row["health"], row["reason"], row["dead_letters"]) == ("failed", letter["error"], 1)
+    assert (row["health"], row["reason"]) == ("failed", f"calendar not found: {url}")
 
     make_calendar(radicale_server, name)  # the calendar appears (MKCALENDAR)
     await queue.request_reconcile(spine.pool, REF, "poll")
-    with capture_logs() as logs:
-        await spine.run_worker(config)
-    assert await store.list_dead_letters(REF) == []
-    (healed,) = [e for e in logs if e["event"] == "dead_letters_resolved"]
-    assert healed["count"] == 1
+    await spine.run_worker(config)
     shown = await syncd(root, "status")
     assert shown.code == 0, shown
     assert "state=ok" in shown.stdout
@@ -152,3 +148,32 @@ def test_binding_health(
 ) -> None:
     """Health and reason of each kind of status; the newest dead letter gives the reason."""
     assert binding_health(status, letters) == health
+
+
+@RADICALE_ONLY
+async def test_create_true_makes_the_calendar_and_syncs_into_it(
+    spine: Spine, radicale_server: CalDAVServer, tmp_path: Path, redis_url: str
+) -> None:
+    """``caldav.create: true``: the first worker run makes the calendar (MKCALENDAR) and
+    copies the user's DingTalk event into it; status ok, no dead letter."""
+    url = f"{radicale_server.calendar_home}made-{uuid.uuid4().hex[:8]}/"
+    auth = (radicale_server.username, radicale_server.password)
+    root = write_config(tmp_path / "made", spine.sandbox, url, redis_url, auth=auth)
+    tenant = root / "tenants" / "acme.yaml"
+    doc = yaml.safe_load(tenant.read_text())
+    doc["bindings"][0]["caldav"]["create"] = True
+    tenant.write_text(yaml.safe_dump(doc))
+    config = load_config(root, {})
+    dav_config = config.tenant("acme").binding("alice-work").caldav
+    assert dav_config is not None
+    assert dav_config.create is True
+    await spine.api.create("u-alice", timed_event("Made for you", day=9))
+
+    await queue.request_reconcile(spine.pool, REF, "poll")
+    await spine.run_worker(config)
+    store = RedisStore(spine.pool)
+    assert (await store.get_status(REF))["state"] == "ok"
+    assert await store.list_dead_letters(REF) == []
+    async with CalDAVClient(url, *auth) as dav:
+        listed = await dav.sync(None)
+    assert ["SUMMARY:Made for you" in item.text for item in listed.items] == [True]

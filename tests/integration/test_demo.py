@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,53 @@ def test_demo_fails_in_one_line_and_stops_what_it_started(tmp_path: Path) -> Non
     assert lines[0].startswith("syncd: DemoFailed: Radicale"), done.stderr
     assert str(workdir / "radicale.log") in lines[0]
     assert _processes_mentioning(str(workdir)) == []
+
+
+def _free_block(size: int = 4) -> int:
+    """A port N such that N .. N + size - 1 are all free on loopback right now."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            base = int(sock.getsockname()[1])
+        if base + size < 65536 and not any(port_open(base + i) for i in range(size)):
+            return base
+    raise AssertionError("no block of free ports")
+
+
+@pytest.mark.slow
+def test_demo_fixed_ports_and_kept_data_for_real_clients(tmp_path: Path) -> None:
+    """--port-base N puts Redis, Radicale, the sandbox and syncd on N..N+3, the output tells
+    Thunderbird and DAVx5 users what to enter, and a second run with the same --keep DIR
+    starts on the same ports and still has the first run's calendar data."""
+    base, workdir = _free_block(), tmp_path / "kept"
+    first = _run("demo", "--once", "--port-base", str(base), "--keep", str(workdir))
+    assert first.returncode == 0, first.stderr + first.stdout
+    ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", first.stdout)}
+    assert ports == {base, base + 1, base + 2, base + 3}, first.stdout
+    calendar = f"http://127.0.0.1:{base + 1}/alice/work/"
+    assert f"Username alice, Location {calendar}" in first.stdout
+    assert f"Base URL http://127.0.0.1:{base + 1}/, user alice" in first.stdout
+    assert "Thunderbird" in first.stdout
+    assert "DAVx5" in first.stdout
+    storage = workdir / "radicale" / "collection-root" / "alice" / "work"
+    kept = {p.name for p in storage.glob("*.ics")}
+    assert len(kept) == 1
+
+    second = _run("demo", "--once", "--port-base", str(base), "--keep", str(workdir))
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", second.stdout)} == ports
+    assert kept <= {p.name for p in storage.glob("*.ics")}  # the first run's event survived
+    assert [p for p in ports if port_open(p)] == []
+
+
+def test_demo_port_base_in_use_is_one_line(tmp_path: Path) -> None:
+    """A --port-base whose ports are taken fails at once, in one line naming the port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        done = _run("demo", "--once", "--port-base", str(port), "--keep", str(tmp_path / "d"))
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"syncd: DemoFailed: port {port} is in use (--port-base {port} uses {port}-{port + 3})"
+    )

@@ -1,6 +1,6 @@
 """deploy/'s command lines run for real: probes, healthchecks, Redis and Radicale arguments.
 
-The ``syncd web`` and ``syncd run`` command lines of compose.yaml and the manifests run
+The ``syncd web`` and ``syncd worker`` command lines of compose.yaml and the manifests run
 as real processes (``--listen`` moved to a free loopback port) on deploy/config against a
 private real Redis. The shipped config points at api.dingtalk.com and a CalDAV host; for
 these runs its two URLs are rewritten to closed loopback ports, so the worker's polls fail
@@ -69,7 +69,9 @@ def _get(port: int, path: str) -> tuple[int, dict[str, object]]:
             status = resp.status
     except urllib.error.HTTPError as exc:
         body, status = exc.read(), exc.code
-    return status, json.loads(body) if path != "/metrics" else {"text": body.decode()}
+    return status, json.loads(body) if path not in ("/metrics", "/status") else {
+        "text": body.decode()
+    }
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], port: int) -> None:
@@ -111,17 +113,17 @@ class Served:
 
 
 def _served(subcommand: str) -> Served:
-    """The compose/k8s/systemd expectations for ``syncd web`` or ``syncd run``."""
+    """The compose/k8s/systemd expectations for ``syncd web`` or ``syncd worker``."""
     compose = files.compose()["services"]
-    service = {"web": "web", "run": "worker"}[subcommand]
+    service = {"web": "web", "worker": "worker"}[subcommand]
     k8s = {c["args"][0]: c for _, c in files.k8s_syncd_containers()}[subcommand]
-    unit = {"web": "syncd-web.service", "run": "syncd-worker@.service"}[subcommand]
+    unit = {"web": "syncd-web.service", "worker": "syncd-worker@.service"}[subcommand]
     k8s_limit = int(k8s["resources"]["limits"]["memory"].removesuffix("Mi"))
     unit_limit = int(files.unit_settings(unit)["MemoryMax"][0].removesuffix("M"))
     (pod,) = [
         d["spec"]["template"]["spec"]
         for _, d in files.k8s_documents()
-        if d["metadata"]["name"] == {"web": "syncd-web", "run": "syncd-worker"}[subcommand]
+        if d["metadata"]["name"] == {"web": "syncd-web", "worker": "syncd-worker"}[subcommand]
         and d["kind"] == "Deployment"
     ]
     graces = [
@@ -139,7 +141,7 @@ def _served(subcommand: str) -> Served:
     )
 
 
-@pytest.mark.parametrize("subcommand", ["web", "run"])
+@pytest.mark.parametrize("subcommand", ["web", "worker"])
 def test_probes_and_healthchecks_answer(
     subcommand: str, private_redis: RedisServer, tmp_path: Path
 ) -> None:
@@ -162,7 +164,10 @@ def test_probes_and_healthchecks_answer(
         _wait_healthy(proc, port)
         assert _get(port, "/healthz") == (200, {"status": "ok"})
         assert _get(port, "/readyz") == (200, {"status": "ready", "tenants": 1})
-        assert "syncd_reconciles_total" in str(_get(port, "/metrics")[1]["text"])
+        metrics = str(_get(port, "/metrics")[1]["text"])
+        assert "syncd_reconciles_total" in metrics
+        assert "syncd_redis_up 1.0" in metrics  # the gauges read from Redis at scrape time
+        assert _get(port, "/status")[0] == 200
         for path in expected.probes:
             assert _get(port, path)[0] == 200, path
         for command in expected.healthchecks:

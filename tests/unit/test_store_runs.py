@@ -8,6 +8,7 @@ and what it leaves alone (a run alive, a failed run that ended properly), and
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -41,10 +42,20 @@ async def test_taking_the_request_records_the_run(pool: ArqRedis) -> None:
     assert not await pool.exists(_k(keys.RUNNING))
     await queue.mark_dirty(pool, REF)
     await queue.mark_full(pool, REF)
+    since = await pool.get(_k(keys.DIRTY))  # when the request came (sync lag)
+    assert abs(float(since) - time.time()) < 60
     assert await queue.take_dirty(pool, REF, "t1")
     assert await queue.take_full(pool, REF)
     assert not await pool.exists(_k(keys.DIRTY))
-    assert await pool.hgetall(_k(keys.RUNNING)) == {b"token": b"t1", b"full": b"1"}
+    assert await pool.hgetall(_k(keys.RUNNING)) == {b"token": b"t1", b"full": b"1", b"since": since}
+
+
+async def test_a_failed_run_puts_back_when_its_request_came(pool: ArqRedis) -> None:
+    """A failed run restores the dirty mark with the original request's time, not now."""
+    await pool.set(_k(keys.DIRTY), "1700000000.000")
+    assert await queue.take_dirty(pool, REF, "t1")
+    await queue.end_run(pool, REF, "t1", failed=True)
+    assert await pool.get(_k(keys.DIRTY)) == b"1700000000.000"
 
 
 async def test_ending_a_run_forgets_only_its_own_record(pool: ArqRedis) -> None:

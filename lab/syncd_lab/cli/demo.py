@@ -51,10 +51,19 @@ async def _run(options: DemoOptions) -> bool:
 @common_options
 @click.option("--once", is_flag=True, help="Run the scenario, print the results and stop.")
 @click.option(
+    "--keep",
     "--workdir",
+    "workdir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Keep Radicale's data, logs and the generated config here (default: a temp dir).",
+    help="Keep Radicale's calendar data, logs and the generated config here, across runs "
+    "(default: a temp dir, removed at the end).",
+)
+@click.option(
+    "--port-base",
+    type=click.IntRange(1024, 65532),
+    default=None,
+    help="Fixed ports: Redis N, Radicale N+1, the sandbox N+2, syncd N+3 (default: free ones).",
 )
 @click.option(
     "--timeout",
@@ -64,7 +73,12 @@ async def _run(options: DemoOptions) -> bool:
     help="Seconds any one step may take before the demo gives up (exit 1).",
 )
 def demo_command(
-    config_dir: str, debug: bool, once: bool, workdir: Path | None, timeout: float
+    config_dir: str,
+    debug: bool,
+    once: bool,
+    workdir: Path | None,
+    port_base: int | None,
+    timeout: float,
 ) -> None:
     """Start Redis, Radicale, the DingTalk sandbox and syncd; show changes flowing both ways.
 
@@ -76,7 +90,8 @@ def demo_command(
     del config_dir  # the demo generates its own config directory
     configure_logging("console", "debug" if debug else "warning")
     try:
-        interrupted = asyncio.run(_run(DemoOptions(workdir=workdir, once=once, timeout=timeout)))
+        options = DemoOptions(workdir=workdir, once=once, timeout=timeout, port_base=port_base)
+        interrupted = asyncio.run(_run(options))
     except Exception as exc:  # the CLI edge: one readable line, exit 1
         fail(exc, debug)
     if interrupted and once:

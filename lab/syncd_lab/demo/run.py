@@ -18,7 +18,7 @@ from typing import NoReturn
 from syncd_lab.demo import _config
 from syncd_lab.demo.children import Children
 from syncd_lab.demo.scenario import Results, run_scenario
-from syncd_lab.demo.stack import Stack, running_stack
+from syncd_lab.demo.stack import Ports, Stack, running_stack
 
 Echo = Callable[[str], None]
 WATCH_INTERVAL_S = 1.0
@@ -31,6 +31,7 @@ class DemoOptions:
     workdir: Path | None = None  # None: a temporary directory, removed at the end
     once: bool = False  # run the scenario and stop, instead of running until Ctrl-C
     timeout: float = 30.0  # seconds any one step may take
+    port_base: int | None = None  # Redis, Radicale, sandbox, syncd on base .. base + 3
 
 
 def _started(stack: Stack, echo: Echo) -> None:
@@ -52,8 +53,23 @@ def _urls(stack: Stack, echo: Echo) -> None:
     echo(f"                    appKey {_config.APP_KEY}, appSecret {stack.creds.app_secret}")
     echo(f"  Webhook           {stack.webhook_url}")
     echo(f"  Metrics           {stack.syncd_url}/metrics   (health: /healthz, /readyz)")
+    echo(f"  Status page       {stack.syncd_url}/status")
     echo(f"  Config            {stack.config_dir}  (syncd status --config {stack.config_dir})")
     echo(f"  Logs              {stack.workdir}/redis.log, {stack.workdir}/radicale.log")
+    _clients(stack, echo)
+
+
+def _clients(stack: Stack, echo: Echo) -> None:
+    """Settings for a real calendar client on this machine (everything is on loopback)."""
+    echo("\nA calendar client on this machine:")
+    echo("  Thunderbird  Calendar > New Calendar > On the Network")
+    echo(f"               Username {_config.CALDAV_USER}, Location {stack.calendar_url}")
+    echo("               (any password; pick the calendar 'work')")
+    echo("  DAVx5        Add account > Login with URL and user name")
+    echo(f"               Base URL {stack.radicale_url}, user {_config.CALDAV_USER}, any password")
+    echo(f"               (a phone reaches this machine's loopback via adb reverse tcp:"
+         f"{stack.radicale.port} tcp:{stack.radicale.port})")  # fmt: skip
+    echo("  Fixed ports across restarts: --port-base N; keep the calendar data: --keep DIR")
 
 
 async def _keep_running(stack: Stack) -> NoReturn:
@@ -75,7 +91,8 @@ async def run_demo(options: DemoOptions, echo: Echo) -> Results:
     workdir, temporary = _workdir(options.workdir)
     try:
         with Children() as children:
-            async with running_stack(workdir, children, options.timeout) as stack:
+            ports = Ports.from_base(options.port_base)
+            async with running_stack(workdir, children, options.timeout, ports) as stack:
                 _started(stack, echo)
                 results = await run_scenario(stack, echo, options.timeout)
                 _urls(stack, echo)

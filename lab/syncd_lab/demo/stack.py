@@ -32,6 +32,7 @@ from syncd_lab.sandbox.sandbox import Sandbox
 from syncd_lab.stack.dav import radicale_command
 from syncd_lab.stack.ports import LOOPBACK, free_port, host_port, port_open
 from syncd_lab.stack.redis_server import NoRedis, redis_command
+from syncd_lab.stack.serving import serve_app
 
 log = structlog.get_logger(__name__)
 
@@ -75,10 +76,38 @@ class Stack:
             raise DemoFailed(f"the syncd worker stopped: {exc!r}")
 
 
-async def _start_children(workdir: Path, children: Children, limit: float) -> tuple[Child, Child]:
-    """Redis and Radicale on free loopback ports, each answering before this returns."""
+@dataclass(frozen=True)
+class Ports:
+    """The demo's loopback ports: Redis, Radicale, the sandbox, syncd (0: any free one)."""
+
+    redis: int = 0
+    radicale: int = 0
+    sandbox: int = 0
+    syncd: int = 0
+
+    @classmethod
+    def from_base(cls, base: int | None) -> Ports:
+        """``base`` .. ``base + 3`` in that order (``--port-base``); None: free ports.
+
+        Raises :class:`DemoFailed` naming the first port something already listens on.
+        """
+        if base is None:
+            return cls()
+        ports = cls(base, base + 1, base + 2, base + 3)
+        for port in (ports.redis, ports.radicale, ports.sandbox, ports.syncd):
+            if port_open(port):
+                raise DemoFailed(
+                    f"port {port} is in use (--port-base {base} uses {base}-{base + 3})"
+                )
+        return ports
+
+
+async def _start_children(
+    workdir: Path, children: Children, limit: float, ports: Ports
+) -> tuple[Child, Child]:
+    """Redis and Radicale on their loopback ports, each answering before this returns."""
     (workdir / "redis").mkdir(parents=True, exist_ok=True)
-    redis_port, radicale_port = free_port(), free_port()
+    redis_port, radicale_port = ports.redis or free_port(), ports.radicale or free_port()
     try:
         redis_argv = redis_command(redis_port, workdir / "redis")
     except NoRedis as exc:
@@ -122,21 +151,11 @@ async def make_calendar(url: str) -> None:
 
 
 @asynccontextmanager
-async def _sandbox(creds: _config.Credentials) -> AsyncIterator[tuple[Sandbox, str]]:
-    """The DingTalk sandbox on a free loopback port: ``(sandbox, base URL)``."""
+async def _sandbox(creds: _config.Credentials, port: int = 0) -> AsyncIterator[tuple[Sandbox, str]]:
+    """The DingTalk sandbox on a loopback port (0: a free one): ``(sandbox, base URL)``."""
     app = create_app(_config.sandbox_seed(creds))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, LOOPBACK, 0)
-    await site.start()
-    server = site._server  # aiohttp exposes the bound port only on the server's sockets
-    port = server.sockets[0].getsockname()[1] if server and server.sockets else None  # type: ignore[attr-defined]
-    try:
-        if port is None:
-            raise DemoFailed("the sandbox did not bind a port")
-        yield app[SANDBOX_KEY], f"http://{LOOPBACK}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app, port) as url:
+        yield app[SANDBOX_KEY], url
 
 
 @asynccontextmanager
@@ -162,16 +181,19 @@ async def _syncd(config: Config) -> AsyncIterator[asyncio.Task[None]]:
 
 
 @asynccontextmanager
-async def running_stack(workdir: Path, children: Children, limit: float) -> AsyncIterator[Stack]:
+async def running_stack(
+    workdir: Path, children: Children, limit: float, ports: Ports | None = None
+) -> AsyncIterator[Stack]:
     """Start Redis, Radicale, the sandbox and syncd; stop the in-process parts on exit.
 
     The child processes belong to ``children``, whose owner stops them.
     """
+    ports = ports or Ports()
     creds = _config.Credentials.fresh()
-    redis, radicale = await _start_children(workdir, children, limit)
+    redis, radicale = await _start_children(workdir, children, limit, ports)
     await make_calendar(f"http://{LOOPBACK}:{radicale.port}{_config.CALENDAR_PATH}")
-    async with _sandbox(creds) as (sandbox, sandbox_url):
-        listen = f"{LOOPBACK}:{free_port()}"
+    async with _sandbox(creds, ports.sandbox) as (sandbox, sandbox_url):
+        listen = f"{LOOPBACK}:{ports.syncd or free_port()}"
         config_dir = _config.write_config(
             workdir / "config",
             creds,

@@ -7,6 +7,7 @@ and the benchmarks alike (one copy of each, no second one in ``tests/`` or ``ben
 * :mod:`~syncd_lab.stack.caldav_base`, :mod:`~syncd_lab.stack.cyrus`,
   :mod:`~syncd_lab.stack.davical` — CalDAV servers run as process groups with request logs
   (Cyrus IMAP and DAViCal from Debian's packages: ``make caldav-servers``).
+* :mod:`~syncd_lab.stack.serving` — an aiohttp app served in-process on a loopback port.
 * :mod:`~syncd_lab.stack.config` — syncd configuration directories (``syncd.yaml`` and
   ``tenants/*.yaml``) written from plain data.
 """

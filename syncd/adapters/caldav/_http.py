@@ -22,6 +22,7 @@ from caldav import aio
 from caldav.lib import error as dav_error
 
 from syncd.adapters.caldav._errors import Op, map_errors, raise_for_status
+from syncd.observability import REQUESTS
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +61,17 @@ class DavHttp:
         call = partial(self._dav.propfind, self.url, body=body, depth=1)
         return await self.send(op, self.url, self.url, _MULTISTATUS, call)
 
+    async def propfind_self(self) -> Any:
+        """A depth-0 PROPFIND of the collection itself (``NotFound`` when it is missing)."""
+        body = '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>'
+        call = partial(self._dav.propfind, self.url, body=body, depth=0)
+        return await self.send(Op.LIST, self.url, self.url, _MULTISTATUS, call)
+
+    async def mkcalendar(self) -> Any:
+        """MKCALENDAR the collection; the 201 answer."""
+        call = partial(self._dav.mkcalendar, self.url)
+        return await self.send(Op.CREATE, self.url, self.url, (201,), call)
+
     async def get(self, href: str, url: str) -> Any:
         """A GET of one item at ``url``; the 200 answer (``NotFound`` when it is gone)."""
         call = partial(self._dav.request, url, "GET", "", {"Accept": "text/calendar"})
@@ -81,11 +93,11 @@ class DavHttp:
         """The answer to ``call()``, raised as ``syncd.errors`` unless its status is in ``ok``."""
         with map_errors(op, what):
             try:
-                response = await call()
+                response = await _counted(call)
             except dav_error.AuthorizationError as exc:
                 if not self._give_up_preemptive_basic(exc):
                     raise
-                response = await call()
+                response = await _counted(call)
             raise_for_status(response, ok, url)
         return response
 
@@ -98,3 +110,17 @@ class DavHttp:
         self._dav.auth_type = None
         log.info("caldav_basic_refused", url=self.url)
         return True
+
+
+async def _counted(call: Callable[[], Awaitable[Any]]) -> Any:
+    """``call()``, counted in ``syncd_requests_total`` by its HTTP status ('error': none)."""
+    try:
+        response = await call()
+    except dav_error.DAVError as exc:  # the library raises some statuses (401, 429)
+        REQUESTS.labels("caldav", str(exc.status) if exc.status else "error").inc()
+        raise
+    except Exception:
+        REQUESTS.labels("caldav", "error").inc()
+        raise
+    REQUESTS.labels("caldav", str(response.status)).inc()
+    return response

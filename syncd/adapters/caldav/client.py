@@ -31,7 +31,7 @@ import icalendar
 import structlog
 
 from syncd import errors
-from syncd.adapters.caldav import _wire, quirks
+from syncd.adapters.caldav import _collection, _wire, quirks
 from syncd.adapters.caldav._errors import Op, map_errors
 from syncd.adapters.caldav._http import DavHttp
 from syncd.adapters.caldav._wire import RawItem, Unreadable
@@ -73,8 +73,10 @@ class CalDAVClient:
         *,
         timeout: float = 30.0,
         chunk_size: int = 100,
+        create: bool = False,
     ) -> None:
         self.url = url if url.endswith("/") else url + "/"
+        self.create = create
         self.path = urlsplit(self.url).path
         self.chunk_size = chunk_size
         self._http = DavHttp(self.url, username, password, timeout=timeout)
@@ -107,8 +109,19 @@ class CalDAVClient:
     async def sync(self, token: str | None) -> RawChanges:
         """Changes since ``token``, or a full listing (``complete=True``) when it is None.
 
-        Raises ``SyncTokenInvalid`` when the server no longer knows ``token``.
+        Raises ``SyncTokenInvalid`` when the server no longer knows ``token``, and
+        ``CalendarMissing`` when the collection does not exist (unless ``create``: then
+        it is made with MKCALENDAR and read).
         """
+        try:
+            return await self._sync(token)
+        except errors.NotFound as exc:
+            if not self.create:
+                raise _collection.missing(self.url) from exc
+        await _collection.create(self._http, self.url)
+        return await self._sync(token)
+
+    async def _sync(self, token: str | None) -> RawChanges:
         if token is None:
             return await self._full_listing()
         page = await self._sync_pages(token, with_data=True)

@@ -42,8 +42,10 @@ from syncd.errors import (
     InvalidRequest,
     RateLimited,
     Retryable,
+    SourceError,
     SourceUnavailable,
 )
+from syncd.observability import REQUESTS
 
 log = structlog.get_logger(__name__)
 
@@ -157,10 +159,13 @@ class Transport:
         except aiohttp.InvalidURL as exc:
             raise InvalidRequest(f"DingTalk {req.op}: invalid URL {exc}") from exc
         except TimeoutError as exc:
+            REQUESTS.labels("dingtalk", "error").inc()
             raise SourceUnavailable(f"DingTalk {req.op} timed out") from exc
         except aiohttp.ClientResponseError as exc:  # incl. ContentTypeError
+            REQUESTS.labels("dingtalk", "error").inc()
             raise BadResponse(f"DingTalk {req.op}: unreadable answer: {exc}") from exc
         except aiohttp.ClientError as exc:  # connection refused/reset, payload errors, ...
+            REQUESTS.labels("dingtalk", "error").inc()
             raise SourceUnavailable(f"DingTalk {req.op}: {type(exc).__name__}: {exc}") from exc
         log.debug(
             "dingtalk.http",
@@ -168,4 +173,17 @@ class Transport:
             status=status,
             ms=round((time.monotonic() - started) * 1000, 1),
         )
-        return wire.decode(status, body, ctype, retry_after=retry_after)
+        return _decode_counted(status, body, ctype, retry_after)
+
+
+def _decode_counted(
+    status: int, body: bytes, ctype: str, retry_after: str | None
+) -> dict[str, Any]:
+    """Decode an answer, counting it by its DingTalk error code (else its HTTP status)."""
+    try:
+        data = wire.decode(status, body, ctype, retry_after=retry_after)
+    except SourceError as exc:
+        REQUESTS.labels("dingtalk", exc.code or str(status)).inc()
+        raise
+    REQUESTS.labels("dingtalk", str(status)).inc()
+    return data
