@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
 Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, scrape,
-startup, directory, sustained (default: all, in that order).
+startup, directory, sustained, bigcal (default: all, in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from bench import (
+    bigcal,
     directory,
     hostile,
     idle,
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "startup": (startup.run, startup.render),
     "directory": (directory.run, directory.render),
     "sustained": (sustained.run, sustained.render),
+    "bigcal": (bigcal.run, bigcal.render),
 }
 
 
@@ -71,13 +73,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--sizes",
         type=_ints,
         default=idle.DEFAULTS["sizes"],
-        help="idle: calendar sizes N, comma-separated (default 100,1000)",
+        help="idle, bigcal: calendar sizes N, comma-separated (default 100,1000)",
     )
     p.add_argument(
         "--repeat",
         type=int,
         default=idle.DEFAULTS["repeat"],
-        help="idle: idle runs per tool and size (default 10)",
+        help="idle: idle runs per tool and size (default 10); bigcal: rounds per size",
     )
     p.add_argument(
         "--full-repeat",

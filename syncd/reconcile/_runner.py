@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import structlog
 
 from syncd.errors import CalendarMissing, StoreError, SyncdError, SyncError, SyncTokenInvalid
-from syncd.model import BindingRef, Changes, Side
+from syncd.model import BindingRef, Changes, PairState, Side
 from syncd.reconcile._apply import Applied, Applier, Progress
 from syncd.reconcile._report import Report
 from syncd.sync import Delete, Plan, Policy, Skip, make_plan
@@ -103,11 +103,33 @@ async def _read_and_plan(
     full: bool,
 ) -> tuple[dict[Side, Changes], Plan, int]:
     cursors = {s: None if full else await store.get_cursor(ref, s) for s in Side}
-    pairs = await store.load_pairs(ref)
     read = await asyncio.gather(*(_changes(sides[s], cursors[s], ref) for s in Side))
     changes = dict(zip(Side, read, strict=True))
-    plan = make_plan(pairs, changes[Side.DINGTALK], changes[Side.CALDAV], policy, now=_clock())
-    return changes, plan, len(pairs)
+    pairs, total = await _pairs_for(ref, store, changes)
+    dt, dav = changes[Side.DINGTALK], changes[Side.CALDAV]
+    plan = make_plan(pairs, dt, dav, policy, now=_clock(), paired=total)
+    return changes, plan, total
+
+
+async def _pairs_for(
+    ref: BindingRef, store: MappingStore, changes: dict[Side, Changes]
+) -> tuple[dict[str, PairState], int]:
+    """Every pair when a side listed in full; else only the pairs the changes name."""
+    if any(c.complete for c in changes.values()):
+        pairs = await store.load_pairs(ref)
+        return pairs, len(pairs)
+    dt, dav = changes[Side.DINGTALK], changes[Side.CALDAV]
+    touched = await store.load_touched(
+        ref,
+        dingtalk_ids=_ids(dt),
+        hrefs=_ids(dav),
+        uids={i.event.uid for c in (dt, dav) for i in c.items if i.event is not None},
+    )
+    return touched.pairs, touched.total
+
+
+def _ids(changes: Changes) -> set[str]:
+    return {i.id for i in changes.items} | set(changes.deleted)
 
 
 async def _changes(side: CalendarSide, cursor: str | None, ref: BindingRef) -> Changes:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import MISSING, fields
+from datetime import date
 from typing import Any, get_args
 
 from syncd.errors import StoreError
@@ -31,44 +32,110 @@ def _jsonable(event: Event | None) -> dict[str, Any] | None:
     return to_jsonable(event) if event is not None else None
 
 
+# The stored form of a pair, version 2 (``"v":2``): short keys, absent when empty; events
+# without the fields at their defaults (and without a uid equal to the pair's); what a side
+# held only as the fields where it differs from ``base``. Version 1 (long keys, every field,
+# every event in full) is still read: operators upgrade in place, and a pair is rewritten in
+# version 2 the next time it is saved. The Lua scripts of :mod:`syncd.store.redis` read the
+# ids of both versions (``dingtalk_id``/``d``, ``caldav_href``/``h``).
+VERSION = 2
+_DEFAULTS: dict[str, Any] = {
+    f.name: to_jsonable(Event("", "", date(2000, 1, 1), date(2000, 1, 2)))[f.name]
+    for f in fields(Event)
+    if f.default is not MISSING
+}
+_SHORT = {
+    "dingtalk_id": "d",
+    "caldav_href": "h",
+    "dingtalk_fp": "df",
+    "caldav_fp": "cf",
+    "caldav_etag": "ce",
+    "dingtalk_etag": "de",
+}
+
+
+def _compact(event: Event, uid: str) -> dict[str, Any]:
+    """An event's JSON form without default-valued fields, nor the uid when it is ``uid``."""
+    full = to_jsonable(event)
+    out = {k: v for k, v in full.items() if k not in _DEFAULTS or v != _DEFAULTS[k]}
+    if out["uid"] == uid:
+        del out["uid"]
+    return out
+
+
+def _expand(data: dict[str, Any], uid: str) -> dict[str, Any]:
+    return {**_DEFAULTS, "uid": uid, **data}
+
+
+def _held(held: Event | None, base: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a side held, as the fields differing from ``base`` (the full form without one)."""
+    if held is None:
+        return None
+    full = to_jsonable(held)
+    if base is None:
+        return full
+    return {k: v for k, v in full.items() if base.get(k) != v}
+
+
 def pair_to_json(pair: PairState) -> str:
-    """The stored form of a pair."""
-    return dumps(
-        {
-            "uid": pair.uid,
-            "dingtalk_id": pair.dingtalk_id,
-            "caldav_href": pair.caldav_href,
-            "dingtalk_fp": pair.dingtalk_fp,
-            "caldav_fp": pair.caldav_fp,
-            "caldav_etag": pair.caldav_etag,
-            "dingtalk_etag": pair.dingtalk_etag,
-            "base": _jsonable(pair.base),
-            "origin": pair.origin.value,
-            "dingtalk_held": _jsonable(pair.dingtalk_held),
-            "caldav_held": _jsonable(pair.caldav_held),
-        }
-    )
+    """The stored form of a pair (version 2, see ``VERSION``)."""
+    base = _jsonable(pair.base)
+    data: dict[str, Any] = {"v": VERSION, "u": pair.uid, "o": pair.origin.value}
+    for name, key in _SHORT.items():
+        if getattr(pair, name) is not None:
+            data[key] = getattr(pair, name)
+    if pair.base is not None:
+        data["b"] = _compact(pair.base, pair.uid)
+    for key, held in (("dh", pair.dingtalk_held), ("ch", pair.caldav_held)):
+        delta = _held(held, base)
+        if delta is not None:
+            data[key] = delta
+    return dumps(data)
 
 
 def pair_from_json(text: str | bytes) -> PairState:
-    """Inverse of :func:`pair_to_json`; raises ``StoreError`` on broken text."""
+    """Inverse of :func:`pair_to_json`, reading both versions; raises ``StoreError`` on
+    broken text."""
     try:
         data = json.loads(text)
-        return PairState(
-            uid=data["uid"],
-            dingtalk_id=data["dingtalk_id"],
-            caldav_href=data["caldav_href"],
-            dingtalk_fp=data["dingtalk_fp"],
-            caldav_fp=data["caldav_fp"],
-            caldav_etag=data["caldav_etag"],
-            base=_event(data["base"]),
-            origin=Side(data["origin"]),
-            dingtalk_held=_event(data.get("dingtalk_held")),
-            caldav_held=_event(data.get("caldav_held")),
-            dingtalk_etag=data.get("dingtalk_etag"),
-        )
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        return _pair_v2(data) if data.get("v") == VERSION else _pair_v1(data)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise StoreError(f"stored pair is not readable: {exc!r}") from exc
+
+
+def _pair_v2(data: dict[str, Any]) -> PairState:
+    uid = data["u"]
+    base = _expand(data["b"], uid) if "b" in data else None
+
+    def held(key: str) -> Event | None:
+        if key not in data:
+            return None
+        return from_jsonable({**base, **data[key]} if base is not None else data[key])
+
+    return PairState(
+        uid=uid,
+        base=from_jsonable(base) if base is not None else None,
+        origin=Side(data["o"]),
+        dingtalk_held=held("dh"),
+        caldav_held=held("ch"),
+        **{name: data.get(key) for name, key in _SHORT.items()},
+    )
+
+
+def _pair_v1(data: dict[str, Any]) -> PairState:
+    return PairState(
+        uid=data["uid"],
+        dingtalk_id=data["dingtalk_id"],
+        caldav_href=data["caldav_href"],
+        dingtalk_fp=data["dingtalk_fp"],
+        caldav_fp=data["caldav_fp"],
+        caldav_etag=data["caldav_etag"],
+        base=_event(data["base"]),
+        origin=Side(data["origin"]),
+        dingtalk_held=_event(data.get("dingtalk_held")),
+        caldav_held=_event(data.get("caldav_held")),
+        dingtalk_etag=data.get("dingtalk_etag"),
+    )
 
 
 def conflict_to_json(record: ConflictRecord) -> str:

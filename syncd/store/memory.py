@@ -21,7 +21,7 @@ from syncd.store.codec import (
     status_fields,
     status_from_fields,
 )
-from syncd.sync.ports import ConflictRecord
+from syncd.sync.ports import ConflictRecord, PairSlice
 from syncd.sync.records import DeadLetter, RunStatus
 
 
@@ -54,6 +54,22 @@ class MemoryStore:
     async def load_pairs(self, ref: BindingRef) -> dict[str, PairState]:
         """All pairs of the binding, keyed by uid (a copy: changing it changes nothing)."""
         return dict(self._of(ref).pairs)
+
+    async def load_touched(
+        self,
+        ref: BindingRef,
+        *,
+        dingtalk_ids: Collection[str] = (),
+        hrefs: Collection[str] = (),
+        uids: Collection[str] = (),
+    ) -> PairSlice:
+        """The pairs these ids touch, every pair lacking a side, and the number of pairs."""
+        b = self._of(ref)
+        wanted = set(uids)
+        wanted.update(b.by_dingtalk[i] for i in dingtalk_ids if i in b.by_dingtalk)
+        wanted.update(b.by_href[h] for h in hrefs if h in b.by_href)
+        wanted.update(u for u, p in b.pairs.items() if not (p.dingtalk_id and p.caldav_href))
+        return PairSlice({u: b.pairs[u] for u in wanted if u in b.pairs}, len(b.pairs))
 
     async def save_pair(self, ref: BindingRef, pair: PairState) -> None:
         """Insert or replace the pair and move its DingTalk-id and href index entries."""

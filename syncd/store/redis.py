@@ -3,7 +3,8 @@
 Key layout: :mod:`syncd.store.keys`. A pair and its two index entries (DingTalk id → uid,
 CalDAV href → uid) change together in one Lua script, so concurrent writers never leave
 an index entry pointing at a pair that no longer claims it. ``load_pairs`` is one
-HGETALL whatever the number of pairs. Every redis-py exception leaves this module as
+HGETALL whatever the number of pairs; ``load_touched`` (an incremental run) reads only the
+pairs its changes name, through the indexes. Every redis-py exception leaves this module as
 ``StoreUnavailable`` or ``StoreError`` (:mod:`syncd.store.guard`).
 
 Every write to a binding is fenced: inside a reconcile run holding the binding's lock
@@ -37,7 +38,7 @@ from syncd.store.codec import (
     status_from_fields,
 )
 from syncd.store.guard import awaited, fence_token, fenced, redis_errors
-from syncd.sync.ports import ConflictRecord
+from syncd.sync.ports import ConflictRecord, PairSlice
 from syncd.sync.records import DeadLetter, RunStatus
 
 log = structlog.get_logger(__name__)
@@ -50,7 +51,7 @@ local uid, blob, dt, href = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local old = redis.call('HGET', KEYS[1], uid)
 if old then
   local o = cjson.decode(old)
-  local odt, ohref = o['dingtalk_id'], o['caldav_href']
+  local odt, ohref = o['dingtalk_id'] or o['d'], o['caldav_href'] or o['h']
   if type(odt) == 'string' and odt ~= dt and redis.call('HGET', KEYS[2], odt) == uid then
     redis.call('HDEL', KEYS[2], odt)
   end
@@ -70,7 +71,7 @@ local uid = ARGV[1]
 local old = redis.call('HGET', KEYS[1], uid)
 if not old then return 0 end
 local o = cjson.decode(old)
-for i, id in ipairs({o['dingtalk_id'], o['caldav_href']}) do
+for i, id in ipairs({o['dingtalk_id'] or o['d'] or false, o['caldav_href'] or o['h'] or false}) do
   if type(id) == 'string' and redis.call('HGET', KEYS[i + 1], id) == uid then
     redis.call('HDEL', KEYS[i + 1], id)
   end
@@ -112,6 +113,45 @@ return redis.call('HGET', KEYS[2], uid)
 """
 
 
+# KEYS: pairs, by_dt, by_dav.  ARGV: number of DingTalk ids, the ids, number of hrefs, the
+# hrefs, then uids.  Returns {pair count, 1, uid, blob, uid, blob, ...}: the pairs the ids
+# and uids name.  When an index is shorter than the pair hash some pair lacks a side (or
+# shares an id with another): returns {pair count, 0} and the caller reads every pair.
+_TOUCHED = """
+local total = redis.call('HLEN', KEYS[1])
+if redis.call('HLEN', KEYS[2]) ~= total or redis.call('HLEN', KEYS[3]) ~= total then
+  return {total, 0}
+end
+local wanted, seen = {}, {}
+local function want(uid)
+  if uid and not seen[uid] then
+    seen[uid] = true
+    table.insert(wanted, uid)
+  end
+end
+local at = 1
+for _, index in ipairs({KEYS[2], KEYS[3]}) do
+  local n = tonumber(ARGV[at])
+  for i = at + 1, at + n do want(redis.call('HGET', index, ARGV[i])) end
+  at = at + n + 1
+end
+for i = at, #ARGV do want(ARGV[i]) end
+local out = {total, 1}
+for first = 1, #wanted, 500 do
+  local chunk = {}
+  for i = first, math.min(first + 499, #wanted) do table.insert(chunk, wanted[i]) end
+  local blobs = redis.call('HMGET', KEYS[1], unpack(chunk))
+  for i, uid in ipairs(chunk) do
+    if blobs[i] then
+      table.insert(out, uid)
+      table.insert(out, blobs[i])
+    end
+  end
+end
+return out
+"""
+
+
 # KEYS: dead letters, lock.  ARGV: "1" to resolve binding-level letters (no uid), then uids whose
 # item-level letters are resolved, fence.  Removes those letters; returns them (JSON text).
 # Unreadable entries are kept.
@@ -150,6 +190,20 @@ def _readable_letters(ref: BindingRef, raw: list[str | bytes]) -> list[DeadLette
     return letters
 
 
+def _pick(
+    pairs: dict[str, PairState], dts: set[str], hrefs: set[str], uids: set[str]
+) -> dict[str, PairState]:
+    """The pairs claiming one of these ids or uids, and every pair lacking a side."""
+    return {
+        uid: p
+        for uid, p in pairs.items()
+        if uid in uids
+        or not (p.dingtalk_id and p.caldav_href)
+        or p.dingtalk_id in dts
+        or p.caldav_href in hrefs
+    }
+
+
 class RedisStore:
     """A :class:`~syncd.sync.ports.MappingStore` on a shared Redis (see :mod:`.keys`)."""
 
@@ -158,6 +212,7 @@ class RedisStore:
         self._save = redis.register_script(_SAVE_PAIR)
         self._drop = redis.register_script(_DROP_PAIR)
         self._find = redis.register_script(_FIND)
+        self._touched = redis.register_script(_TOUCHED)
         self._set_cursors = redis.register_script(_SET_CURSORS)
         self._append = redis.register_script(_APPEND)
         self._merge = redis.register_script(_MERGE)
@@ -177,14 +232,42 @@ class RedisStore:
         """All pairs of the binding, keyed by uid, in one round trip."""
         with redis_errors("load_pairs"):
             raw = await awaited(self._redis.hgetall(keys.binding_key(ref, keys.PAIRS)))
+        return {_text(uid): self._decode(ref, _text(uid), blob) for uid, blob in raw.items()}
+
+    async def load_touched(
+        self,
+        ref: BindingRef,
+        *,
+        dingtalk_ids: Collection[str] = (),
+        hrefs: Collection[str] = (),
+        uids: Collection[str] = (),
+    ) -> PairSlice:
+        """The pairs these ids touch, every pair lacking a side, and the number of pairs.
+
+        One script: the ids through the two indexes, then HMGET of the pair hash. Only when
+        the indexes are shorter than the pair hash (some pair lacks a side) does it read
+        every pair and pick.
+        """
+        dts, dav = list(dingtalk_ids), list(hrefs)
+        args = [str(len(dts)), *dts, str(len(dav)), *dav, *uids]
+        with redis_errors("load_touched"):
+            reply = await self._touched(keys=self._pair_keys(ref)[:3], args=args)
+        total, indexed, rest = int(reply[0]), int(reply[1]), reply[2:]
+        if not indexed:
+            every = await self.load_pairs(ref)
+            return PairSlice(_pick(every, set(dts), set(dav), set(uids)), total)
         pairs: dict[str, PairState] = {}
-        for uid, blob in raw.items():
-            try:
-                pairs[_text(uid)] = pair_from_json(blob)
-            except StoreError as exc:
-                log.error("store_pair_corrupt", binding=str(ref), uid=_text(uid), error=str(exc))
-                raise StoreError(f"{ref}: stored pair {_text(uid)!r} is corrupt: {exc}") from exc
-        return pairs
+        for uid, blob in zip(rest[::2], rest[1::2], strict=True):
+            pairs[_text(uid)] = self._decode(ref, _text(uid), blob)
+        return PairSlice(pairs, total)
+
+    @staticmethod
+    def _decode(ref: BindingRef, uid: str, blob: str | bytes) -> PairState:
+        try:
+            return pair_from_json(blob)
+        except StoreError as exc:
+            log.error("store_pair_corrupt", binding=str(ref), uid=uid, error=str(exc))
+            raise StoreError(f"{ref}: stored pair {uid!r} is corrupt: {exc}") from exc
 
     async def save_pair(self, ref: BindingRef, pair: PairState) -> None:
         """Insert or replace the pair, moving its index entries in the same atomic step."""

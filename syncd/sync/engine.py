@@ -36,11 +36,16 @@ def make_plan(
     policy: Policy,
     *,
     now: datetime | None = None,
+    paired: int | None = None,
 ) -> Plan:
     """Decide what brings both sides back into agreement.
 
     ``pairs`` are the stored pairs keyed by uid; ``dingtalk`` and ``caldav`` what each side
-    reported since its cursor (or in full). ``now`` stamps recorded conflicts.
+    reported since its cursor (or in full). ``now`` stamps recorded conflicts. For an
+    incremental run ``pairs`` may be just the pairs the changes touch plus those lacking a
+    side (:meth:`~syncd.sync.ports.MappingStore.load_touched`), with ``paired`` the
+    binding's number of pairs (the deletion threshold's base); a complete listing needs
+    every pair.
     Raises :class:`~syncd.errors.SourceEmptied` when a complete listing is empty while
     pairs exist on that side, unless ``policy.force_delete``.
     """
@@ -57,7 +62,8 @@ def make_plan(
         actions += decide(pairs[uid], view, policy, stamp)
     unpaired = (matches[Side.DINGTALK].unpaired, matches[Side.CALDAV].unpaired)
     actions += plan_unpaired(*unpaired, policy, stamp)
-    kept, held, warnings = _hold_deletions(actions, len(pairs), policy)
+    total = len(pairs) if paired is None else paired
+    kept, held, warnings = _hold_deletions(actions, total, policy)
     return Plan(tuple(kept), held, warnings)
 
 

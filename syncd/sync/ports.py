@@ -72,6 +72,14 @@ class ConflictRecord:
     decided_at: str  # ISO-8601 UTC
 
 
+@dataclass(frozen=True, slots=True)
+class PairSlice:
+    """Some of a binding's pairs (keyed by uid) and how many pairs the binding has."""
+
+    pairs: dict[str, PairState]
+    total: int
+
+
 class MappingStore(Protocol):
     """Per-binding state: pairs, cursors, conflicts, dead letters, run bookkeeping.
 
@@ -81,6 +89,23 @@ class MappingStore(Protocol):
 
     async def load_pairs(self, ref: BindingRef) -> dict[str, PairState]:
         """All pairs of the binding, keyed by uid."""
+        ...
+
+    async def load_touched(
+        self,
+        ref: BindingRef,
+        *,
+        dingtalk_ids: Collection[str] = (),
+        hrefs: Collection[str] = (),
+        uids: Collection[str] = (),
+    ) -> PairSlice:
+        """The pairs an incremental run's changes touch, without loading the others.
+
+        The pairs whose DingTalk id is in ``dingtalk_ids``, whose CalDAV href is in
+        ``hrefs`` or whose uid is in ``uids``, plus every pair lacking a side (the planner
+        always looks at those); and the binding's number of pairs. Its cost grows with the
+        ids asked for, not with the binding's size.
+        """
         ...
 
     async def save_pair(self, ref: BindingRef, pair: PairState) -> None: ...

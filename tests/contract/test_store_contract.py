@@ -13,7 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aredis
 
+from syncd.errors import StoreError
 from syncd.model import BindingRef, PairState, Side
+from syncd.store import keys
+from syncd.store.guard import awaited
 from syncd.store.memory import MemoryStore
 from syncd.store.redis import RedisStore
 from syncd.sync.ports import ConflictRecord
@@ -136,6 +139,59 @@ async def test_claimed_id_is_not_unindexed_by_its_old_owner(store: Store) -> Non
     owner = await store.find_by_dingtalk_id(REF, "dt1")
     assert owner is not None
     assert owner.uid == "b"
+
+
+async def test_load_touched_reads_only_the_named_pairs(store: Store) -> None:
+    """By DingTalk id, by href and by uid; unknown ids name nothing; the count is the total."""
+    for i in range(6):
+        await store.save_pair(REF, pair(f"u{i}", f"dt{i}", f"/h{i}", base=rich_event(f"u{i}")))
+    got = await store.load_touched(
+        REF, dingtalk_ids=["dt1", "dt-unknown"], hrefs=["/h2", "/nowhere"], uids=["u3", "u-x"]
+    )
+    assert (sorted(got.pairs), got.total) == (["u1", "u2", "u3"], 6)
+    assert got.pairs["u2"] == pair("u2", "dt2", "/h2", base=rich_event("u2"))
+    nothing = await store.load_touched(REF)
+    assert (nothing.pairs, nothing.total) == ({}, 6)
+
+
+async def test_load_touched_always_includes_pairs_lacking_a_side(store: Store) -> None:
+    """A pair without a DingTalk id or href comes back whatever was asked."""
+    for i in range(4):
+        await store.save_pair(REF, pair(f"u{i}", f"dt{i}", f"/h{i}"))
+    await store.save_pair(REF, pair("half-dt", None, "/only-dav"))
+    await store.save_pair(REF, pair("half-dav", "dt-only", None))
+    got = await store.load_touched(REF, dingtalk_ids=["dt0"])
+    assert (sorted(got.pairs), got.total) == (["half-dav", "half-dt", "u0"], 6)
+    await store.drop_pair(REF, "half-dt")
+    await store.save_pair(REF, pair("half-dav", "dt-only", "/now-both"))
+    again = await store.load_touched(REF, hrefs=["/h3"])
+    assert (sorted(again.pairs), again.total) == (["u3"], 5)
+
+
+async def test_load_touched_on_an_empty_binding(store: Store) -> None:
+    """Nothing stored: nothing found, a count of zero."""
+    got = await store.load_touched(REF, dingtalk_ids=["dt1"], hrefs=["/h"], uids=["u"])
+    assert (got.pairs, got.total) == ({}, 0)
+
+
+async def test_redis_load_touched_does_not_read_other_pairs(redis_url: str) -> None:
+    """An incremental load reads through the indexes: a corrupt pair it was not asked about
+    does not break it (a full read would), while asking for that pair reports it."""
+    client = aredis.Redis.from_url(redis_url)
+    store = RedisStore(client)
+    try:
+        await store.save_pair(REF, pair("u1", "dt1", "/h1"))
+        await awaited(client.hset(keys.binding_key(REF, keys.PAIRS), "bad", "{not json"))
+        await awaited(client.hset(keys.binding_key(REF, keys.BY_DINGTALK), "dt-bad", "bad"))
+        await awaited(client.hset(keys.binding_key(REF, keys.BY_HREF), "/bad", "bad"))
+        got = await store.load_touched(REF, dingtalk_ids=["dt1"])
+        assert (list(got.pairs), got.total) == (["u1"], 2)
+        with pytest.raises(StoreError, match="'bad' is corrupt"):
+            await store.load_touched(REF, hrefs=["/bad"])
+        with pytest.raises(StoreError, match="'bad' is corrupt"):
+            await store.load_pairs(REF)
+    finally:
+        await client.aclose()
 
 
 async def test_cursors_committed_together(store: Store) -> None:

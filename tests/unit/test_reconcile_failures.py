@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import pytest
@@ -260,3 +261,35 @@ async def test_killed_between_write_and_save_the_rerun_repairs_without_duplicate
     assert world.writes() == 0  # matched back: the DingTalk-born copy by UID, the other by content
     assert len(world.dingtalk.items) == len(world.caldav.items) == 2
     assert len(await world.store.load_pairs(REF)) == 2
+
+
+async def test_incremental_deletions_are_weighed_against_every_pair(world: World) -> None:
+    """An incremental run loads only the pairs its changes name, but the deletion threshold
+    still counts every pair: 25 deletions of 60 pairs (42 %) go through, 25 of 35 are held."""
+    ids = [world.dingtalk.user_create(ev(summary=str(i))) for i in range(60)]
+    await world.sync()
+    await world.sync()  # reads back its own 60 CalDAV writes: now nothing is pending
+    for item_id in ids[:25]:
+        world.dingtalk.user_delete(item_id)
+    report = await world.sync()
+    assert (len(report.held_deletions), report.counts.deleted) == (0, 25)
+    assert (await world.store.get_status(REF))["pairs_before"] == 60
+    for item_id in ids[25:50]:
+        world.dingtalk.user_delete(item_id)
+    held = await world.sync()
+    assert (len(held.held_deletions), held.counts.deleted) == (25, 0)
+
+
+async def test_incremental_run_still_looks_at_pairs_lacking_a_side(world: World) -> None:
+    """A pair missing its CalDAV side (left by a crash) is completed by an incremental run
+    whose changes do not mention it."""
+    ids = [world.dingtalk.user_create(ev(summary=str(i))) for i in range(3)]
+    await world.sync()
+    pairs = await world.store.load_pairs(REF)
+    (half,) = [p for p in pairs.values() if p.dingtalk_id == ids[0]]
+    world.caldav.items.pop(half.caldav_href or "")
+    await world.store.save_pair(REF, dataclasses.replace(half, caldav_href=None, caldav_fp=None))
+    world.dingtalk.user_update(ids[1], summary="changed")
+    report = await world.sync()
+    assert report.counts.created == 1
+    assert sorted(summaries(world.caldav)) == ["0", "2", "changed"]
