@@ -273,7 +273,7 @@ async def test_incremental_deletions_are_weighed_against_every_pair(world: World
         world.dingtalk.user_delete(item_id)
     report = await world.sync()
     assert (len(report.held_deletions), report.counts.deleted) == (0, 25)
-    assert (await world.store.get_status(REF))["pairs_before"] == 60
+    assert (await world.store.get_status(REF)).pairs_before == 60
     for item_id in ids[25:50]:
         world.dingtalk.user_delete(item_id)
     held = await world.sync()
