@@ -14,12 +14,10 @@
 - ``canonical_rrule``, ``rrule_to_dingtalk``, ``dingtalk_to_rrule``: recurrence mapping.
 - ``user_response(event, ctx) -> str | None``: the bound attendee's answer for RespondEvent.
 - ``editable_in_dingtalk(event, ctx) -> bool``: the bound user organizes it (may write it).
-- ``busy_only(event) -> Event``: time-only copy for privacy-preserving mirrors.
 
 Policies (what cannot be mapped, truncation, people, time zones) are in the README, "What syncs".
 """
 
-from syncd.translate._common import busy_only
 from syncd.translate._dtrecur import dingtalk_to_rrule, rrule_to_dingtalk
 from syncd.translate._lossy import as_dingtalk_keeps, dingtalk_warnings
 from syncd.translate._people import editable_in_dingtalk, user_response
@@ -45,7 +43,6 @@ __all__ = [
     "Context",
     "Directory",
     "as_dingtalk_keeps",
-    "busy_only",
     "canonical_rrule",
     "dingtalk_to_rrule",
     "dingtalk_warnings",

@@ -100,21 +100,3 @@ def real_moments(master: Event, moments: Sequence[When | None]) -> list[bool]:
     known = [m for m in moments if m is not None]
     found = iter(_expand.real(master.recurrence.rrule, master.start, known))
     return [m is not None and next(found) for m in moments]
-
-
-def busy_only(event: Event) -> Event:
-    """The event stripped to its time: titled "Busy", no text, people or links.
-
-    For privacy-preserving mirrors (a private event shown as busy time only);
-    exceptions are stripped alike.
-    """
-    return dataclasses.replace(
-        event,
-        summary="Busy",
-        description="",
-        location="",
-        organizer=None,
-        attendees=(),
-        online_meeting_url=None,
-        overrides=tuple(busy_only(o) for o in event.overrides),
-    )

@@ -12,10 +12,10 @@ import recurring_ical_events
 from icalendar import Calendar
 
 from syncd.model import Attendee, Event, Recurrence, When
+from syncd.sync.shaping import busy_projection
 from syncd.translate import (
     Context,
     as_dingtalk_keeps,
-    busy_only,
     canonical_rrule,
     dingtalk_warnings,
     editable_in_dingtalk,
@@ -301,7 +301,8 @@ def test_scenario_32_partstat_only_change() -> None:
 
 
 def test_scenario_33_private_event_busy_only() -> None:
-    """CLASS:PRIVATE round-trips in CalDAV, is reported lossy for DingTalk; busy_only strips it."""
+    """CLASS:PRIVATE round-trips in CalDAV, is reported lossy for DingTalk; a busy mirror
+    (``mirror: busy``) shows only its time."""
     event = Event(
         uid="b",
         summary="Doctor",
@@ -313,7 +314,7 @@ def test_scenario_33_private_event_busy_only() -> None:
     )
     assert event_from_ical(event_to_ical(event, CTX), CTX).privacy == "private"
     assert any("privacy" in w for w in dingtalk_warnings(event, CTX))
-    blank = busy_only(event)
+    blank = busy_projection(event)
     assert (blank.summary, blank.description, blank.location, blank.attendees) == (
         "Busy",
         "",
