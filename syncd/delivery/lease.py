@@ -22,21 +22,9 @@ from redis.asyncio import Redis
 
 from syncd.errors import StoreError
 from syncd.store.guard import awaited, redis_errors
+from syncd.store.lock import REFRESH_IF_OWNER, RELEASE_IF_OWNER
 
 log = structlog.get_logger(__name__)
-
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 class RedisLease:
@@ -56,13 +44,15 @@ class RedisLease:
     async def renew(self) -> bool:
         """Extend the lease; False if it is no longer ours."""
         with redis_errors("lease_renew"):
-            done = await awaited(self.redis.eval(_RENEW, 1, self.key, self.token, str(self.ttl_ms)))
+            done = await awaited(
+                self.redis.eval(REFRESH_IF_OWNER, 1, self.key, self.token, str(self.ttl_ms))
+            )
         return bool(done)
 
     async def release(self) -> None:
         """Give the lease up (only if still ours)."""
         with redis_errors("lease_release"):
-            await awaited(self.redis.eval(_RELEASE, 1, self.key, self.token))
+            await awaited(self.redis.eval(RELEASE_IF_OWNER, 1, self.key, self.token))
 
 
 async def while_held(

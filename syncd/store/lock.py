@@ -76,14 +76,16 @@ DEFAULT_LOCK_TTL_S = 15.0
 
 _RETRY_S = 0.5  # how soon a failed refresh is tried again
 
-_REFRESH = """
+REFRESH_IF_OWNER = """
+-- PEXPIRE KEYS[1] to ARGV[2] ms only while it holds the token ARGV[1]
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
 
-_RELEASE = """
+RELEASE_IF_OWNER = """
+-- DEL KEYS[1] only while it holds the token ARGV[1]
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -111,8 +113,8 @@ class BindingLock:
         self.key = keys.binding_key(ref, keys.LOCK)
         self.token = secrets.token_hex(16)
         self._redis = redis
-        self._refresh = redis.register_script(_REFRESH)
-        self._release = redis.register_script(_RELEASE)
+        self._refresh = redis.register_script(REFRESH_IF_OWNER)
+        self._release = redis.register_script(RELEASE_IF_OWNER)
 
     def __bool__(self) -> bool:
         return self.held

@@ -15,13 +15,10 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncd import queue
@@ -29,27 +26,14 @@ from syncd.config import Config, load_config
 from syncd.model import BindingRef
 from syncd.store.redis import RedisStore
 from syncd.sync.records import DeadLetter
-from syncd.webhook.app import create_app
 from syncd.webhook.see import SCRAPE_GAUGES, Row, gauges_text, render_status
 from syncd_lab.stack.ports import free_port
 from tests.fixtures.caldav_servers import CalDAVServer
 from tests.fixtures.processes import start_syncd, write_fault_config
 from tests.fixtures.spine import RADICALE_ONLY, REF, Spine, caldav_yaml, timed_event, write_config
+from tests.fixtures.webhook import serve_webhook
 
 MISSING = BindingRef("acme", "bob-missing")
-
-
-@asynccontextmanager
-async def served(config: Config) -> AsyncIterator[str]:
-    """The real web app (its own Redis client) on a free port; yields its base URL."""
-    runner = web.AppRunner(create_app(config), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -93,7 +77,7 @@ async def test_metrics_show_lag_failures_dead_letters_and_queue(
     await RedisStore(spine.pool).add_dead_letter(REF, letter)
     await queue.request_reconcile(spine.pool, REF, "callback")  # one job waits
     async with (
-        served(config) as base,
+        serve_webhook(config) as base,
         aiohttp.ClientSession() as session,
         session.get(f"{base}/metrics") as resp,
     ):
@@ -122,7 +106,7 @@ async def test_metrics_and_status_without_redis(tmp_path: Path) -> None:
     root = tmp_path / "cfg"
     (root / "tenants").mkdir(parents=True)
     (root / "syncd.yaml").write_text(f"redis_url: redis://127.0.0.1:{free_port()}/0\n")
-    async with served(load_config(root, {})) as base, aiohttp.ClientSession() as session:
+    async with serve_webhook(load_config(root, {})) as base, aiohttp.ClientSession() as session:
         async with session.get(f"{base}/metrics") as resp:
             assert resp.status == 200
             got = samples(await resp.text())
@@ -193,7 +177,7 @@ async def test_status_page_in_a_browser(
     for ref in (REF, MISSING):
         await queue.request_reconcile(spine.pool, ref, "poll")
     await spine.run_worker(config)
-    async with served(config) as base:
+    async with serve_webhook(config) as base:
         page = await asyncio.to_thread(rendered, f"{base}/status")
     head, *body = page.rows
     assert head[:5] == ["Tenant", "Binding", "Kind", "State", "Reason"]
