@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
-Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, scrape,
-startup, directory, sustained, bigcal (default: all, in that order).
+Names: idle, latency, initial, initial-vdirsyncer, webhook, webhook-rounds, hostile, stream,
+scrape, startup, directory, sustained, bigcal (default: all, in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -28,6 +28,7 @@ from bench import (
     stream,
     sustained,
     webhook,
+    webhook_rounds,
 )
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "initial": (initial.run, initial.render),
     "initial-vdirsyncer": (initial.run_baseline, initial.render_baseline),
     "webhook": (webhook.run, webhook.render),
+    "webhook-rounds": (webhook_rounds.run, webhook_rounds.render),
     "hostile": (hostile.run, hostile.render),
     "stream": (stream.run, stream.render),
     "scrape": (scrape.run, scrape.render),
@@ -157,6 +159,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=webhook.DEFAULTS["push_rate"],
         help="webhook: pushes/s of the paced level, 0 for none (default 500)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=webhook_rounds.DEFAULTS["rounds"],
+        help="webhook-rounds: interleaved rounds over every server (default 5)",
+    )
+    p.add_argument(
+        "--round-pushes",
+        type=int,
+        default=webhook_rounds.DEFAULTS["round_pushes"],
+        help="webhook-rounds: pushes per level, server and round (default 500)",
     )
     p.add_argument(
         "--bindings",

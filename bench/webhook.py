@@ -97,7 +97,14 @@ def push(i: int) -> Push:
 class Webhook:
     """``syncd web`` (or, with ``bare``, the crypto-only baseline) in a child process."""
 
-    def __init__(self, *, bare: bool = False, tenants: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bare: bool = False,
+        tenants: dict[str, str] | None = None,
+        checkout: str | None = None,
+    ) -> None:
+        """``checkout``: run ``syncd web`` from that source tree (another commit) instead."""
         self.root = Path(tempfile.mkdtemp(prefix="syncd-bench-web-"))
         self.redis = start_redis()
         (self.root / "tenants").mkdir()
@@ -113,8 +120,15 @@ class Webhook:
         cmd = [str(exe), "web", "--config", str(self.root), "--listen", f"127.0.0.1:{self.port}"]
         if bare:
             cmd = [sys.executable, "-m", "bench._bare_receiver", str(self.port)]
+        env = None
+        if checkout:  # its syncd and lab first on the path: that tree's code serves
+            env = {**os.environ, "PYTHONPATH": f"{checkout}{os.pathsep}{checkout}/lab"}
         self.process = subprocess.Popen(
-            cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1]
+            cmd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=checkout or Path(__file__).resolve().parents[1],
+            env=env,
         )
 
     async def ready(self, session: aiohttp.ClientSession) -> None:
