@@ -65,7 +65,12 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
     finally:
         for web, _, _ in servers.values():
             web.stop()
-    return {"rounds": opts["rounds"], "round_pushes": n, "servers": out}
+    return {
+        "rounds": opts["rounds"],
+        "round_pushes": n,
+        "loadavg_at_end": list(os.getloadavg()),
+        "servers": out,
+    }
 
 
 def _per_round(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> float:
