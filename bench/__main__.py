@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
-Names: idle, latency, initial, initial-vdirsyncer, webhook, webhook-rounds, hostile, stream,
-scrape, startup, directory, sustained, bigcal (default: all, in that order).
+Names: idle, latency, initial, initial-vdirsyncer, webhook, webhook-rounds, redis-rtt, hostile,
+stream, scrape, startup, directory, sustained, bigcal (default: all, in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -23,6 +23,7 @@ from bench import (
     idle,
     initial,
     latency,
+    redis_roundtrip,
     scrape,
     startup,
     stream,
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "initial-vdirsyncer": (initial.run_baseline, initial.render_baseline),
     "webhook": (webhook.run, webhook.render),
     "webhook-rounds": (webhook_rounds.run, webhook_rounds.render),
+    "redis-rtt": (redis_roundtrip.run, redis_roundtrip.render),
     "hostile": (hostile.run, hostile.render),
     "stream": (stream.run, stream.render),
     "scrape": (scrape.run, scrape.render),
@@ -164,13 +166,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=webhook_rounds.DEFAULTS["rounds"],
-        help="webhook-rounds: interleaved rounds over every server (default 5)",
+        help="webhook-rounds, redis-rtt: interleaved rounds (default 5)",
     )
     p.add_argument(
         "--round-pushes",
         type=int,
         default=webhook_rounds.DEFAULTS["round_pushes"],
-        help="webhook-rounds: pushes per level, server and round (default 500)",
+        help="webhook-rounds: pushes per level, server and round; redis-rtt: calls (default 500)",
     )
     p.add_argument(
         "--bindings",
