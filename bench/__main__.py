@@ -163,7 +163,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="webhook: pushes/s of the paced level, 0 for none (default 500)",
     )
     p.add_argument(
-        "--rounds",
+        "--webhook-rounds",
         type=int,
         default=webhook_rounds.DEFAULTS["rounds"],
         help="webhook-rounds, redis-rtt: interleaved rounds (default 5)",

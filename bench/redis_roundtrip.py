@@ -1,7 +1,7 @@
 """Benchmark 4d — client CPU of the webhook's one Redis round trip (an EVALSHA).
 
 ``python -m bench redis-rtt``: a real redis-server; the same small script (one SET, reply
-``[1]``) called ``--round-pushes`` times in a row per client, ``--rounds`` rounds with the
+``[1]``) called ``--round-pushes`` times in a row per client, ``--webhook-rounds`` rounds with the
 clients interleaved; the client process's CPU per call (``time.process_time``), median
 over rounds. Clients: redis-py through its connection pool (as syncd calls it) with the
 hiredis parser and with its pure-Python parser, redis-py with ``single_connection_client``,
@@ -101,12 +101,12 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
         sha = await admin.script_load(SCRIPT)  # type: ignore[no-untyped-call]
         await admin.aclose()
         out: dict[str, list[float]] = {name: [] for name in CLIENTS}
-        for _ in range(opts["rounds"]):
+        for _ in range(opts["webhook_rounds"]):
             for name, client in CLIENTS.items():
                 out[name].append(await client(server.url, sha, opts["round_pushes"]))
     finally:
         server.stop()
-    return {"rounds": opts["rounds"], "calls": opts["round_pushes"], "cpu_s": out}
+    return {"rounds": opts["webhook_rounds"], "calls": opts["round_pushes"], "cpu_s": out}
 
 
 def render(result: dict[str, Any]) -> str:

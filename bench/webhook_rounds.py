@@ -3,7 +3,7 @@
 ``python -m bench webhook-rounds`` starts every server at once — ``syncd web``, the bare
 crypto-only receiver and the bare aiohttp 200 handler (``bench._bare_receiver``), and, with
 ``BENCH_WEBHOOK_BEFORE=/path/to/other/checkout``, ``syncd web`` from that tree — then
-for each of ``--rounds`` rounds sends ``--round-pushes`` pushes per level (each
+for each of ``--webhook-rounds`` rounds sends ``--round-pushes`` pushes per level (each
 ``--concurrency`` level, then ``--push-rate`` paced) to each server in turn (the order
 rotates per round). On a shared machine whose load moves by minutes, a ratio taken within
 one round (seconds apart) is far steadier than one between whole runs: the report gives
@@ -56,7 +56,7 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
                 await web.ready(session)
                 await _send(session, web.url, [push(i) for i in range(WARM_UP)], 4)
             names = list(servers)
-            for r in range(opts["rounds"]):
+            for r in range(opts["webhook_rounds"]):
                 for c, rate in levels:
                     for name in names[r % len(names) :] + names[: r % len(names)]:
                         web, bare, plain = servers[name]
@@ -66,7 +66,7 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
         for web, _, _ in servers.values():
             web.stop()
     return {
-        "rounds": opts["rounds"],
+        "rounds": opts["webhook_rounds"],
         "round_pushes": n,
         "loadavg_at_end": list(os.getloadavg()),
         "servers": out,
