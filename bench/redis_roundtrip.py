@@ -1,8 +1,8 @@
 """Benchmark 4d — client CPU of the webhook's one Redis round trip (an EVALSHA).
 
 ``python -m bench redis-rtt``: a real redis-server; the same small script (one SET, reply
-``[1]``) called ``--round-pushes`` times in a row per client, ``--webhook-rounds`` rounds with the
-clients interleaved; the client process's CPU per call (``time.process_time``), median
+``[1]``) called ``--round-pushes`` times in a row per client, ``--webhook-rounds`` rounds
+with the clients interleaved; the client process's CPU per call (``time.process_time``), median
 over rounds. Clients: redis-py through its connection pool (as syncd calls it) with the
 hiredis parser and with its pure-Python parser, redis-py with ``single_connection_client``,
 a redis-py connection used directly (send + read, no pool), and a raw asyncio stream
