@@ -47,8 +47,13 @@ async def run_once(
     dry_run: bool = False,
     force_delete: bool = False,
     on_progress: Progress | None = None,
+    list_dingtalk: bool = True,
 ) -> Report:
-    """One reconcile of ``ref`` with the worker's shared resources (no locking)."""
+    """One reconcile of ``ref`` with the worker's shared resources (no locking).
+
+    ``list_dingtalk=False`` lists DingTalk only if the run must (see
+    :func:`syncd.reconcile.reconcile`); the default (``syncd sync``) always lists it.
+    """
     foreign = await owned_elsewhere(ctx.store, siblings(ctx.config, ref))
     async with wire(
         ctx.config, ref, ctx.session, ctx.tokens, force_delete=force_delete, pace=ctx.pace
@@ -62,6 +67,7 @@ async def run_once(
             full=full,
             dry_run=dry_run,
             on_progress=on_progress,
+            list_dingtalk=list_dingtalk,
         )
 
 
@@ -115,14 +121,28 @@ def _configured(config: Config, ref: BindingRef) -> bool:
 
 
 async def _locked_run(ctx: WorkerContext, ref: BindingRef) -> Report:
-    """Under the lock: a full run if one was asked for (the mark survives failures)."""
+    """Under the lock: a full run if one was asked for (the mark survives failures); DingTalk
+    listed only when a push, the tenant's ``list_every``, a failure or the other side's
+    changes ask for it (the push mark survives failures: :func:`syncd.queue.end_run`)."""
     full = await queue.take_full(ctx.redis, ref)
+    every = ctx.config.tenants[ref.tenant].dingtalk.list_every
     try:
-        return await run_once(ctx, ref, full=full)
+        due = every == "always" or await queue.take_dingtalk(ctx.redis, ref)
+        must_list = full or due
+        report = await run_once(ctx, ref, full=full, list_dingtalk=must_list)
     except BaseException:
         if full:
             await queue.mark_full(ctx.redis, ref)
         raise
+    if every != "always":
+        await queue.dingtalk_listed(
+            ctx.redis,
+            ref,
+            listed=report.dingtalk_listed,
+            committed=report.cursors_committed,
+            every_s=every,
+        )
+    return report
 
 
 def _record(ref: BindingRef, report: Report, seconds: float) -> None:
