@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from arq import Retry
@@ -125,7 +125,7 @@ async def _locked_run(ctx: WorkerContext, ref: BindingRef) -> Report:
     listed only when a push, the tenant's ``list_every``, a failure or the other side's
     changes ask for it (the push mark survives failures: :func:`syncd.queue.end_run`)."""
     full = await queue.take_full(ctx.redis, ref)
-    every = ctx.config.tenants[ref.tenant].dingtalk.list_every
+    every = _list_every(ctx.config, ref)
     try:
         due = every == "always" or await queue.take_dingtalk(ctx.redis, ref)
         must_list = full or due
@@ -143,6 +143,16 @@ async def _locked_run(ctx: WorkerContext, ref: BindingRef) -> Report:
             every_s=every,
         )
     return report
+
+
+def _list_every(config: Config, ref: BindingRef) -> float | Literal["always"]:
+    """The tenant's ``dingtalk.list_every``; ``always`` for an ICS feed binding: pushes do
+    not name it (a change in DingTalk never fetches a feed), yet each refresh must see a
+    DingTalk edit of a feed's event to put it back, and a refresh is rare (``ics.refresh``)."""
+    tenant = config.tenants[ref.tenant]
+    if any(b.id == ref.binding and b.ics is not None for b in tenant.bindings):
+        return "always"
+    return tenant.dingtalk.list_every
 
 
 def _record(ref: BindingRef, report: Report, seconds: float) -> None:
