@@ -131,7 +131,7 @@ async def _read_and_plan(
         read = await asyncio.gather(*(_changes(sides[s], cursors[s], ref) for s in Side))
         changes = dict(zip(Side, read, strict=True))
     else:
-        changes = await _other_first(ref, sides, cursors)
+        changes = await _other_first(ref, sides, store, cursors)
     seen = {**changes}
     seen.setdefault(Side.DINGTALK, _unread(cursors[Side.DINGTALK]))
     pairs, total = await _pairs_for(ref, store, seen)
@@ -141,20 +141,50 @@ async def _read_and_plan(
 
 
 async def _other_first(
-    ref: BindingRef, sides: dict[Side, CalendarSide], cursors: dict[Side, str | None]
+    ref: BindingRef,
+    sides: dict[Side, CalendarSide],
+    store: MappingStore,
+    cursors: dict[Side, str | None],
 ) -> dict[Side, Changes]:
     """Read the CalDAV/ICS side; list DingTalk only if that delta may be written to it.
 
     Anything the other side reports (a change, a deletion, a complete listing) may be
     copied to DingTalk, so DingTalk is listed before planning: the three-way merge must
-    see a DingTalk edit of the same event whose push has not arrived yet.
+    see a DingTalk edit of the same event whose push has not arrived yet. Only our own
+    writes coming back (echoes: the fingerprint stored for the pair) need no listing.
     """
     other = await _changes(sides[Side.CALDAV], cursors[Side.CALDAV], ref)
-    if not (other.items or other.deleted or other.complete):
-        log.debug("dingtalk_not_listed")
+    if not await _may_write_dingtalk(ref, store, other):
+        log.debug("dingtalk_not_listed", echoes=len(other.items))
         return {Side.CALDAV: other}
     dingtalk = await _changes(sides[Side.DINGTALK], cursors[Side.DINGTALK], ref)
     return {Side.DINGTALK: dingtalk, Side.CALDAV: other}
+
+
+async def _may_write_dingtalk(ref: BindingRef, store: MappingStore, other: Changes) -> bool:
+    """Whether the other side's delta holds anything but echoes of our own writes.
+
+    A complete listing (some servers answer a small delta so) is quiet only if every
+    mapped item is still in it: an absent one may be a deletion to copy.
+    """
+    if other.deleted or any(item.event is None for item in other.items):
+        return True
+    if not other.items and not other.complete:
+        return False
+    hrefs = {item.id for item in other.items}
+    if other.complete:
+        pairs = list((await store.load_pairs(ref)).values())
+        if any(p.caldav_href is not None and p.caldav_href not in hrefs for p in pairs):
+            return True
+    else:
+        uids = {item.event.uid for item in other.items if item.event is not None}
+        touched = await store.load_touched(ref, dingtalk_ids=set(), hrefs=hrefs, uids=uids)
+        pairs = list(touched.pairs.values())
+    stored = {p.caldav_href: p.caldav_fp for p in pairs}
+    return any(
+        item.event is None or stored.get(item.id) != item.event.fingerprint()
+        for item in other.items
+    )
 
 
 def _unread(cursor: str | None) -> Changes:
