@@ -105,6 +105,22 @@ async def test_idle_poll_makes_no_dingtalk_request(spine: Spine) -> None:
     assert status.state == "ok"
 
 
+async def test_list_every_always_lists_dingtalk_on_every_poll(spine: Spine, tmp_path: Path) -> None:
+    """``list_every: always`` (for pushes that cannot reach syncd) keeps the behaviour
+    before quiet polls: an idle poll makes one ListEvents and one REPORT."""
+    reconfigure(spine, tmp_path / "config", list_every="always")
+    await spine.api.create("u-alice", timed_event("Design review", day=22))
+    await spine.settle()
+    await poll_once(spine)
+    dt_before, dav_before = dingtalk_requests(spine), len(spine.calendar.settled_requests())
+    await poll_once(spine)
+    dav = spine.calendar.settled_requests()[dav_before:]
+    made = delta(dingtalk_requests(spine), dt_before)
+    print(f"\nidle poll, list_every always: dingtalk={made} caldav={dav}")
+    assert made == {"ListEvents": 1}
+    assert [method for method, _ in dav] == ["REPORT"]
+
+
 async def test_a_push_makes_the_next_run_list_dingtalk(spine: Spine) -> None:
     """A DingTalk change pushed by callback is listed by the run it queues, then quiet."""
     await spine.settle(poll=True)
