@@ -72,6 +72,7 @@ __all__ = [
     "job_started",
     "mark_dirty",
     "mark_full",
+    "mark_pushed",
     "ping",
     "poll_due",
     "poll_phase",
@@ -340,6 +341,15 @@ async def take_dingtalk(redis: Redis, ref: BindingRef) -> bool:
     if why != "quiet":
         log.debug("dingtalk_listing_due", why=why)
     return why != "quiet"
+
+
+async def mark_pushed(redis: Redis, refs: list[BindingRef]) -> None:
+    """Make the next run of each of ``refs`` list DingTalk, as a push would (without
+    queueing it): a run wrote to the DingTalk calendar these bindings also read."""
+    if not refs:
+        return
+    with redis_errors("mark_pushed"):
+        await redis.mset({keys.binding_key(ref, keys.PUSHED): "1" for ref in refs})
 
 
 async def dingtalk_listed(

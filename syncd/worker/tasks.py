@@ -18,7 +18,7 @@ from arq import Retry
 from syncd import queue
 from syncd.config import Binding, Config
 from syncd.errors import CalendarMissing, Retryable, SourceUnavailable, SyncdError
-from syncd.model import BindingRef
+from syncd.model import BindingRef, Side
 from syncd.observability import (
     ACTIONS,
     CONFLICTS,
@@ -134,6 +134,9 @@ async def _locked_run(ctx: WorkerContext, ref: BindingRef) -> Report:
         if full:
             await queue.mark_full(ctx.redis, ref)
         raise
+    written = report.per_side[Side.DINGTALK]
+    if written.created or written.updated or written.deleted:
+        await queue.mark_pushed(ctx.redis, _same_user(ctx.config, ref))
     if every != "always":
         await queue.dingtalk_listed(
             ctx.redis,
@@ -143,6 +146,18 @@ async def _locked_run(ctx: WorkerContext, ref: BindingRef) -> Report:
             every_s=every,
         )
     return report
+
+
+def _same_user(config: Config, ref: BindingRef) -> list[BindingRef]:
+    """The other bindings of ``ref``'s DingTalk user: a write there changes what they read
+    (DingTalk's push of our own write would tell them too, but it may be lost or late)."""
+    tenant = config.tenants[ref.tenant]
+    user = next(b.dingtalk_user for b in tenant.bindings if b.id == ref.binding)
+    return [
+        BindingRef(tenant.id, b.id)
+        for b in tenant.bindings
+        if b.id != ref.binding and b.dingtalk_user == user
+    ]
 
 
 def _list_every(config: Config, ref: BindingRef) -> float | Literal["always"]:
