@@ -47,7 +47,8 @@ async def reconcile(
     run, or when the other side's delta holds more than echoes of our own writes (that side
     is read first, and DingTalk is then listed before anything is planned, so a
     concurrent DingTalk edit is seen and merged three-way). Otherwise the plan sees an
-    empty DingTalk delta, and DingTalk's cursor and pairs are left untouched (``Report.dingtalk_listed`` is then False).
+    empty DingTalk delta, and DingTalk's cursor and pairs are left untouched
+    (``Report.dingtalk_listed`` is then False).
     """
     started = time.monotonic()
     sides = {Side.DINGTALK: dingtalk, Side.CALDAV: caldav}
