@@ -151,6 +151,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         ("duration", "sustained: seconds of sustained load"),
         ("burst", "sustained: changes in the one-second burst"),
         ("qps", "sustained: the tenant's dingtalk.qps, 0 for syncd's default"),
+        ("workers", "sustained: syncd worker processes"),
     ):
         default = sustained.DEFAULTS[opt]
         p.add_argument(

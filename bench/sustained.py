@@ -8,6 +8,13 @@ process and pushes real signed, encrypted callbacks to the webhook.
 * **Sustained**: ``rate`` (20) events a second are created through the sandbox API for
   ``duration`` (60) seconds, round-robin over the users, each at its own scheduled instant.
 * **Burst**: then ``burst`` (200) creates within one second.
+* **Raw burst** (the baseline, same run, same Radicale): the burst's items, fetched, are
+  PUT again under new names straight to Radicale, ``burst`` of them scheduled over one
+  second with at most :data:`RAW_CONCURRENCY` at once (one worker's ``max_jobs``): how
+  fast Radicale itself takes that burst. Latency from each PUT's scheduled instant.
+
+DingTalk requests per phase come from the sandbox's counters (``ListEvents`` per change
+shows how many reconciles listed DingTalk).
 
 The clock of one change runs from just before its CreateEvent call until Radicale has
 answered the ``PUT`` of its item (the server's log line, tailed every 5 ms: the item is
@@ -25,6 +32,7 @@ the pushes, which is the point (a push must not wait behind idle polls).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import shutil
 import subprocess
@@ -39,6 +47,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
+import structlog
 from arq.connections import ArqRedis, create_pool
 from arq.constants import default_queue_name
 
@@ -66,13 +75,17 @@ from tests.fixtures.sandbox import (
     start_sandbox,
 )
 
+log = structlog.get_logger(__name__)
+
 DEFAULTS: dict[str, Any] = {
     "bindings": 50,
     "rate": 20.0,
     "duration": 60.0,
     "burst": 200,
     "qps": 0.0,  # the tenant's dingtalk.qps; 0: syncd's default
+    "workers": 1,  # syncd worker processes
 }
+RAW_CONCURRENCY = 10  # the raw burst's concurrent PUTs: one worker's max_jobs
 SAMPLE_EVERY_S = 0.5
 TAIL_EVERY_S = 0.005
 LOST_AFTER_S = 30.0
@@ -173,7 +186,7 @@ async def _ready(url: str) -> None:
 
 
 @asynccontextmanager
-async def running(n: int, qps: float = 0.0) -> AsyncIterator[Load]:
+async def running(n: int, qps: float = 0.0, workers: int = 1) -> AsyncIterator[Load]:
     """Redis, Radicale with ``n`` calendars, the sandbox, ``syncd web`` and ``syncd worker``."""
     root = Path(tempfile.mkdtemp(prefix="syncd-bench-load-"))
     redis = start_redis()
@@ -199,7 +212,8 @@ async def running(n: int, qps: float = 0.0) -> AsyncIterator[Load]:
             procs.append(
                 _child([exe, "web", *cfg, "--listen", f"127.0.0.1:{port}"], root / "web.log")
             )
-            procs.append(_child([exe, "worker", *cfg], root / "worker.log"))
+            for w in range(workers):
+                procs.append(_child([exe, "worker", *cfg], root / f"worker{w}.log"))
             await _ready(f"http://127.0.0.1:{port}/readyz")
             sandbox.sandbox.set_callback(APP_KEY, f"http://127.0.0.1:{port}/callbacks/acme")
             pool = await create_pool(queue.redis_settings(redis.url))
@@ -276,6 +290,46 @@ def _latencies(load: Load, phase: str) -> dict[str, Any]:
     return {**summary(lat), "p50": percentile(lat, 50), "sent": sent, "lost": sent - len(lat)}
 
 
+async def _raw_burst(load: Load, count: int) -> dict[str, Any]:
+    """The baseline: ``count`` of the burst's items PUT again straight to Radicale under new
+    names, scheduled over one second, :data:`RAW_CONCURRENCY` at once."""
+    burst = [p for p, _, ph in load.sent if ph == "burst"][:count]
+    gate = asyncio.Semaphore(RAW_CONCURRENCY)
+    lat: list[float] = []
+    failed: list[str] = []
+    async with aiohttp.ClientSession() as s:
+        texts = []
+        for path in burst:
+            async with s.get(load.dav.base_url + path) as resp:
+                if resp.status == 200:  # a change syncd lost is not in Radicale
+                    texts.append((path, await resp.text()))
+
+        async def put(k: int, text: str, path: str, at: float) -> None:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            async with gate:
+                uid = f"raw-{k}"
+                body = re.sub(r"(?m)^UID:[^\r\n]*", f"UID:{uid}", text.replace("\r\n ", ""))
+                url = load.dav.base_url + path.rsplit("/", 1)[0] + f"/{uid}.ics"
+                headers = {"Content-Type": "text/calendar; charset=utf-8"}
+                async with s.put(url, data=body.encode(), headers=headers) as resp:
+                    if resp.status >= 300:
+                        failed.append(f"{resp.status} {(await resp.text())[:200]}")
+                        return
+            lat.append(time.perf_counter() - at)
+
+        base = time.perf_counter()
+        await asyncio.gather(
+            *(put(k, t, p, base + k / len(texts)) for k, (p, t) in enumerate(texts))
+        )
+    if failed:
+        log.warning("raw_put_failed", count=len(failed), first=failed[0])
+    return {**summary(lat), "p50": percentile(lat, 50), "sent": len(texts), "lost": len(failed)}
+
+
+def _listings(load: Load) -> dict[str, int]:
+    return dict(load.sandbox.sandbox.stats()["requests"])
+
+
 def _depth_summary(series: list[tuple[float, int]]) -> dict[str, Any]:
     values = [d for _, d in series]
     return {"max": max(values, default=0), "p95": percentile(values, 95), "samples": len(values)}
@@ -285,7 +339,7 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
     """Warm up, then the sustained phase and the burst; latencies, losses and queue depth."""
     n = opts.get("load_bindings", DEFAULTS["bindings"])
     rate, duration, burst = opts["rate"], opts["duration"], opts["burst"]
-    async with running(n, opts.get("qps", 0.0)) as load:
+    async with running(n, opts.get("qps", 0.0), opts.get("workers", 1)) as load:
         hrefs = CalDAVClient("http://127.0.0.1:9/", None, None)
         stop = asyncio.Event()
         follower = asyncio.create_task(load.tail.follow(stop))
@@ -294,14 +348,18 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
             await _settle(load)
             load.started = time.perf_counter()
             sampler = asyncio.create_task(_sample_depth(load, stop))
+            requests = [_listings(load)]
             await _schedule(load, hrefs, int(rate * duration), rate, "sustained")
             sustained_end = round(time.perf_counter() - load.started, 2)
             await asyncio.sleep(2.0)
+            requests.append(_listings(load))
             burst_start = round(time.perf_counter() - load.started, 2)
             await _schedule(load, hrefs, burst, float(burst), "burst")
             await _settle(load)
+            requests.append(_listings(load))
             stop.set()
             await sampler
+            raw = await _raw_burst(load, burst)
         finally:
             stop.set()
             await follower
@@ -310,7 +368,18 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
     series = load.depth
     in_sustained = [(t, d) for t, d in series if t <= sustained_end]
     in_burst = [(t, d) for t, d in series if t >= burst_start]
+    calls = [
+        {
+            op: after.get(op, 0) - before.get(op, 0)
+            for op in after
+            if after.get(op, 0) > before.get(op, 0)
+        }
+        for before, after in itertools.pairwise(requests)
+    ]
     return {
+        "workers": opts.get("workers", 1),
+        "dingtalk_requests": {"sustained": calls[0], "burst": calls[1]},
+        "raw_burst": raw,
         "bindings": n,
         "rate_per_s": rate,
         "duration_s": duration,
@@ -327,24 +396,33 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
 def render(result: dict[str, Any]) -> str:
     """Markdown table: one row per phase."""
     rows = []
-    for name, key in (("sustained", "sustained"), ("burst", "burst_result")):
+    for name, key in (("sustained", "sustained"), ("burst", "burst_result"), ("raw", "raw_burst")):
+        if key not in result:
+            continue
         r = result[key]
         what = (
             f"{result['rate_per_s']:g}/s for {result['duration_s']:g} s"
             if name == "sustained"
             else f"{result['burst']} in 1 s"
         )
+        calls = result.get("dingtalk_requests", {}).get(name, {})
+        listed = f", ListEvents {calls.get('ListEvents', 0)}" if name != "raw" else ""
+        who = (
+            f"Radicale alone, {RAW_CONCURRENCY} at once"
+            if name == "raw"
+            else f"{result.get('workers', 1)} worker(s), dingtalk.qps "
+            f"{result.get('dingtalk_qps', DEFAULT_DINGTALK_QPS):g}{listed}"
+        )
         rows.append(
             [
-                f"{name}: {what} over {result['bindings']} bindings, "
-                f"dingtalk.qps {result.get('dingtalk_qps', DEFAULT_DINGTALK_QPS):g}",
+                f"{name}: {what} over {result['bindings']} bindings, {who}",
                 r["sent"],
                 r["lost"],
                 ms(r["p50"]),
                 ms(r["p99"]),
                 ms(r["max"]),
-                r["queue"]["p95"],
-                r["queue"]["max"],
+                r["queue"]["p95"] if "queue" in r else "-",
+                r["queue"]["max"] if "queue" in r else "-",
             ]
         )
     out = table(

@@ -66,11 +66,13 @@ __all__ = [
     "FencedSide",
     "RunOutcome",
     "binding_lock",
+    "dingtalk_listed",
     "first_delivery",
     "job_id_for",
     "job_started",
     "mark_dirty",
     "mark_full",
+    "mark_pushed",
     "ping",
     "poll_due",
     "poll_phase",
@@ -84,6 +86,7 @@ __all__ = [
     "revive_orphans",
     "run_exclusive",
     "seen_delivery",
+    "take_dingtalk",
     "take_dirty",
     "take_full",
 ]
@@ -143,19 +146,22 @@ async def request_reconcile(
 
 
 # One round trip per push (webhook, Stream, failedResults): dedupe check, then per binding
-# its dirty mark and, unless its job of the current generation is queued (coalesced) or
-# blocked by a kept result, that job exactly as arq's enqueue_job writes it; the push is
-# remembered last, and only if every binding's work is stored. A kept result (-> 2) leaves
-# that binding to the client's slow path (:func:`_enqueue`), which retires the generation.
-# KEYS: push key, then per binding its dirty and generation keys. ARGV: push ttl, queue,
-# job prefix, result prefix, job expiry ms, score, then per binding job id base and job.
+# its dirty mark, its DingTalk push mark (its run lists DingTalk: :func:`take_dingtalk`)
+# and, unless its job of the current generation is queued (coalesced) or blocked by a kept
+# result, that job exactly as arq's enqueue_job writes it; the push is remembered last, and
+# only if every binding's work is stored. A kept result (-> 2) leaves that binding to the
+# client's slow path (:func:`_enqueue`), which retires the generation.
+# KEYS: push key, then per binding its dirty, generation and push-mark keys. ARGV: push
+# ttl, queue, job prefix, result prefix, job expiry ms, score, then per binding job id
+# base and job.
 _QUEUE_DELIVERY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
 local out = {}
 local blocked = false
-for i = 2, #KEYS, 2 do
-  local k = (i - 2) / 2
+for i = 2, #KEYS, 3 do
+  local k = (i - 2) / 3
   redis.call('SET', KEYS[i], '1')
+  redis.call('SET', KEYS[i + 2], '1')
   local id = ARGV[7 + 2 * k] .. ':' .. (redis.call('GET', KEYS[i + 1]) or '0')
   if redis.call('EXISTS', ARGV[4] .. id) == 1 then
     out[#out + 1] = 2
@@ -197,7 +203,8 @@ async def queue_delivery(
     args: list[Any] = [ttl_s, pool.default_queue_name, job_key_prefix, result_key_prefix]
     args += [pool.expires_extra_ms, now_ms]
     for ref in refs:
-        keys_ += [keys.binding_key(ref, keys.DIRTY), keys.binding_key(ref, keys.GENERATION)]
+        names = (keys.DIRTY, keys.GENERATION, keys.PUSHED)
+        keys_ += [keys.binding_key(ref, name) for name in names]
         job = serialize_job(
             RECONCILE_TASK,
             (ref.tenant, ref.binding, reason),
@@ -319,6 +326,46 @@ async def mark_full(redis: Redis, ref: BindingRef) -> None:
 async def take_full(redis: Redis, ref: BindingRef) -> bool:
     """Atomically read and clear the binding's full-reconcile mark (the run's record keeps it)."""
     return await runs.take_full(redis, ref)
+
+
+async def take_dingtalk(redis: Redis, ref: BindingRef) -> bool:
+    """Whether this run must list DingTalk, taking the binding's DingTalk push mark.
+
+    True when a push (webhook, Stream, failedResults: :func:`queue_delivery`) named the
+    binding since its last listing, when DingTalk was not listed within the tenant's
+    ``dingtalk.list_every``, or when the last run failed. Call under the lock, after
+    :func:`take_dirty`: the run's record keeps the mark, and a failed or crashed run puts
+    it back (:func:`end_run`, :func:`revive_orphans`). False: the run lists DingTalk only if
+    the other side's delta may be written to it (:func:`syncd.reconcile.reconcile`).
+    """
+    why = await runs.take_pushed(redis, ref)
+    if why != "quiet":
+        log.debug("dingtalk_listing_due", why=why)
+    return why != "quiet"
+
+
+async def mark_pushed(redis: Redis, refs: list[BindingRef]) -> None:
+    """Make the next run of each of ``refs`` list DingTalk, as a push would (without
+    queueing it): a run wrote to the DingTalk calendar these bindings also read."""
+    if not refs:
+        return
+    with redis_errors("mark_pushed"):
+        await redis.mset({keys.binding_key(ref, keys.PUSHED): "1" for ref in refs})
+
+
+async def dingtalk_listed(
+    redis: Redis, ref: BindingRef, *, listed: bool, committed: bool, every_s: float
+) -> None:
+    """After a run: a DingTalk listing whose cursor was committed is fresh for ``every_s``;
+    a run that committed no cursor makes the next one list DingTalk. Best effort: a
+    failure here costs the next run a listing, or at worst leaves a DingTalk change this
+    run could not apply until the last listing's freshness expires."""
+    if committed and not listed:
+        return
+    try:
+        await runs.listed(redis, ref, fresh_for_s=every_s if committed else None)
+    except StoreError as exc:
+        log.warning("dingtalk_listing_not_recorded", error=str(exc))
 
 
 async def end_run(redis: Redis, ref: BindingRef, token: str, *, failed: bool) -> None:

@@ -143,6 +143,12 @@ class DingTalkApp(_Frozen):
         le=10_000,
         description="the most DingTalk calls per second all workers together make for this app",
     )
+    list_every: Literal["always"] | Duration = Field(
+        default=300.0,
+        description="a reconcile with no DingTalk push to serve and nothing to write to DingTalk "
+        "still lists DingTalk if it was not listed for this long (finds a lost push); "
+        "always: list DingTalk on every run (pushes do not reach syncd)",
+    )
 
     @field_validator("api_base")
     @classmethod

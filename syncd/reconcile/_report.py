@@ -87,7 +87,9 @@ class Report:
 
     ``per_side`` counts what was applied (for a dry run: what is planned), per side
     written; ``errors`` holds every failed action; ``cursors_committed`` says whether the
-    run advanced the cursors (it does not while anything read is still unapplied).
+    run advanced the cursors (it does not while anything read is still unapplied);
+    ``dingtalk_listed`` whether it listed DingTalk (a quiet run, with nothing to write to
+    DingTalk and no DingTalk push to serve, does not).
     """
 
     ref: BindingRef
@@ -98,6 +100,7 @@ class Report:
     dry_run: bool = False
     full: bool = False
     cursors_committed: bool = False
+    dingtalk_listed: bool = True
 
     @property
     def counts(self) -> Counts:

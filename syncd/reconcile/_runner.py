@@ -30,6 +30,7 @@ async def reconcile(
     dry_run: bool = False,
     on_progress: Progress | None = None,
     concurrency: int = 4,
+    list_dingtalk: bool = True,
 ) -> Report:
     """Bring one binding's two calendars into agreement and report what was done.
 
@@ -40,19 +41,38 @@ async def reconcile(
     applied (or dead-lettered as unwritable) and no deletion was held, so a cursor never
     skips an unapplied change. Raises what reading or planning raises (``Retryable``
     errors, ``SourceEmptied``, ...) and store errors, after recording a failed status.
+
+    ``list_dingtalk=False`` (a run no DingTalk push asked for, see
+    :func:`syncd.queue.take_dingtalk`) lists DingTalk only if it must: on a full or first
+    run, or when the other side's delta holds more than echoes of our own writes (that side
+    is read first, and DingTalk is then listed before anything is planned, so a
+    concurrent DingTalk edit is seen and merged three-way). Otherwise the plan sees an
+    empty DingTalk delta, and DingTalk's cursor and pairs are left untouched
+    (``Report.dingtalk_listed`` is then False).
     """
     started = time.monotonic()
     sides = {Side.DINGTALK: dingtalk, Side.CALDAV: caldav}
     try:
-        changes, plan, pairs = await _read_and_plan(ref, sides, store, policy, full)
+        changes, plan, pairs = await _read_and_plan(
+            ref, sides, store, policy, full=full, list_dingtalk=list_dingtalk
+        )
     except SyncdError as exc:
         if not dry_run:
             await _failed_status(ref, store, exc, time.monotonic() - started)
         raise
     complete = any(c.complete for c in changes.values())
+    listed = Side.DINGTALK in changes
     if dry_run:
         duration = time.monotonic() - started
-        return Report(ref, plan, duration, plan.per_side(), dry_run=True, full=complete)
+        return Report(
+            ref,
+            plan,
+            duration,
+            plan.per_side(),
+            dry_run=True,
+            full=complete,
+            dingtalk_listed=listed,
+        )
     applier = Applier(ref, sides, store, concurrency=concurrency, on_progress=on_progress)
     applied = await applier.run(plan)
     commit = await _commit_cursors(ref, store, changes, plan, applied)
@@ -65,6 +85,7 @@ async def reconcile(
         tuple(applied.errors),
         full=complete,
         cursors_committed=commit,
+        dingtalk_listed=listed,
     )
     await store.set_status(ref, report.status(_now(), pairs_before=pairs))
     _log_run(report)
@@ -74,11 +95,11 @@ async def reconcile(
 async def _commit_cursors(
     ref: BindingRef, store: MappingStore, changes: dict[Side, Changes], plan: Plan, done: Applied
 ) -> bool:
-    """Advance both cursors unless some change read is still unapplied (then neither:
-    one pair's decision can depend on both sides, so both must be read again)."""
+    """Advance the cursors of the sides read unless some change read is still unapplied
+    (then neither: one pair's decision can depend on both sides, so both must be read again)."""
     unapplied = any(e.disposition != "dead_letter" for e in done.errors) or plan.held_deletions
     if not unapplied:
-        await store.set_cursors(ref, {side: changes[side].cursor for side in Side})
+        await store.set_cursors(ref, {side: read.cursor for side, read in changes.items()})
     return not unapplied
 
 
@@ -100,15 +121,76 @@ async def _read_and_plan(
     sides: dict[Side, CalendarSide],
     store: MappingStore,
     policy: Policy,
+    *,
     full: bool,
+    list_dingtalk: bool,
 ) -> tuple[dict[Side, Changes], Plan, int]:
+    """Read, load the pairs concerned, plan. The returned changes hold only the sides read
+    (DingTalk is missing when it was not listed); the plan saw an empty delta for it."""
     cursors = {s: None if full else await store.get_cursor(ref, s) for s in Side}
-    read = await asyncio.gather(*(_changes(sides[s], cursors[s], ref) for s in Side))
-    changes = dict(zip(Side, read, strict=True))
-    pairs, total = await _pairs_for(ref, store, changes)
-    dt, dav = changes[Side.DINGTALK], changes[Side.CALDAV]
+    if list_dingtalk or cursors[Side.DINGTALK] is None:
+        read = await asyncio.gather(*(_changes(sides[s], cursors[s], ref) for s in Side))
+        changes = dict(zip(Side, read, strict=True))
+    else:
+        changes = await _other_first(ref, sides, store, cursors)
+    seen = {**changes}
+    seen.setdefault(Side.DINGTALK, _unread(cursors[Side.DINGTALK]))
+    pairs, total = await _pairs_for(ref, store, seen)
+    dt, dav = seen[Side.DINGTALK], seen[Side.CALDAV]
     plan = make_plan(pairs, dt, dav, policy, now=_clock(), paired=total)
     return changes, plan, total
+
+
+async def _other_first(
+    ref: BindingRef,
+    sides: dict[Side, CalendarSide],
+    store: MappingStore,
+    cursors: dict[Side, str | None],
+) -> dict[Side, Changes]:
+    """Read the CalDAV/ICS side; list DingTalk only if that delta may be written to it.
+
+    Anything the other side reports (a change, a deletion, a complete listing) may be
+    copied to DingTalk, so DingTalk is listed before planning: the three-way merge must
+    see a DingTalk edit of the same event whose push has not arrived yet. Only our own
+    writes coming back (echoes: the fingerprint stored for the pair) need no listing.
+    """
+    other = await _changes(sides[Side.CALDAV], cursors[Side.CALDAV], ref)
+    if not await _may_write_dingtalk(ref, store, other):
+        log.debug("dingtalk_not_listed", echoes=len(other.items))
+        return {Side.CALDAV: other}
+    dingtalk = await _changes(sides[Side.DINGTALK], cursors[Side.DINGTALK], ref)
+    return {Side.DINGTALK: dingtalk, Side.CALDAV: other}
+
+
+async def _may_write_dingtalk(ref: BindingRef, store: MappingStore, other: Changes) -> bool:
+    """Whether the other side's delta holds anything but echoes of our own writes.
+
+    A complete listing (some servers answer a small delta so) is quiet only if every
+    mapped item is still in it: an absent one may be a deletion to copy.
+    """
+    if other.deleted or any(item.event is None for item in other.items):
+        return True
+    if not other.items and not other.complete:
+        return False
+    hrefs = {item.id for item in other.items}
+    if other.complete:
+        pairs = list((await store.load_pairs(ref)).values())
+        if any(p.caldav_href is not None and p.caldav_href not in hrefs for p in pairs):
+            return True
+    else:
+        uids = {item.event.uid for item in other.items if item.event is not None}
+        touched = await store.load_touched(ref, dingtalk_ids=set(), hrefs=hrefs, uids=uids)
+        pairs = list(touched.pairs.values())
+    stored = {p.caldav_href: p.caldav_fp for p in pairs}
+    return any(
+        item.event is None or stored.get(item.id) != item.event.fingerprint()
+        for item in other.items
+    )
+
+
+def _unread(cursor: str | None) -> Changes:
+    """The DingTalk delta of a run that did not list DingTalk: nothing changed."""
+    return Changes(items=(), deleted=(), cursor=cursor, complete=False)
 
 
 async def _pairs_for(
@@ -194,6 +276,7 @@ def _log_run(report: Report) -> None:
         held=len(report.held_deletions),
         full=report.full,
         cursors_committed=report.cursors_committed,
+        dingtalk_listed=report.dingtalk_listed,
         duration=round(report.duration, 3),
     )
 

@@ -59,6 +59,8 @@ GENERATION = "gen"
 LOCK = "lock"
 RUNNING = "running"  # a run took the dirty mark and has not finished (crash recovery)
 POLL = "poll"
+PUSHED = "dt_pushed"  # a DingTalk push named the binding since its last DingTalk listing
+LISTED = "dt_listed"  # DingTalk was listed within dingtalk.list_every (expires then)
 RECONCILE_JOB = "reconcile"
 
 # Per tenant.

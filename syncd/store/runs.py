@@ -44,22 +44,44 @@ if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSET', KEYS[2], 'full', '
 return 1
 """
 
-# KEYS: running, dirty.  ARGV: token, "1" to put the dirty mark back.
+# KEYS: pushed, running, listed.  Take the DingTalk push mark (a recorded run remembers
+# it). 2: a push named the binding; 1: no push, but DingTalk was not listed within
+# list_every (the LISTED key expired) or the last run failed; 0: listing may be skipped.
+_TAKE_PUSHED = """
+if redis.call('DEL', KEYS[1]) == 1 then
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSET', KEYS[2], 'pushed', '1') end
+  return 2
+end
+if redis.call('EXISTS', KEYS[3]) == 0 then return 1 end
+return 0
+"""
+
+# KEYS: running, dirty, pushed, listed.  ARGV: token, "1" to put the dirty mark back.
+# A failed run also puts the push mark back and forgets the last DingTalk listing, so
+# the next run lists DingTalk.
 _END = """
 local owner = redis.call('HGET', KEYS[1], 'token')
 local since = redis.call('HGET', KEYS[1], 'since') or '1'
+local pushed = redis.call('HGET', KEYS[1], 'pushed')
 if not owner or owner == ARGV[1] then redis.call('DEL', KEYS[1]) end
-if ARGV[2] == '1' then redis.call('SET', KEYS[2], since, 'NX') end
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[2], since, 'NX')
+  if pushed then redis.call('SET', KEYS[3], '1') end
+  redis.call('DEL', KEYS[4])
+end
 return 1
 """
 
-# KEYS: running, lock, dirty, full, gen.  ARGV: arq in-progress key of the job id prefix.
-# 1: a run died (record left, lock gone): marks restored.  2: the current job is stuck
+# KEYS: running, lock, dirty, full, gen, pushed, listed.  ARGV: arq in-progress key of the
+# job id prefix. 1: a run died (record left, lock gone): marks restored (and the last
+# DingTalk listing forgotten).  2: the current job is stuck
 # in progress at arq with nobody holding the lock: generation moved on.  0: nothing.
 _ORPHAN = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'full') then redis.call('SET', KEYS[4], '1') end
+  if redis.call('HGET', KEYS[1], 'pushed') then redis.call('SET', KEYS[6], '1') end
+  redis.call('DEL', KEYS[7])
   redis.call('SET', KEYS[3], redis.call('HGET', KEYS[1], 'since') or '1', 'NX')
   redis.call('DEL', KEYS[1])
   return 1
@@ -99,10 +121,34 @@ async def take_full(redis: Redis, ref: BindingRef) -> bool:
     return bool(taken)
 
 
+async def take_pushed(redis: Redis, ref: BindingRef) -> Literal["pushed", "due", "quiet"]:
+    """Atomically clear the DingTalk push mark (a recorded run keeps it in its record) and
+    say why DingTalk must be listed: ``pushed`` (a push named the binding), ``due`` (not
+    listed within ``dingtalk.list_every``, or the last run failed), else ``quiet``."""
+    script = redis.register_script(_TAKE_PUSHED)
+    names = (keys.PUSHED, keys.RUNNING, keys.LISTED)
+    with redis_errors("take_pushed"):
+        code = await script(keys=[_key(ref, n) for n in names])
+    return ("quiet", "due", "pushed")[int(code)]
+
+
+async def listed(redis: Redis, ref: BindingRef, *, fresh_for_s: float | None) -> None:
+    """Record the end of a run for the next one's :func:`take_pushed`: DingTalk was listed
+    and its cursor committed (fresh for ``fresh_for_s`` seconds), or, with None, the run's
+    cursors were not committed (the next run lists DingTalk)."""
+    key = _key(ref, keys.LISTED)
+    with redis_errors("dingtalk_listed"):
+        if fresh_for_s is None:
+            await redis.delete(key)
+        else:
+            await redis.set(key, "1", px=max(1, int(fresh_for_s * 1000)))
+
+
 async def end_run(redis: Redis, ref: BindingRef, token: str, *, restore: bool) -> None:
-    """Forget the record of run ``token``; ``restore`` puts the dirty mark back (failed run)."""
+    """Forget the record of run ``token``; ``restore`` puts the dirty mark back (failed run),
+    with the DingTalk push mark it took, and forgets the last DingTalk listing."""
     script = redis.register_script(_END)
-    run_keys = [_key(ref, keys.RUNNING), _key(ref, keys.DIRTY)]
+    run_keys = [_key(ref, n) for n in (keys.RUNNING, keys.DIRTY, keys.PUSHED, keys.LISTED)]
     with redis_errors("end_run"):
         await script(keys=run_keys, args=[token, "1" if restore else "0"])
 
@@ -114,7 +160,15 @@ async def find_orphans(redis: Redis, refs: Sequence[BindingRef]) -> list[tuple[B
     """
     if not refs:
         return []
-    names = (keys.RUNNING, keys.LOCK, keys.DIRTY, keys.FULL, keys.GENERATION)
+    names = (
+        keys.RUNNING,
+        keys.LOCK,
+        keys.DIRTY,
+        keys.FULL,
+        keys.GENERATION,
+        keys.PUSHED,
+        keys.LISTED,
+    )
     script = redis.register_script(_ORPHAN)
     with redis_errors("find_orphans"):
         async with redis.pipeline(transaction=False) as pipe:

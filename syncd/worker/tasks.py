@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from arq import Retry
@@ -18,7 +18,7 @@ from arq import Retry
 from syncd import queue
 from syncd.config import Binding, Config
 from syncd.errors import CalendarMissing, Retryable, SourceUnavailable, SyncdError
-from syncd.model import BindingRef
+from syncd.model import BindingRef, Side
 from syncd.observability import (
     ACTIONS,
     CONFLICTS,
@@ -47,8 +47,13 @@ async def run_once(
     dry_run: bool = False,
     force_delete: bool = False,
     on_progress: Progress | None = None,
+    list_dingtalk: bool = True,
 ) -> Report:
-    """One reconcile of ``ref`` with the worker's shared resources (no locking)."""
+    """One reconcile of ``ref`` with the worker's shared resources (no locking).
+
+    ``list_dingtalk=False`` lists DingTalk only if the run must (see
+    :func:`syncd.reconcile.reconcile`); the default (``syncd sync``) always lists it.
+    """
     foreign = await owned_elsewhere(ctx.store, siblings(ctx.config, ref))
     async with wire(
         ctx.config, ref, ctx.session, ctx.tokens, force_delete=force_delete, pace=ctx.pace
@@ -62,6 +67,7 @@ async def run_once(
             full=full,
             dry_run=dry_run,
             on_progress=on_progress,
+            list_dingtalk=list_dingtalk,
         )
 
 
@@ -115,14 +121,53 @@ def _configured(config: Config, ref: BindingRef) -> bool:
 
 
 async def _locked_run(ctx: WorkerContext, ref: BindingRef) -> Report:
-    """Under the lock: a full run if one was asked for (the mark survives failures)."""
+    """Under the lock: a full run if one was asked for (the mark survives failures); DingTalk
+    listed only when a push, the tenant's ``list_every``, a failure or the other side's
+    changes ask for it (the push mark survives failures: :func:`syncd.queue.end_run`)."""
     full = await queue.take_full(ctx.redis, ref)
+    every = _list_every(ctx.config, ref)
     try:
-        return await run_once(ctx, ref, full=full)
+        due = every == "always" or await queue.take_dingtalk(ctx.redis, ref)
+        must_list = full or due
+        report = await run_once(ctx, ref, full=full, list_dingtalk=must_list)
     except BaseException:
         if full:
             await queue.mark_full(ctx.redis, ref)
         raise
+    written = report.per_side[Side.DINGTALK]
+    if written.created or written.updated or written.deleted:
+        await queue.mark_pushed(ctx.redis, _same_user(ctx.config, ref))
+    if every != "always":
+        await queue.dingtalk_listed(
+            ctx.redis,
+            ref,
+            listed=report.dingtalk_listed,
+            committed=report.cursors_committed,
+            every_s=every,
+        )
+    return report
+
+
+def _same_user(config: Config, ref: BindingRef) -> list[BindingRef]:
+    """The other bindings of ``ref``'s DingTalk user: a write there changes what they read
+    (DingTalk's push of our own write would tell them too, but it may be lost or late)."""
+    tenant = config.tenants[ref.tenant]
+    user = next(b.dingtalk_user for b in tenant.bindings if b.id == ref.binding)
+    return [
+        BindingRef(tenant.id, b.id)
+        for b in tenant.bindings
+        if b.id != ref.binding and b.dingtalk_user == user
+    ]
+
+
+def _list_every(config: Config, ref: BindingRef) -> float | Literal["always"]:
+    """The tenant's ``dingtalk.list_every``; ``always`` for an ICS feed binding: pushes do
+    not name it (a change in DingTalk never fetches a feed), yet each refresh must see a
+    DingTalk edit of a feed's event to put it back, and a refresh is rare (``ics.refresh``)."""
+    tenant = config.tenants[ref.tenant]
+    if any(b.id == ref.binding and b.ics is not None for b in tenant.bindings):
+        return "always"
+    return tenant.dingtalk.list_every
 
 
 def _record(ref: BindingRef, report: Report, seconds: float) -> None:

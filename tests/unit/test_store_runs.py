@@ -90,3 +90,53 @@ async def test_a_job_stuck_in_progress_moves_to_a_new_generation(pool: ArqRedis)
     assert int(await pool.get(_k(keys.GENERATION)) or 0) == 1
     assert await queue.request_reconcile(pool, REF, "the next callback")  # not coalesced
     assert queue.job_id_for(REF, 1).encode() in await pool.zrange(default_queue_name, 0, -1)
+
+
+async def test_the_dingtalk_push_mark_is_taken_and_restored(pool: ArqRedis) -> None:
+    """take_dingtalk: listing is due with no recent listing, taken with a push mark (the
+    record keeps it), quiet otherwise; a failed run puts the mark back and forgets the
+    listing; a finished one does neither."""
+    assert await queue.take_dingtalk(pool, REF)  # never listed: due
+    await queue.dingtalk_listed(pool, REF, listed=True, committed=True, every_s=60)
+    assert 0 < await pool.pttl(_k(keys.LISTED)) <= 60_000
+    await queue.mark_dirty(pool, REF)
+    assert await queue.take_dirty(pool, REF, "t1")
+    assert not await queue.take_dingtalk(pool, REF)  # listed recently, no push: quiet
+    await queue.mark_pushed(pool, [REF])
+    assert await queue.take_dingtalk(pool, REF)
+    assert not await pool.exists(_k(keys.PUSHED))
+    assert await pool.hget(_k(keys.RUNNING), "pushed") == b"1"
+    await queue.end_run(pool, REF, "t1", failed=True)
+    assert await pool.exists(_k(keys.PUSHED))
+    assert not await pool.exists(_k(keys.LISTED))
+    await queue.dingtalk_listed(pool, REF, listed=True, committed=True, every_s=60)
+    await queue.mark_dirty(pool, REF)
+    assert await queue.take_dirty(pool, REF, "t2")
+    assert await queue.take_dingtalk(pool, REF)
+    await queue.end_run(pool, REF, "t2", failed=False)
+    assert not await pool.exists(_k(keys.PUSHED))
+    assert await pool.exists(_k(keys.LISTED))
+
+
+async def test_a_run_that_committed_nothing_makes_the_next_list_dingtalk(pool: ArqRedis) -> None:
+    """Cursors not committed (a partial run): the last listing is forgotten; a run that did
+    not list DingTalk but committed leaves the last listing's freshness alone."""
+    await queue.dingtalk_listed(pool, REF, listed=True, committed=True, every_s=60)
+    await queue.dingtalk_listed(pool, REF, listed=False, committed=True, every_s=60)
+    assert await pool.exists(_k(keys.LISTED))
+    await queue.dingtalk_listed(pool, REF, listed=True, committed=False, every_s=60)
+    assert not await pool.exists(_k(keys.LISTED))
+    assert await queue.take_dingtalk(pool, REF)
+
+
+async def test_a_crashed_run_gives_back_its_push_mark(pool: ArqRedis) -> None:
+    """A run that took the push mark and died: the revive restores it (and forgets the
+    last listing), so the revived run lists DingTalk."""
+    await queue.dingtalk_listed(pool, REF, listed=True, committed=True, every_s=60)
+    await queue.mark_dirty(pool, REF)
+    await queue.mark_pushed(pool, [REF])
+    assert await queue.take_dirty(pool, REF, "dead")
+    assert await queue.take_dingtalk(pool, REF)
+    assert await runs.find_orphans(pool, [REF]) == [(REF, "crashed_run")]
+    assert await pool.exists(_k(keys.PUSHED))
+    assert not await pool.exists(_k(keys.LISTED))
