@@ -145,8 +145,10 @@ async def test_sync_waits_for_a_running_worker(spine: Spine, config_dir: Path) -
     await spine.api.create("u-alice", timed_event("Design review", day=22))
     async with queue.binding_lock(spine.pool, REF) as lock:
         assert lock.held
+        clients = len(await spine.pool.client_list())
         proc = asyncio.create_task(run_syncd(config_dir, "sync", "acme", "alice-work"))
-        await asyncio.sleep(3.0)  # long enough for the command to start and find the lock
+        await _connected(spine, more_than=clients)  # started, however loaded the machine is
+        await asyncio.sleep(1.5)  # and found the lock held
         assert not proc.done()
         assert (await spine.caldav_items()).items == ()
     result = await proc
@@ -154,6 +156,15 @@ async def test_sync_waits_for_a_running_worker(spine: Spine, config_dir: Path) -
     assert "sync_waiting_for_lock" in result.stderr
     assert result.counts() == (1, 0, 0, 0)
     assert await spine.pool.get(keys.binding_key(REF, keys.LOCK)) is None
+
+
+async def _connected(spine: Spine, more_than: int) -> None:
+    """Wait (up to 60 s) until Redis has more clients than ``more_than``."""
+    for _ in range(600):
+        if len(await spine.pool.client_list()) > more_than:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the command never connected to Redis")
 
 
 @RADICALE_ONLY
