@@ -62,6 +62,7 @@ async def run_once(
             full=full,
             dry_run=dry_run,
             on_progress=on_progress,
+            concurrency=w.concurrency,
         )
 
 
