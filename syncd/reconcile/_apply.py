@@ -6,11 +6,11 @@ them side by side; DingTalk calls still wait for the app's pace (``dingtalk.qps`
 concurrency never exceeds it. The actions of one pair run in plan order, one after
 another; the pair is saved (or dropped) as soon as all of them succeeded, with the
 fingerprints of what each written side now holds (echo suppression), so a run killed
-midway has recorded every write that landed. A failed action stops its pair and leaves that pair's stored state as it
-was, so the next run re-reads and re-decides it; other pairs carry on. An action that
-cannot be written at all is also kept as an item-level dead letter (``kind: item``, with
-its ``uid``); the pairs that committed are noted in ``Applied.settled``, so the runner can
-resolve earlier dead letters of those items.
+midway has recorded every write that landed. A failed action stops its pair and leaves
+that pair's stored state as it was, so the next run re-reads and re-decides it; other
+pairs carry on. An action that cannot be written at all is also kept as an item-level
+dead letter (``kind: item``, with its ``uid``); the pairs that committed are noted in
+``Applied.settled``, so the runner can resolve earlier dead letters of those items.
 """
 
 from __future__ import annotations
