@@ -111,6 +111,37 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="initial: events to copy each way (default 1000)",
     )
     p.add_argument(
+        "--levels",
+        type=_ints,
+        default=initial.DEFAULTS["levels"],
+        help="initial: binding concurrency levels, comma-separated (default 1,4)",
+    )
+    p.add_argument(
+        "--servers",
+        type=lambda text: [x for x in text.split(",") if x.strip()],
+        default=initial.DEFAULTS["servers"],
+        help="initial: CalDAV servers for DingTalk → CalDAV (default radicale,xandikos)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=initial.DEFAULTS["rounds"],
+        help="initial: rounds of every configuration (default 3)",
+    )
+    p.add_argument(
+        "--paced-n",
+        type=int,
+        default=initial.DEFAULTS["paced_n"],
+        help="initial: events copied into DingTalk at the default dingtalk.qps (default 300)",
+    )
+    p.add_argument(
+        "--api-latency-ms",
+        type=float,
+        default=initial.DEFAULTS["api_latency_ms"],
+        help="initial: sandbox answer delay for the latency runs (--paced-n events), 0: none"
+        " (default 50)",
+    )
+    p.add_argument(
         "--baseline-n",
         type=int,
         default=None,

@@ -116,22 +116,30 @@ async def open_rig(
     poll_interval: float | None = None,
     dav: CalDAVServer | None = None,
     delivery: str = "http",
+    qps: float | None = None,
+    concurrency: int | None = None,
 ) -> AsyncIterator[Rig]:
     """Start Redis, Radicale (unless given), the sandbox; write and load the config.
 
     ``delivery: stream`` seeds the sandbox app and the tenant for Stream mode (no callback).
+    ``qps`` (the app's ``dingtalk.qps``) and ``concurrency`` (the binding's) default to
+    syncd's defaults.
     """
     root = Path(tempfile.mkdtemp(prefix="syncd-bench-"))
     redis = start_redis()
     own_dav = dav is None
     server = dav or start_caldav_server("radicale", authenticate=False)
     extra = {} if poll_interval is None else {"poll_interval": str(poll_interval)}
+    if concurrency is not None:
+        extra["concurrency"] = str(concurrency)
     try:
         seed = default_seed(delivery=delivery)
         async with start_sandbox(seed) as sandbox, aiohttp.ClientSession() as session:
             calendar = make_calendar(server)
             auth = (calendar.username, calendar.password)
-            write_config(root / "config", sandbox, calendar.url, redis.url, auth=auth, **extra)
+            write_config(
+                root / "config", sandbox, calendar.url, redis.url, auth=auth, qps=qps, **extra
+            )
             if delivery == "stream":
                 to_stream_delivery(root / "config")
             config = load_config(root / "config", {})

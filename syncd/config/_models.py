@@ -47,6 +47,10 @@ if TYPE_CHECKING:  # syncd.translate (icalendar) is imported only when a context
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DINGTALK_QPS = 15.0
 """DingTalk allows a standard org's app 20 calls/s per API; syncd paces all APIs together."""
+DEFAULT_CONCURRENCY = 4
+"""Writes one reconcile of one binding keeps in flight (items; a series' parts stay ordered)."""
+MAX_CONCURRENCY = 10
+"""The most: the CalDAV client's connection pool keeps 10 connections per server (niquests)."""
 CONSISTENCY_ERROR = "tenant_consistency"
 
 
@@ -303,6 +307,12 @@ class Binding(_Frozen):
     direction: Direction = Field(default="both", description="an ics binding is always to_dingtalk")
     conflict: ConflictPolicy = "newest"
     poll_interval: Duration = Field(default=30.0, description="how often the CalDAV side is polled")
+    concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY,
+        ge=1,
+        le=MAX_CONCURRENCY,
+        description="items one run writes at once (a series stays in order; DingTalk paced)",
+    )
     deletion_threshold: DeletionThreshold | None = Field(
         None, description="overrides the one in syncd.yaml for this binding"
     )
@@ -377,6 +387,7 @@ class BindingTemplate(_Frozen):
     direction: Direction = "both"
     conflict: ConflictPolicy = "newest"
     poll_interval: Duration = 30.0
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=MAX_CONCURRENCY)
     deletion_threshold: DeletionThreshold | None = None
     window: SyncWindow = SyncWindow()
 

@@ -103,6 +103,7 @@ def _binding_of(template: BindingTemplate, user: DirectoryUser) -> Binding:
         "direction": template.direction,
         "conflict": template.conflict,
         "poll_interval": template.poll_interval,
+        "concurrency": template.concurrency,
         "deletion_threshold": template.deletion_threshold,
         "window": template.window,
     }

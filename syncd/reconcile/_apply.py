@@ -1,18 +1,22 @@
-"""Applying a plan through the ports: one pair at a time, each pair saved once.
+"""Applying a plan through the ports: up to ``concurrency`` pairs at once, each saved once.
 
-The actions of one pair run in plan order; the pair is saved (or dropped) only after all
-of them succeeded, with the fingerprints of what each written side now holds (echo
-suppression). A failed action stops its pair and leaves that pair's stored state as it
-was, so the next run re-reads and re-decides it; other pairs carry on. An action that
-cannot be written at all is also kept as an item-level dead letter (``kind: item``, with
-its ``uid``); the pairs that committed are noted in ``Applied.settled``, so the runner can
-resolve earlier dead letters of those items.
+Pairs are independent (one pair is one item on each side: a recurring series, master and
+exceptions, is one pair), so ``concurrency`` workers take them in plan order and write
+them side by side; DingTalk calls still wait for the app's pace (``dingtalk.qps``), so
+concurrency never exceeds it. The actions of one pair run in plan order, one after
+another; the pair is saved (or dropped) as soon as all of them succeeded, with the
+fingerprints of what each written side now holds (echo suppression), so a run killed
+midway has recorded every write that landed. A failed action stops its pair and leaves
+that pair's stored state as it was, so the next run re-reads and re-decides it; other
+pairs carry on. An action that cannot be written at all is also kept as an item-level
+dead letter (``kind: item``, with its ``uid``); the pairs that committed are noted in
+``Applied.settled``, so the runner can resolve earlier dead letters of those items.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -83,34 +87,36 @@ class Applier:
         self.sides = sides
         self.store = store
         self.on_progress = on_progress
-        self._gate = asyncio.Semaphore(max(1, concurrency))
+        self.concurrency = max(1, concurrency)
         self.result = Applied()
 
     async def run(self, plan: Plan) -> Applied:
         """Apply every action of ``plan``; failures are collected, never raised.
 
         A :class:`~syncd.errors.StoreError` is the exception: without the store nothing
-        can be recorded, so it propagates and the run ends with its cursors unmoved.
+        can be recorded, so it propagates (the other writes in flight are cancelled) and
+        the run ends with its cursors unmoved.
         """
         groups = by_uid(plan.actions)
         total = len(groups)
+        todo = iter(groups.items())  # shared: each worker takes the next pair in plan order
         first: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as tasks:
-                for uid, group in groups.items():
-                    tasks.create_task(self._guarded(uid, group, total))
+                for _ in range(min(self.concurrency, total)):
+                    tasks.create_task(self._worker(todo, total))
         except BaseExceptionGroup as failed:
             first = failed.exceptions[0]
         if first is not None:  # re-raised as itself, keeping its own cause
             raise first
         return self.result
 
-    async def _guarded(self, uid: str, group: tuple[Action, ...], total: int) -> None:
-        async with self._gate:
+    async def _worker(self, todo: Iterator[tuple[str, tuple[Action, ...]]], total: int) -> None:
+        for uid, group in todo:
             await self._pair(uid, group)
-        self.result.done += 1
-        if self.on_progress is not None:
-            self.on_progress(self.result.done, total)
+            self.result.done += 1
+            if self.on_progress is not None:
+                self.on_progress(self.result.done, total)
 
     async def _pair(self, uid: str, group: tuple[Action, ...]) -> None:
         run = _PairRun()

@@ -68,6 +68,7 @@ async def run_once(
             dry_run=dry_run,
             on_progress=on_progress,
             list_dingtalk=list_dingtalk,
+            concurrency=w.concurrency,
         )
 
 

@@ -39,6 +39,7 @@ class Wired:
     dingtalk: CalendarSide
     other: CalendarSide
     policy: Policy
+    concurrency: int  # the binding's ``concurrency``: writes in flight at once
 
 
 def translation_context(tenant: Tenant, binding: Binding) -> Context:
@@ -155,11 +156,11 @@ async def wire(
             dav.url, dav.username, password, timeout=dav.timeout, create=dav.create
         )
         async with client:
-            yield Wired(ref, dingtalk, CalDAVSide(client, ctx), policy)
+            yield Wired(ref, dingtalk, CalDAVSide(client, ctx), policy, binding.concurrency)
         return
     if binding.ics is None:  # pragma: no cover  (configuration requires one of the two)
         raise ConfigError(f"binding {ref} has neither caldav nor ics")
-    yield Wired(ref, dingtalk, ics_side(ref, binding, session, ctx), policy)
+    yield Wired(ref, dingtalk, ics_side(ref, binding, session, ctx), policy, binding.concurrency)
 
 
 def ics_side(

@@ -67,6 +67,15 @@ def test_department_selects_sub_departments() -> None:
     )
 
 
+def test_template_concurrency_reaches_its_bindings() -> None:
+    """A template's ``concurrency`` is every expanded binding's; absent, the default 4."""
+    org = OrgDirectory(users=(_user(1), _user(2)))
+    out = expand(_tenant(binding_templates=[{**_template(), "concurrency": 8}]), org)
+    assert [b.concurrency for b in out.tenant.bindings] == [8, 8]
+    plain = expand(_tenant(binding_templates=[_template()]), org)
+    assert [b.concurrency for b in plain.tenant.bindings] == [4, 4]
+
+
 def test_invalid_expansion_is_left_out_with_a_reason() -> None:
     org = OrgDirectory(users=(DirectoryUser("QQa9", "q@acme.example"), _user(1)))
     out = expand(_tenant(binding_templates=[_template()]), org)

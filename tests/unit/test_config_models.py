@@ -149,6 +149,16 @@ def test_ics_binding_refuses_poll_interval() -> None:
     ]
 
 
+def test_concurrency_defaults_to_four_and_stays_within_the_connection_pool() -> None:
+    """``concurrency``: 4 unless set; 1..10 (the CalDAV client keeps 10 connections)."""
+    assert Tenant.model_validate(_tenant()).bindings[0].concurrency == 4
+    assert Tenant.model_validate(_binding(0, concurrency=10)).bindings[0].concurrency == 10
+    for bad, message in ((0, "greater than or equal to 1"), (11, "less than or equal to 10")):
+        ((where, text),) = _messages(_binding(0, concurrency=bad))
+        assert where == ("bindings", 0, "concurrency")
+        assert message in text
+
+
 @pytest.mark.parametrize("sources", [{}, {"ics": {"url": "https://e.org/x.ics"}}])
 def test_exactly_one_source(sources: dict[str, Any]) -> None:
     """A binding with neither caldav nor ics, or with both, is refused at the binding."""
