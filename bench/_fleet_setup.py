@@ -11,9 +11,9 @@
   the lab's config writer; ``dingtalk.qps`` is raised for the in-process initial sync and
   back to syncd's default for the measured worker.
 * **Initial sync**: every binding reconciled in-process (``syncd.worker.tasks.run_once``,
-  the worker's own code) ``concurrency`` at a time, twice: the first run copies the CalDAV
-  items to DingTalk, the second reads those creates back (echoes, no writes), so the
-  measured polls are idle ones.
+  the worker's own code) ``concurrency`` at a time (:func:`reconcile_all`), twice: the
+  first run copies the CalDAV items to DingTalk, the second reads those creates back
+  (echoes, no writes), so later polls are idle ones.
 """
 
 from __future__ import annotations
@@ -112,23 +112,23 @@ def write_config(root: Path, redis_url: str, tenant: dict[str, Any]) -> Path:
 
 
 @dataclass
-class SyncResult:
-    """What the in-process initial sync did."""
+class PassResult:
+    """One in-process reconcile of every binding."""
 
-    seconds: list[float]  # per pass
+    seconds: float
+    cpu_s: float  # this process: syncd's code *and* the in-process sandbox serving it
     created: int
     errors: int
 
 
-async def initial_sync(config_dir: Path, redis_url: str, concurrency: int) -> SyncResult:
-    """Two reconciles of every binding, in-process, ``concurrency`` at a time."""
+async def reconcile_all(config_dir: Path, redis_url: str, concurrency: int) -> PassResult:
+    """One reconcile of every binding, in-process, ``concurrency`` at a time."""
     config = load_config(config_dir, {})
     refs = [BindingRef(t.id, b.id) for t, b in config.bindings()]
     pool = await create_pool(queue.redis_settings(redis_url))
     ctx = WorkerContext.open(config, pool)
     gate = asyncio.Semaphore(concurrency)
     created = errors = 0
-    seconds = []
 
     async def one(ref: BindingRef) -> None:
         nonlocal created, errors
@@ -138,11 +138,10 @@ async def initial_sync(config_dir: Path, redis_url: str, concurrency: int) -> Sy
         errors += len(report.errors)
 
     try:
-        for _ in range(2):
-            started = time.monotonic()
-            await asyncio.gather(*(one(ref) for ref in refs))
-            seconds.append(round(time.monotonic() - started, 1))
+        cpu0, started = time.process_time(), time.monotonic()
+        await asyncio.gather(*(one(ref) for ref in refs))
+        seconds, cpu = time.monotonic() - started, time.process_time() - cpu0
     finally:
         await ctx.close()
         await pool.aclose()
-    return SyncResult(seconds, created, errors)
+    return PassResult(round(seconds, 2), round(cpu, 2), created, errors)

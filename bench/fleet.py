@@ -257,6 +257,44 @@ async def one_size(n: int, opts: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@dataclass
+class Parts:
+    """The running parts an in-process pass counts on."""
+
+    pool: ArqRedis
+    redis_url: str
+    sandbox: SandboxHandle
+    dav_log: LogCount
+
+
+async def idle_pass(n: int, parts: Parts, cfg: Path, conc: int) -> dict[str, Any]:
+    """One more in-process reconcile of every (synced, unchanged) binding, counted.
+
+    Without any cron or queue: what one idle poll itself costs, and how many one process
+    runs a second with ``conc`` at a time (CPU includes the in-process sandbox).
+    """
+    parts.dav_log.mark()
+    stats = parts.sandbox.sandbox.stats
+    dt0, cmd0 = Counter(stats()["requests"]), await commandstats(parts.pool)
+    done = await setup.reconcile_all(cfg, parts.redis_url, conc)
+    redis = await commandstats(parts.pool) - cmd0
+    redis.pop("info", None)
+    dingtalk = Counter(stats()["requests"]) - dt0
+    await asyncio.sleep(0.5)  # Radicale logs after answering
+    caldav = radicale_methods(parts.dav_log.text())
+    return {
+        "seconds": done.seconds,
+        "polls_per_s": round(n / done.seconds, 1),
+        "cpu_ms_per_poll_with_sandbox": round(done.cpu_s * 1000 / n, 2),
+        "redis_per_poll": round(sum(redis.values()) / n, 2),
+        "redis_by_command_per_poll": {k: round(v / n, 2) for k, v in redis.most_common()},
+        "dingtalk_per_poll": {k: round(v / n, 3) for k, v in dingtalk.items()},
+        "caldav_per_poll": {k: round(v / n, 3) for k, v in caldav.items()},
+        "created": done.created,
+        "errors": done.errors,
+    }
+
+
 async def _run(
     n: int,
     opts: dict[str, Any],
@@ -273,10 +311,12 @@ async def _run(
     made_s = round(time.monotonic() - t0, 1)
     mem0 = await used_memory(pool)
     data = setup.tenant_data(sandbox.url, urls, interval, setup.SYNC_QPS)
-    setup.write_config(root / "config", redis.url, data)
-    synced = await setup.initial_sync(root / "config", redis.url, opts["concurrency"])
+    cfg = setup.write_config(root / "config", redis.url, data)
+    passes = [await setup.reconcile_all(cfg, redis.url, opts["concurrency"]) for _ in range(2)]
     mem1 = await used_memory(pool)
     by_shape = await memory_by_shape(pool)
+    parts = Parts(pool, redis.url, sandbox, LogCount(dav.log_path))
+    idle = await idle_pass(n, parts, cfg, opts["concurrency"])
     data = setup.tenant_data(sandbox.url, urls, interval, None)
     setup.write_config(root / "config", redis.url, data)
     worker = _started_worker(root)
@@ -292,11 +332,12 @@ async def _run(
         "poll_interval_s": interval,
         "calendars_made_s": made_s,
         "initial_sync": {
-            "seconds_per_pass": synced.seconds,
-            "created": synced.created,
-            "errors": synced.errors,
+            "seconds_per_pass": [p.seconds for p in passes],
+            "created": [p.created for p in passes],
+            "errors": [p.errors for p in passes],
             "concurrency": opts["concurrency"],
         },
+        "idle_pass": idle,
         "redis_bytes_per_binding": round((mem1 - mem0) / n),
         "redis_memory_by_key_shape": by_shape,
         **summarise(n, interval, win),
@@ -343,6 +384,29 @@ def render(result: dict[str, Any]) -> str:
         "Redis B per binding",
     ]
     out = table(head, rows)
+    idle_rows = [
+        [
+            f"{r['bindings']:,}",
+            r["idle_pass"]["polls_per_s"],
+            r["idle_pass"]["cpu_ms_per_poll_with_sandbox"],
+            r["idle_pass"]["redis_per_poll"],
+            r["idle_pass"]["dingtalk_per_poll"],
+            r["idle_pass"]["caldav_per_poll"],
+        ]
+        for r in result["sizes"]
+    ]
+    out += "\n\nOne idle reconcile of every binding in-process (no cron, no queue):\n\n"
+    out += table(
+        [
+            "bindings",
+            "polls/s (one process)",
+            "CPU ms per poll (incl. sandbox)",
+            "Redis cmds per poll",
+            "DingTalk per poll",
+            "CalDAV per poll",
+        ],
+        idle_rows,
+    )
     for r in result["sizes"]:
         top = ", ".join(f"{k} {v}" for k, v in list(r["redis_by_command"].items())[:8])
         out += (
