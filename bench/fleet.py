@@ -4,7 +4,8 @@ For each size N (``--fleet-sizes``, default 1,000): N sandbox users each bound t
 own Radicale calendar holding ``--fleet-events`` (3) items, one tenant, synced in-process
 first (see :mod:`bench._fleet_setup`). Then one real ``syncd worker`` process (the CLI,
 JSON logs at info, ``dingtalk.qps`` at syncd's default) runs for ``--window`` seconds
-(after ``WARM_UP_S``) with no change anywhere. Measured over the window:
+(``WARM_UP_S`` after it logged ``worker_started``) with no change anywhere. Measured over
+the window:
 
 * **worker CPU**: utime + stime of the worker process (``/proc/PID/stat``);
 * **Redis commands**: the ``INFO commandstats`` delta, per command (the benchmark's own
@@ -230,6 +231,19 @@ def summarise(n: int, interval: float, win: Window) -> dict[str, Any]:
     }
 
 
+def _logged(log: Path, event: str) -> bool:
+    return f'"{event}"' in log.read_text(errors="replace")
+
+
+async def _until_logged(log: Path, event: str, within: float = 300.0) -> None:
+    """Wait until ``log`` holds ``event`` (the worker has loaded its config and started)."""
+    deadline = time.monotonic() + within
+    while not _logged(log, event):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{log} has no {event} after {within:g} s")
+        await asyncio.sleep(0.5)
+
+
 def _started_worker(root: Path) -> Any:
     exe = str(Path(sys.executable).parent / "syncd")
     cmd = [exe, "worker", "--config", str(root / "config")]
@@ -325,6 +339,7 @@ async def _run(
     setup.write_config(root / "config", redis.url, data)
     worker = _started_worker(root)
     try:
+        await _until_logged(root / "worker.log", "worker_started")
         await asyncio.sleep(WARM_UP_S)
         logs = (LogCount(dav.log_path), LogCount(root / "worker.log"))
         win = await measure(pool, worker.pid, sandbox, logs, opts["window"])
