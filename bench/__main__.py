@@ -195,6 +195,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         ("window", "fleet: seconds the idle worker is measured"),
         ("poll_interval", "fleet: every binding's poll_interval in seconds"),
         ("concurrency", "fleet: bindings reconciled at once in the initial sync"),
+        ("synced", "fleet: bindings synced first (first in config order), 0 for all"),
     ):
         default = fleet.DEFAULTS[opt]
         p.add_argument(

@@ -123,11 +123,13 @@ class PassResult:
 
 
 async def reconcile_all(
-    config_dir: Path, redis_url: str, concurrency: int, every: int = 1
+    config_dir: Path, redis_url: str, concurrency: int, *, first: int = 0, every: int = 1
 ) -> PassResult:
-    """One reconcile of every ``every``-th binding, in-process, ``concurrency`` at a time."""
+    """One reconcile of every ``every``-th binding of the ``first`` ones (0: all) in config
+    order, in-process, ``concurrency`` at a time."""
     config = load_config(config_dir, {})
-    refs = [BindingRef(t.id, b.id) for t, b in config.bindings()][::every]
+    refs = [BindingRef(t.id, b.id) for t, b in config.bindings()]
+    refs = refs[: first or len(refs)][::every]
     pool = await create_pool(queue.redis_settings(redis_url))
     ctx = WorkerContext.open(config, pool)
     gate = asyncio.Semaphore(concurrency)

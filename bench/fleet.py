@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "window": 90.0,
     "poll_interval": 30.0,
     "concurrency": 16,
+    "synced": 0,  # bindings synced before the worker starts, first in config order; 0: all
 }
 REPO = Path(__file__).resolve().parents[1]
 WARM_UP_S = 15.0
@@ -102,15 +103,16 @@ def radicale_methods(text: str) -> Counter[str]:
     return Counter(m["method"] for m in _RADICALE.finditer(text))
 
 
-def worker_runs(text: str) -> list[str]:
-    """The binding of every ``reconciled`` line in the worker's JSON log ``text``."""
+def worker_runs(text: str) -> list[tuple[str, int]]:
+    """``(binding, writes)`` of every ``reconciled`` line in the worker's JSON log ``text``."""
     runs = []
     for line in text.splitlines():
         if '"reconciled"' not in line:
             continue
         entry = json.loads(line[line.index("{") :])
         if entry.get("event") == "reconciled":
-            runs.append(str(entry.get("binding", "?")))
+            writes = sum(int(entry.get(k, 0)) for k in ("created", "updated", "deleted"))
+            runs.append((str(entry.get("binding", "?")), writes))
     return runs
 
 
@@ -154,7 +156,7 @@ class Window:
     redis: Counter[str] = field(default_factory=Counter)
     dingtalk: Counter[str] = field(default_factory=Counter)
     caldav: Counter[str] = field(default_factory=Counter)
-    runs: list[str] = field(default_factory=list)
+    runs: list[tuple[str, int]] = field(default_factory=list)
     depth: list[int] = field(default_factory=list)
     rss: list[float] = field(default_factory=list)
 
@@ -210,7 +212,8 @@ def summarise(n: int, interval: float, win: Window) -> dict[str, Any]:
         "polls_per_s": round(polls / s, 2),
         "due_per_s": round(n / interval, 2),
         "kept_up": polls >= 0.9 * due,
-        "distinct_bindings_polled": len(set(win.runs)),
+        "distinct_bindings_polled": len({b for b, _ in win.runs}),
+        "writes_in_window": sum(w for _, w in win.runs),
         "cpu_s": round(win.cpu_s, 2),
         "cpu_share_of_core": round(win.cpu_s / s, 3),
         "cpu_ms_per_poll": _per(win.cpu_s * 1000, polls),
@@ -292,7 +295,8 @@ async def idle_pass(n: int, parts: Parts, cfg: Path, conc: int) -> dict[str, Any
     parts.dav_log.mark()
     stats = parts.sandbox.sandbox.stats
     dt0, cmd0 = Counter(stats()["requests"]), await commandstats(parts.pool)
-    done = await setup.reconcile_all(cfg, parts.redis_url, conc, max(1, n // IDLE_SAMPLE))
+    every = max(1, n // IDLE_SAMPLE)
+    done = await setup.reconcile_all(cfg, parts.redis_url, conc, first=n, every=every)
     n = done.runs
     redis = await commandstats(parts.pool) - cmd0
     redis.pop("info", None)
@@ -330,11 +334,13 @@ async def _run(
     mem0 = await used_memory(pool)
     data = setup.tenant_data(sandbox.url, urls, interval, setup.SYNC_QPS)
     cfg = setup.write_config(root / "config", redis.url, data)
-    passes = [await setup.reconcile_all(cfg, redis.url, opts["concurrency"]) for _ in range(2)]
+    synced = min(n, opts["synced"] or n)
+    conc = opts["concurrency"]
+    passes = [await setup.reconcile_all(cfg, redis.url, conc, first=synced) for _ in range(2)]
     mem1 = await used_memory(pool)
     by_shape = await memory_by_shape(pool)
     parts = Parts(pool, redis.url, sandbox, LogCount(dav.log_path))
-    idle = await idle_pass(n, parts, cfg, opts["concurrency"])
+    idle = await idle_pass(synced, parts, cfg, conc)
     data = setup.tenant_data(sandbox.url, urls, interval, None)
     setup.write_config(root / "config", redis.url, data)
     worker = _started_worker(root)
@@ -350,6 +356,7 @@ async def _run(
         "events_per_calendar": opts["events"],
         "poll_interval_s": interval,
         "calendars_made_s": made_s,
+        "synced_bindings": synced,
         "initial_sync": {
             "seconds_per_pass": [p.seconds for p in passes],
             "created": [p.created for p in passes],
