@@ -30,6 +30,7 @@ from arq.connections import create_pool
 from bench._rig import first_slot
 from syncd import queue
 from syncd.config import load_config
+from syncd.errors import Retryable
 from syncd.model import BindingRef
 from syncd.worker import tasks
 from syncd.worker.context import WorkerContext
@@ -39,6 +40,7 @@ from tests.fixtures.caldav_servers import CalDAVServer, make_calendar
 from tests.fixtures.sandbox import AES_KEY, APP_KEY, APP_SECRET, CALLBACK_TOKEN, CORP_ID
 
 TENANT = "fleet"
+RETRIES = 3  # tries after a retryable failure of one run
 SYNC_QPS = 5_000.0  # the initial sync's dingtalk.qps (the sandbox has no limit unless told)
 
 
@@ -137,10 +139,17 @@ async def reconcile_all(
 
     async def one(ref: BindingRef) -> None:
         nonlocal created, errors
-        async with gate:
-            report = await tasks.run_once(ctx, ref)
-        created += report.counts.created
-        errors += len(report.errors)
+        for attempt in range(RETRIES + 1):
+            try:
+                async with gate:
+                    report = await tasks.run_once(ctx, ref)
+            except Retryable:  # the worker retries such runs too (e.g. an overloaded Radicale)
+                errors += 1
+                await asyncio.sleep(attempt + 1)
+                continue
+            created += report.counts.created
+            errors += len(report.errors)
+            return
 
     try:
         cpu0, started = time.process_time(), time.monotonic()

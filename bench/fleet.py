@@ -364,7 +364,7 @@ async def _run(
             "concurrency": opts["concurrency"],
         },
         "idle_pass": idle,
-        "redis_bytes_per_binding": round((mem1 - mem0) / n),
+        "redis_bytes_per_binding": round((mem1 - mem0) / synced),  # per synced binding
         "redis_memory_by_key_shape": by_shape,
         **summarise(n, interval, win),
     }
