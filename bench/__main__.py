@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
-Names: idle, latency, initial, initial-vdirsyncer, webhook, hostile, stream, scrape,
-startup, directory, sustained, bigcal, fleet (default: all, in that order).
+Names: idle, latency, initial, initial-vdirsyncer, webhook, webhook-rounds, redis-rtt, hostile,
+stream, scrape, startup, directory, sustained, bigcal, fleet (default: all, in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -24,11 +24,13 @@ from bench import (
     idle,
     initial,
     latency,
+    redis_roundtrip,
     scrape,
     startup,
     stream,
     sustained,
     webhook,
+    webhook_rounds,
 )
 from bench._report import machine, machine_line, save
 from syncd.observability import configure_logging
@@ -43,6 +45,8 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "initial": (initial.run, initial.render),
     "initial-vdirsyncer": (initial.run_baseline, initial.render_baseline),
     "webhook": (webhook.run, webhook.render),
+    "webhook-rounds": (webhook_rounds.run, webhook_rounds.render),
+    "redis-rtt": (redis_roundtrip.run, redis_roundtrip.render),
     "hostile": (hostile.run, hostile.render),
     "stream": (stream.run, stream.render),
     "scrape": (scrape.run, scrape.render),
@@ -159,6 +163,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=webhook.DEFAULTS["push_rate"],
         help="webhook: pushes/s of the paced level, 0 for none (default 500)",
+    )
+    p.add_argument(
+        "--webhook-rounds",
+        type=int,
+        default=webhook_rounds.DEFAULTS["rounds"],
+        help="webhook-rounds, redis-rtt: interleaved rounds (default 5)",
+    )
+    p.add_argument(
+        "--round-pushes",
+        type=int,
+        default=webhook_rounds.DEFAULTS["round_pushes"],
+        help="webhook-rounds: pushes per level, server and round; redis-rtt: calls (default 500)",
     )
     p.add_argument(
         "--bindings",

@@ -12,8 +12,9 @@ With ``push_rate`` (default 500) a third level sends the pushes open loop at tha
 
 Measured: pushes/second, per-push ack latency (request sent → reply read) p50/p99/max
 against DingTalk's 1,500 ms limit, CPU seconds the webhook process used per push, Redis
-commands per push (server's INFO counter). Baseline in the same run: a bare aiohttp
-receiver doing only the crypto (``bench._bare_receiver``), also in its own process. Checked
+commands per push (server's INFO counter). Baselines in the same run, each in its own
+process (``bench._bare_receiver``): a bare aiohttp receiver doing only the crypto, and a
+bare aiohttp 200 handler (reads the body, answers ``{}``: issue 13's target 5). Checked
 afterwards: every reply decrypts to ``success`` and every push's dedupe key is in Redis.
 """
 
@@ -96,7 +97,14 @@ def push(i: int) -> Push:
 class Webhook:
     """``syncd web`` (or, with ``bare``, the crypto-only baseline) in a child process."""
 
-    def __init__(self, *, bare: bool = False, tenants: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bare: bool = False,
+        tenants: dict[str, str] | None = None,
+        checkout: str | None = None,
+    ) -> None:
+        """``checkout``: run ``syncd web`` from that source tree (another commit) instead."""
         self.root = Path(tempfile.mkdtemp(prefix="syncd-bench-web-"))
         self.redis = start_redis()
         (self.root / "tenants").mkdir()
@@ -112,8 +120,15 @@ class Webhook:
         cmd = [str(exe), "web", "--config", str(self.root), "--listen", f"127.0.0.1:{self.port}"]
         if bare:
             cmd = [sys.executable, "-m", "bench._bare_receiver", str(self.port)]
+        env = None
+        if checkout:  # its syncd and lab first on the path: that tree's code serves
+            env = {**os.environ, "PYTHONPATH": f"{checkout}{os.pathsep}{checkout}/lab"}
         self.process = subprocess.Popen(
-            cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1]
+            cmd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=checkout or Path(__file__).resolve().parents[1],
+            env=env,
         )
 
     async def ready(self, session: aiohttp.ClientSession) -> None:
@@ -228,6 +243,7 @@ async def _level(
     *,
     bare: bool = False,
     rate: float = 0.0,
+    plain: bool = False,
 ) -> dict[str, Any]:
     pushes = [push(i) for i in range(n)]
     commands0 = await _redis_commands(web.redis.url)
@@ -238,7 +254,8 @@ async def _level(
         latencies, replies, wall = await _send(session, web.url, pushes, c)
     cpu = _cpu_seconds(web.process.pid) - cpu0
     commands = await _redis_commands(web.redis.url) - commands0 - 1  # less our INFO
-    _check_replies(replies)
+    if not plain:
+        _check_replies(replies)
     stored = n if bare else await _stored(web.redis.url, pushes)
     if stored != n:
         raise RuntimeError(f"only {stored} of {n} pushes left a dedupe key in Redis")
@@ -267,8 +284,12 @@ async def _redis_commands(url: str) -> int:
         await client.aclose()
 
 
-async def _serve_and_load(opts: dict[str, Any], *, bare: bool) -> list[dict[str, Any]]:
+async def _serve_and_load(
+    opts: dict[str, Any], *, bare: bool, plain: bool = False
+) -> list[dict[str, Any]]:
     web = Webhook(bare=bare)
+    if plain:
+        web.url = web.url.replace("/acme", "/plain")
     try:
         connector = aiohttp.TCPConnector(
             limit=0 if opts.get("push_rate") else max(opts["concurrency"])
@@ -277,13 +298,15 @@ async def _serve_and_load(opts: dict[str, Any], *, bare: bool) -> list[dict[str,
             await web.ready(session)
             await _send(session, web.url, [push(i) for i in range(WARM_UP)], 4)
             levels = [
-                await _level(web, session, opts["callbacks"], c, bare=bare)
+                await _level(web, session, opts["callbacks"], c, bare=bare, plain=plain)
                 for c in opts["concurrency"]
             ]
             if opts.get("push_rate"):
                 rate = opts["push_rate"]
                 levels.append(
-                    await _level(web, session, opts["callbacks"], 0, bare=bare, rate=rate)
+                    await _level(
+                        web, session, opts["callbacks"], 0, bare=bare, rate=rate, plain=plain
+                    )
                 )
             return levels
     finally:
@@ -291,28 +314,31 @@ async def _serve_and_load(opts: dict[str, Any], *, bare: bool) -> list[dict[str,
 
 
 async def run(opts: dict[str, Any]) -> dict[str, Any]:
-    """Benchmark 4 for each concurrency level: syncd's webhook, then the bare receiver."""
+    """Benchmark 4 for each concurrency level: syncd's webhook, then the bare receivers."""
     levels = await _serve_and_load(opts, bare=False)
     bare = await _serve_and_load(opts, bare=True)
-    return {"levels": levels, "bare": bare, "limit_s": DINGTALK_LIMIT_S}
+    plain = await _serve_and_load(opts, bare=True, plain=True)
+    return {"levels": levels, "bare": bare, "plain": plain, "limit_s": DINGTALK_LIMIT_S}
 
 
 def render(result: dict[str, Any]) -> str:
     """Markdown table: one row per concurrency level and server."""
     rows = []
     bare = {lv["concurrency"]: lv for lv in result.get("bare", [])}
-    runs = [("syncd web", lv, bare.get(lv["concurrency"])) for lv in result["levels"]]
-    runs += [("bare crypto-only receiver", lv, None) for lv in result.get("bare", [])]
-    for who, lv, base in runs:
+    plain = {lv["concurrency"]: lv for lv in result.get("plain", [])}
+    runs = [("syncd web", lv) for lv in result["levels"]]
+    runs += [("bare crypto-only receiver", lv) for lv in result.get("bare", [])]
+    runs += [("bare 200 handler", lv) for lv in result.get("plain", [])]
+    for who, lv in runs:
         lat = lv["latency"]
-        ratio = f"{lv['per_second'] / base['per_second']:.2f}" if base else "1"
         rows.append(
             [
                 who,
                 lv["concurrency"],
                 lv["callbacks"],
                 f"{lv['per_second']:.0f}",
-                ratio,
+                _ratio(lv, bare.get(lv["concurrency"])),
+                _ratio(lv, plain.get(lv["concurrency"])),
                 ms(lat["p50"]),
                 ms(lat["p99"]),
                 ms(lat["max"]),
@@ -326,7 +352,8 @@ def render(result: dict[str, Any]) -> str:
         "concurrent senders (or paced rate)",
         "pushes",
         "pushes/s",
-        "throughput vs bare",
+        "throughput vs crypto-only",
+        "throughput vs bare 200",
         "ack p50",
         "ack p99",
         "ack max",
@@ -335,3 +362,7 @@ def render(result: dict[str, Any]) -> str:
         "Redis commands per push",
     ]
     return table(header, rows)
+
+
+def _ratio(level: dict[str, Any], base: dict[str, Any] | None) -> str:
+    return f"{level['per_second'] / base['per_second']:.2f}" if base else "—"

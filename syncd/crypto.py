@@ -11,17 +11,19 @@ published test vector):
   padded PKCS#7-style to a multiple of **32** bytes; standard base64 outside.
 
 Only ``reply_success`` and ``encrypt`` read the clock / random source, and only for values
-the caller did not pass in.
+the caller did not pass in. The AES key and cipher of an EncodingAESKey are derived once and
+kept (:func:`aes_key_from_encoding_key`, ``_cipher``: bounded caches, values only), since a
+webhook derives them for every push of the same few tenants.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
-import string
 import struct
 import time
 
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 _BLOCK = 32  # DingTalk pads to 32-byte blocks, not AES's 16
-_RANDOM_ALPHABET = string.ascii_letters + string.digits
+_KEYS_KEPT = 256  # distinct EncodingAESKeys whose derived key and cipher are kept
 
 
 def _sha1(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
@@ -74,8 +76,12 @@ def verify_signature(token: str, timestamp: str, nonce: str, encrypt: str, signa
         raise BadSignature("callback signature does not match")
 
 
+@functools.lru_cache(maxsize=_KEYS_KEPT)
 def aes_key_from_encoding_key(encoding_aes_key: str) -> bytes:
-    """The 32-byte AES key of a 43-character EncodingAESKey; :class:`ConfigError` if malformed."""
+    """The 32-byte AES key of a 43-character EncodingAESKey; :class:`ConfigError` if malformed.
+
+    Kept per EncodingAESKey (a malformed one raises every time: errors are not cached).
+    """
     if len(encoding_aes_key) != 43:
         raise ConfigError(f"EncodingAESKey must be 43 characters, got {len(encoding_aes_key)}")
     try:
@@ -87,12 +93,17 @@ def aes_key_from_encoding_key(encoding_aes_key: str) -> bytes:
     return key
 
 
+@functools.lru_cache(maxsize=_KEYS_KEPT)
 def _cipher(key: bytes) -> Cipher[modes.CBC]:
+    # A Cipher only describes algorithm, key and IV: each encryptor()/decryptor() is a new
+    # context, so one Cipher per key serves every push.
     return Cipher(algorithms.AES(key), modes.CBC(key[:16]))
 
 
 def _random16() -> bytes:
-    return "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(16)).encode("ascii")
+    # 16 hex digits (letters and digits, like the official samples' random string) carrying
+    # 64 random bits: one call, ~1.5 us, instead of 16 secrets.choice (~50 us).
+    return secrets.token_hex(8).encode("ascii")
 
 
 def encrypt(

@@ -222,13 +222,14 @@ async def queue_delivery(
             for i in blocked:
                 queued[i] = await _enqueue(pool, refs[i], reason)
         await first_delivery(pool, tenant, push_id, ttl_s)
+    # The caller logs one line per push naming the bindings and which got a new job; per
+    # binding only at debug (two info lines per push were ~6 % of the webhook's CPU).
     for i, (ref, new) in enumerate(zip(refs, queued, strict=True)):
         if i in blocked:
             continue  # _enqueue logged it
-        if new:
-            log.info("reconcile_queued", binding=str(ref), reason=reason)
-        else:
-            log.debug("reconcile_coalesced", binding=str(ref), reason=reason)
+        log.debug(
+            "reconcile_queued" if new else "reconcile_coalesced", binding=str(ref), reason=reason
+        )
     return queued
 
 

@@ -39,9 +39,12 @@ async def queue_change(pool: ArqRedis, tenant: Tenant, event: CallbackEvent, sou
     # One round trip: dedupe, dirty marks + jobs; the push is remembered only after its
     # work is stored, so a retry after a failure re-queues.
     reason = f"{source}:{event.change_type or 'change'}"
-    if await queue_delivery(pool, tenant.id, event.push_id, refs, reason) is None:
+    queued = await queue_delivery(pool, tenant.id, event.push_id, refs, reason)
+    if queued is None:
         log.info(f"{source}_duplicate", tenant=tenant.id, push_id=event.push_id)
         return "duplicate"
+    # The one info line of a push: its bindings, and those that got a new reconcile job
+    # (the others were coalesced into a job already queued).
     log.info(
         f"{source}_queued",
         tenant=tenant.id,
@@ -49,5 +52,6 @@ async def queue_change(pool: ArqRedis, tenant: Tenant, event: CallbackEvent, sou
         change=event.change_type,
         event_id=event.calendar_event_id,
         bindings=[r.binding for r in refs],
+        new_jobs=[r.binding for r, new in zip(refs, queued, strict=True) if new],
     )
     return "queued" if refs else "no_binding"

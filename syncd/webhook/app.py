@@ -25,7 +25,8 @@ from syncd.config import Config
 from syncd.config.live import LiveConfig
 from syncd.store.connection import connect, redis_settings, watch
 from syncd.webhook import handlers, see
-from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, STATE_KEY, WebState, config_of
+from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, REPLY_KEY, STATE_KEY, WebState, config_of
+from syncd.webhook.reply import ReplyCache
 
 WATCH_S = 2.0
 """How often the webhook pings Redis to notice outages without traffic."""
@@ -45,6 +46,7 @@ def create_app(
     app = web.Application(client_max_size=live.current.settings.callback_max_body + 1024)
     app[CONFIG_KEY] = live
     app[STATE_KEY] = WebState()
+    app[REPLY_KEY] = ReplyCache()
     if pool is not None:
         app[ARQ_KEY] = pool
     else:

@@ -1,5 +1,8 @@
 """Route handlers: verify → decrypt → dedupe → mark dirty + enqueue → encrypted ack.
 
+The ack is the tenant's sealed ``success`` reply, re-sealed at most once a second
+(:mod:`syncd.webhook.reply`).
+
 The callback handler answers ``success`` only after every affected binding is safely
 marked dirty in Redis; when Redis is unreachable, or the process is shutting down and
 can no longer queue, it answers 503 so DingTalk retries.
@@ -35,7 +38,7 @@ from syncd.errors import (
 )
 from syncd.observability import CALLBACKS
 from syncd.queue import ping
-from syncd.webhook.keys import ARQ_KEY, STATE_KEY, config_of
+from syncd.webhook.keys import ARQ_KEY, REPLY_KEY, STATE_KEY, config_of
 from syncd.webhook.payload import CALENDAR_CHANGE, CHECK_URL, CallbackEvent, parse_event
 
 log = structlog.get_logger(__name__)
@@ -75,10 +78,9 @@ async def callback(request: web.Request) -> web.Response:
     except SyncdError as exc:
         return _answer(tenant_id, exc, event)
     CALLBACKS.labels(tenant_id, outcome).inc()
-    reply = crypto.reply_success(
-        cb.token.get_secret_value(), cb.aes_key.get_secret_value(), tenant.owner_key
-    )
-    return web.json_response(reply)
+    credentials = (cb.token.get_secret_value(), cb.aes_key.get_secret_value(), tenant.owner_key)
+    body = request.app[REPLY_KEY].body(tenant_id, credentials, time.time())
+    return web.Response(body=body, content_type="application/json")
 
 
 def _answer(tenant_id: str, exc: SyncdError, event: CallbackEvent | None) -> web.Response:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from syncd.config import Config
     from syncd.config.live import LiveConfig
+    from syncd.webhook.reply import ReplyCache
 
 CONFIG_KEY: web.AppKey[LiveConfig] = web.AppKey("config")
 """The process's configuration; reloads swap ``.current`` (:mod:`syncd.config.live`)."""
@@ -39,3 +40,6 @@ class WebState:
 
 
 STATE_KEY: web.AppKey[WebState] = web.AppKey("state", WebState)
+
+REPLY_KEY: web.AppKey[ReplyCache] = web.AppKey("reply")
+"""The sealed ``success`` replies, per tenant (:mod:`syncd.webhook.reply`)."""

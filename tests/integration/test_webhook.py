@@ -167,6 +167,26 @@ async def test_many_concurrent_pushes_for_one_binding_coalesce(hook: Hook) -> No
     assert len(await hook.accepted_pushes()) == 50
 
 
+async def test_reply_is_sealed_once_a_second_and_never_answers_a_forgery(hook: Hook) -> None:
+    """Pushes in a row get the same sealed reply (one seal per tenant and second), globex
+    its own; a forged push between them is still refused 403 and queues nothing."""
+    status, first = await hook.push(change_push(["u-bob"]))
+    hook.assert_success(status, first)
+    query, body = sealed_push(json.dumps(change_push(["u-alice"], biz_id="forged-1")))
+    status, refused = await hook.post("acme", {**query, "signature": "0" * 40}, body)
+    assert status == 403
+    assert "encrypt" not in refused
+    status, second = await hook.push(change_push(["u-bob"]))
+    hook.assert_success(status, second)
+    status, globex = await hook.push(change_push(["u-alice"]), "globex")
+    hook.assert_success(status, globex, "globex")
+    if int(second["timeStamp"]) - int(first["timeStamp"]) < 1000:  # same reuse window
+        assert second == first
+    assert globex["encrypt"] != first["encrypt"]
+    assert "forged-1" not in "".join(await hook.accepted_pushes())
+    assert await hook.dirty() == ["acme/bob-work", "globex/g-alice"]
+
+
 # --- health and metrics --------------------------------------------------------------------
 
 

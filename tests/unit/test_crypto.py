@@ -247,3 +247,24 @@ def test_decrypt_of_arbitrary_text_raises_only_callback_errors(junk: str) -> Non
     """Arbitrary strings as the encrypt field are rejected with a CallbackError."""
     with pytest.raises(CallbackError):
         crypto.decrypt(junk, AES_KEY, OWNER)
+
+
+def test_derived_key_is_kept_but_a_malformed_key_fails_every_time() -> None:
+    """The AES key of an EncodingAESKey is derived once; a malformed one is never cached
+    as valid (ConfigError on every call), and another key derives its own."""
+    assert crypto.aes_key_from_encoding_key(AES_KEY) is crypto.aes_key_from_encoding_key(AES_KEY)
+    for _ in range(2):
+        with pytest.raises(ConfigError):
+            crypto.aes_key_from_encoding_key(AES_KEY[:-1] + "!")
+    assert crypto.aes_key_from_encoding_key("a" * 43) != crypto.aes_key_from_encoding_key(AES_KEY)
+
+
+def test_kept_cipher_encrypts_each_message_afresh() -> None:
+    """One kept Cipher per key: two envelopes of the same text differ (fresh random prefix
+    per call) and both still decrypt; nonces are 16 letters/digits and differ."""
+    first, second = (crypto.encrypt("success", AES_KEY, OWNER) for _ in range(2))
+    assert first != second
+    assert crypto.decrypt(first, AES_KEY, OWNER) == crypto.decrypt(second, AES_KEY, OWNER)
+    nonces = {crypto.seal("x", TOKEN, AES_KEY, OWNER)["nonce"] for _ in range(50)}
+    assert len(nonces) == 50
+    assert all(len(n) == 16 and n.isalnum() and n.isascii() for n in nonces)
