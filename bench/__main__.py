@@ -1,7 +1,7 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
 Names: idle, latency, initial, initial-vdirsyncer, webhook, webhook-rounds, redis-rtt, hostile,
-stream, scrape, startup, directory, sustained, bigcal (default: all, in that order).
+stream, scrape, startup, directory, sustained, bigcal, fleet (default: all, in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -19,6 +19,7 @@ import structlog
 from bench import (
     bigcal,
     directory,
+    fleet,
     hostile,
     idle,
     initial,
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "directory": (directory.run, directory.render),
     "sustained": (sustained.run, sustained.render),
     "bigcal": (bigcal.run, bigcal.render),
+    "fleet": (fleet.run, fleet.render),
 }
 
 
@@ -230,6 +232,26 @@ def parse(argv: list[str]) -> argparse.Namespace:
         metavar="SYNCD",
         help="startup: also time this other `syncd` script (e.g. another checkout's venv)",
     )
+    p.add_argument(
+        "--fleet-sizes",
+        type=_ints,
+        default=fleet.DEFAULTS["sizes"],
+        help="fleet: numbers of idle bindings, comma-separated (default 1000)",
+    )
+    for opt, help_ in (
+        ("events", "fleet: items in each calendar"),
+        ("window", "fleet: seconds the idle worker is measured"),
+        ("poll_interval", "fleet: every binding's poll_interval in seconds"),
+        ("concurrency", "fleet: bindings reconciled at once in the initial sync"),
+        ("synced", "fleet: bindings synced first (first in config order), 0 for all"),
+    ):
+        default = fleet.DEFAULTS[opt]
+        p.add_argument(
+            f"--fleet-{opt.replace('_', '-')}",
+            type=type(default),
+            default=default,
+            help=f"{help_} (default {default:g})",
+        )
     p.add_argument(
         "--label",
         default="",
