@@ -16,7 +16,7 @@ import structlog
 from arq import Retry
 
 from syncd import queue
-from syncd.config import Binding, Config
+from syncd.config import Config
 from syncd.errors import CalendarMissing, Retryable, SourceUnavailable, SyncdError
 from syncd.model import BindingRef
 from syncd.observability import (
@@ -31,6 +31,7 @@ from syncd.observability import (
 from syncd.reconcile import Progress, Report, WithoutForeign, owned_elsewhere, reconcile
 from syncd.sync import Delete, Skip
 from syncd.sync.records import DeadLetter
+from syncd.worker import schedule
 from syncd.worker.context import WorkerContext, worker_context
 from syncd.worker.wiring import siblings, wire
 
@@ -100,6 +101,7 @@ async def _reconcile_job(shared: WorkerContext, ref: BindingRef, reason: str, tr
         return f"skipped: {outcome.skipped}"
     report = outcome.result
     _record(ref, report, time.monotonic() - started)
+    await schedule.after_run(shared.redis, shared.config, ref, _changes(report), time.time())
     if report.retryable:
         # Some writes failed transiently: cursors stayed put; run again after a backoff.
         await queue.mark_dirty(shared.redis, ref)
@@ -107,6 +109,14 @@ async def _reconcile_job(shared: WorkerContext, ref: BindingRef, reason: str, tr
         transient = SourceUnavailable(f"{failed} action(s) failed transiently")
         return await _retry_or_dead_letter(shared, ref, reason, transient, tries)
     return report.summary_line()
+
+
+def _changes(report: Report) -> int:
+    """How many changes a finished (not dry) run carried: what makes its binding poll fast."""
+    if report.dry_run:
+        return 0
+    c = report.counts
+    return c.created + c.updated + c.deleted + c.conflicts
 
 
 def _configured(config: Config, ref: BindingRef) -> bool:
@@ -184,29 +194,20 @@ waits behind a queue of idle polls, since the worker runs ``max_jobs`` (10) at o
 
 
 async def poll_due(ctx: dict[str, Any]) -> int:
-    """Cron: request a reconcile of every binding whose poll interval (CalDAV) or refresh
-    (ICS feed) has passed, up to the room :data:`POLL_ROOM` leaves in the queue.
+    """Cron: request a reconcile of every binding whose next poll (CalDAV) or refresh (ICS
+    feed) is due, up to the room :data:`POLL_ROOM` leaves in the queue.
 
-    A binding left out stays due (its poll period is only taken when it is requested) and
-    is requested at a later tick.
+    The schedule (:mod:`syncd.worker.schedule`) hands out each due binding to one worker
+    only; one left out stays due and is requested at a later tick.
     """
-    shared, requested = worker_context(ctx), 0
+    shared = worker_context(ctx)
     room = max(1, POLL_ROOM - await queue.ready_reconciles(shared.redis))
-    for tenant, binding in shared.config.bindings():
-        if requested >= room:
-            break
-        ref = BindingRef(tenant.id, binding.id)
-        if await queue.poll_due(shared.redis, ref, poll_every(binding)):
-            await queue.request_reconcile(
-                shared.redis, ref, "poll" if binding.caldav else "refresh"
-            )
-            requested += 1
-    return requested
-
-
-def poll_every(binding: Binding) -> float:
-    """Seconds between two polls of ``binding``: ``poll_interval``, or ``ics.refresh``."""
-    return binding.ics.refresh if binding.ics is not None else binding.poll_interval
+    polls = await schedule.take_polls(
+        shared.redis, shared.scheduler, shared.config, time.time(), room
+    )
+    for ref, binding in polls:
+        await queue.request_reconcile(shared.redis, ref, "poll" if binding.caldav else "refresh")
+    return len(polls)
 
 
 async def full_reconcile_all(ctx: dict[str, Any]) -> int:

@@ -13,7 +13,7 @@ from arq.connections import ArqRedis, create_pool
 from syncd import queue
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
-from syncd.store import keys
+from syncd.store import keys, schedule
 from syncd.worker import tasks
 from syncd.worker.context import worker_context
 from syncd.worker.settings import shutdown, startup, worker_settings
@@ -39,7 +39,7 @@ def _config(root: Path, redis_url: str) -> Config:
               - id: fast
                 dingtalk_user: u-alice
                 caldav: {{url: "http://127.0.0.1:9/a/"}}
-                poll_interval: 1s
+                poll_interval: 10m
               - id: slow
                 dingtalk_user: u-alice
                 caldav: {{url: "http://127.0.0.1:9/b/"}}
@@ -70,9 +70,9 @@ async def test_poll_requests_each_binding_once_per_interval(ctx: dict[str, Any])
     assert await tasks.poll_due(ctx) == 2
     assert await _queued(ctx["redis"]) == 2
     assert await tasks.poll_due(ctx) == 0  # neither interval has passed yet
-    # Once the fast binding's interval has passed it is due again (its job is still
+    # Once the fast binding's next poll time has come it is due again (its job is still
     # queued, so the request coalesces into it).
-    await ctx["redis"].delete(keys.binding_key(BindingRef("acme", "fast"), keys.POLL))
+    await ctx["redis"].zadd(keys.POLL_SCHEDULE, {schedule.member(BindingRef("acme", "fast")): 0})
     assert await tasks.poll_due(ctx) == 1
     assert await _queued(ctx["redis"]) == 2
 
@@ -87,13 +87,13 @@ async def test_daily_full_reconcile_marks_every_binding_full(ctx: dict[str, Any]
 
 
 def test_worker_settings_schedule_the_crons(ctx: dict[str, Any]) -> None:
-    """The daily cron runs at full_reconcile_at (UTC); the poll cron every few seconds."""
+    """The daily cron runs at full_reconcile_at (UTC); the poll cron every second."""
     settings = worker_settings(worker_context(ctx).config)
     by_name = {c.name: c for c in settings["cron_jobs"]}
     daily = by_name["cron:full_reconcile_all"]
     assert (daily.hour, daily.minute, daily.second) == ({4}, {30}, {0})
     poll = by_name["cron:poll_due"]
-    # The fast binding polls every 1 s, so the cron must tick every second to honour it.
+    # A binding that just changed is polled every 2 s, so the cron ticks every second.
     assert poll.second == set(range(60))
     assert [f.name for f in settings["functions"]] == [queue.RECONCILE_TASK]
 
