@@ -101,14 +101,29 @@ def _source_of(ref: str, into: Path) -> Path:
     return into
 
 
-def _worker(config_dir: Path, log: Path, source: Path | None) -> subprocess.Popen[bytes]:
+def _env(source: Path | None) -> dict[str, str]:
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = str(source)
+    return env
+
+
+def syncd_of(source: Path | None) -> str:
+    """Where the worker's ``syncd`` package is imported from (``-P``: not from the cwd)."""
+    code = "import syncd; print(syncd.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", code], env=_env(source), capture_output=True, check=True
+    )
+    return out.stdout.decode().strip()
+
+
+def _worker(config_dir: Path, log: Path, source: Path | None) -> subprocess.Popen[bytes]:
     code = "import sys; from syncd.cli import main; sys.exit(main())"
-    cmd = [sys.executable, "-c", code, "worker", "--config", str(config_dir)]
+    cmd = [sys.executable, "-P", "-c", code, "worker", "--config", str(config_dir)]
     with log.open("wb") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        return subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=_env(source)
+        )
 
 
 @asynccontextmanager
@@ -226,6 +241,7 @@ async def _variant(name: str, source: Path | None, o: dict[str, Any]) -> dict[st
     reports = [during[p]["REPORT"] - started[p]["REPORT"] for p in during]
     return {
         "variant": name,
+        "syncd": syncd_of(source),
         "idle_per_binding_per_hour": idle,
         "first": _lat([t for k, t in stack.edits if k == "first"]),
         "follow_up": _lat([t for k, t in stack.edits if k == "follow-up"]),
