@@ -7,7 +7,10 @@ a change of it, which :func:`after_run` records. Next times keep each binding's 
 phase (:func:`syncd.queue.next_poll_at`), so polls stay spread over their interval.
 
 The schedule follows the configuration: the first tick after start or after a reload
-(the served :class:`~syncd.config.Config` is a new object) syncs its members.
+(the served :class:`~syncd.config.Config` is a new object) syncs its members, and so does a
+tick :data:`RESYNC_S` after the last sync (a Redis that lost its data gets them back). While
+workers disagree (one reloaded, another not yet) they may add and drop a binding in turn;
+they agree again once every worker has reloaded, within seconds.
 """
 
 from __future__ import annotations
@@ -24,17 +27,22 @@ from syncd.store import schedule
 
 log = structlog.get_logger(__name__)
 
+RESYNC_S = 300.0
+"""A worker re-syncs the schedule to its configuration at least this often."""
+
 
 @dataclass(eq=False)
 class PollScheduler:
     """Per worker process: the configuration the shared schedule was last synced to."""
 
     synced: Config | None = None
+    synced_at: float = 0.0
     bindings: dict[BindingRef, Binding] = field(default_factory=dict)
 
     async def follow(self, redis: Redis, config: Config, now: float) -> None:
-        """Sync the schedule's members to ``config`` unless already done for it."""
-        if config is self.synced:
+        """Sync the schedule's members to ``config`` unless done for it in the last
+        :data:`RESYNC_S`."""
+        if config is self.synced and now - self.synced_at < RESYNC_S:
             return
         cadence = config.settings.poll_cadence
         found = {BindingRef(t.id, b.id): b for t, b in config.bindings()}
@@ -42,7 +50,7 @@ class PollScheduler:
             r: queue.next_poll_at(r, longest_interval(b, cadence), now) for r, b in found.items()
         }
         added, removed = await schedule.sync_members(redis, latest, now)
-        self.synced, self.bindings = config, found
+        self.synced, self.synced_at, self.bindings = config, now, found
         log.info("poll_schedule_synced", bindings=len(found), added=added, removed=removed)
 
 

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
 from syncd.store import schedule as store
-from syncd.worker.schedule import PollScheduler, after_run, take_polls
+from syncd.worker.schedule import RESYNC_S, PollScheduler, after_run, take_polls
 
 AES = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 T0 = 1_800_000_000.0
@@ -153,3 +153,18 @@ def test_members_round_trip_odd_ids() -> None:
     """Tenant and binding ids with ``/``, ``%`` and spaces survive the member encoding."""
     ref = BindingRef("a/b", "c% d/e")
     assert store.ref_of(store.member(ref)) == ref
+
+
+async def test_a_schedule_lost_with_redis_data_comes_back(
+    tmp_path: Path, two_clients: tuple[Redis, Redis]
+) -> None:
+    """If Redis loses the schedule (a restart without persistence), a worker puts every
+    binding back within RESYNC_S, due at once."""
+    redis = two_clients[0]
+    config = _config(tmp_path, {"alice": "30s", "bob": "30s"})
+    sched = PollScheduler()
+    assert len(await take_polls(redis, sched, config, T0, 10)) == 2
+    await redis.flushall()
+    assert await take_polls(redis, sched, config, T0 + 100, 10) == []
+    back = await take_polls(redis, sched, config, T0 + RESYNC_S, 10)
+    assert sorted(ref.binding for ref, _ in back) == ["alice", "bob"]
