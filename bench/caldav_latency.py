@@ -232,7 +232,10 @@ async def _variant(name: str, source: Path | None, o: dict[str, Any]) -> dict[st
         refs = [BindingRef("acme", f"b-{u[2:]}") for u in names]
         await stack.redis.delete(*(keys.binding_key(r, keys.CHANGED) for r in refs))
         await asyncio.sleep(POLL_INTERVAL_S * 2)  # every binding re-scheduled as idle
+        commands = int((await stack.redis.info("stats"))["total_commands_processed"])
         idle = await _idle_rate(stack, o["idle"])
+        commands = int((await stack.redis.info("stats"))["total_commands_processed"]) - commands
+        idle["redis_commands_per_s"] = round(commands / o["idle"], 1)
         started = _requests(stack)
         t0 = time.perf_counter()
         await asyncio.gather(*(_edit_binding(stack, s, u, {**o, "variant": name}) for u in names))
@@ -327,6 +330,7 @@ def render(result: dict[str, Any]) -> str:
             f"{v['idle_per_binding_per_hour']['all']:.0f}",
             v["edit_phase_reports_per_binding"],
             v["edit_phase_s"],
+            v["idle_per_binding_per_hour"].get("redis_commands_per_s", "-"),
         ]
         for v in result["variants"]
     ]
@@ -338,6 +342,7 @@ def render(result: dict[str, Any]) -> str:
             "idle all /binding/h",
             "REPORTs per binding in edit phase",
             "edit phase s",
+            "idle Redis commands/s (whole worker)",
         ],
         idle_rows,
     )
