@@ -8,6 +8,7 @@ arq adds ``job_try`` per job.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -193,21 +194,39 @@ running, and at most that many per tick (but always at least one): a push's job 
 waits behind a queue of idle polls, since the worker runs ``max_jobs`` (10) at once."""
 
 
+POLL_TICK_BUDGET_S = 0.8
+"""How long one poll cron tick keeps admitting due polls as the queue drains."""
+POLL_RECHECK_S = 0.05
+
+
 async def poll_due(ctx: dict[str, Any]) -> int:
     """Cron: request a reconcile of every binding whose next poll (CalDAV) or refresh (ICS
-    feed) is due, up to the room :data:`POLL_ROOM` leaves in the queue.
+    feed) is due, while fewer than :data:`POLL_ROOM` reconcile jobs are ready or running.
 
-    The schedule (:mod:`syncd.worker.schedule`) hands out each due binding to one worker
-    only; one left out stays due and is requested at a later tick.
+    The first look always admits one; then, for up to :data:`POLL_TICK_BUDGET_S`, the tick
+    admits more as room frees up, so polls keep up with hundreds of due bindings a second
+    while never queueing more than the room ahead of a push. The schedule
+    (:mod:`syncd.worker.schedule`) hands each due binding to one worker only; one left out
+    stays due and is requested later.
     """
-    shared = worker_context(ctx)
-    room = max(1, POLL_ROOM - await queue.ready_reconciles(shared.redis))
-    polls = await schedule.take_polls(
-        shared.redis, shared.scheduler, shared.config, time.time(), room
-    )
-    for ref, binding in polls:
-        await queue.request_reconcile(shared.redis, ref, "poll" if binding.caldav else "refresh")
-    return len(polls)
+    shared, requested = worker_context(ctx), 0
+    deadline = time.monotonic() + POLL_TICK_BUDGET_S
+    while True:
+        room = POLL_ROOM - await queue.ready_reconciles(shared.redis)
+        room = max(1, room) if not requested else room
+        if room > 0:
+            polls = await schedule.take_polls(
+                shared.redis, shared.scheduler, shared.config, time.time(), room
+            )
+            for ref, binding in polls:
+                reason = "poll" if binding.caldav else "refresh"
+                await queue.request_reconcile(shared.redis, ref, reason)
+            requested += len(polls)
+            if len(polls) < room:  # nothing else is due
+                return requested
+        if time.monotonic() >= deadline:
+            return requested
+        await asyncio.sleep(POLL_RECHECK_S)
 
 
 async def full_reconcile_all(ctx: dict[str, Any]) -> int:

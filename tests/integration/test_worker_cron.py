@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -98,15 +99,15 @@ def test_worker_settings_schedule_the_crons(ctx: dict[str, Any]) -> None:
     assert [f.name for f in settings["functions"]] == [queue.RECONCILE_TASK]
 
 
-def _many_bindings(root: Path, redis_url: str, n: int) -> Config:
-    """``n`` bindings b00..., all polled every second (all due at the first tick)."""
+def _many_bindings(root: Path, redis_url: str, n: int, every: str = "1s") -> Config:
+    """``n`` bindings b00..., all polled ``every`` (all due at the first tick)."""
     (root / "tenants").mkdir(parents=True)
     (root / "syncd.yaml").write_text(f"redis_url: {redis_url}\n")
     bindings = "".join(
         f"""  - id: b{i:02d}
     dingtalk_user: u-alice
     caldav: {{url: "http://127.0.0.1:9/c{i}/"}}
-    poll_interval: 1s
+    poll_interval: {every}
 """
         for i in range(n)
     )
@@ -140,6 +141,28 @@ async def test_polls_never_fill_the_queue_ahead_of_pushes(tmp_path: Path, redis_
         # The bindings left out stayed due: once the queue drains they are requested.
         await pool.delete("arq:queue")
         assert await tasks.poll_due(ctx) == tasks.POLL_ROOM
+    finally:
+        await shutdown(ctx)
+        await pool.aclose()
+
+
+async def test_a_tick_keeps_admitting_polls_as_the_queue_drains(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """12 bindings due and a queue that a fast worker keeps draining: one tick requests all
+    12 (POLL_ROOM at a time, never more ahead of a push), not just the first POLL_ROOM."""
+    pool = await create_pool(queue.redis_settings(redis_url))
+    ctx: dict[str, Any] = {"redis": pool}
+    try:
+        await startup(ctx, _many_bindings(tmp_path / "config", redis_url, 12, every="10m"))
+        tick = asyncio.create_task(tasks.poll_due(ctx))
+        most = 0
+        while not tick.done():  # a worker that takes every queued job at once
+            most = max(most, await queue.ready_reconciles(pool))
+            await pool.delete("arq:queue")
+            await asyncio.sleep(0.01)
+        assert await tick == 12
+        assert most <= tasks.POLL_ROOM
     finally:
         await shutdown(ctx)
         await pool.aclose()
