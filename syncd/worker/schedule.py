@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from syncd import queue
 from syncd.config import Binding, Config, PollCadence
+from syncd.errors import StoreError
 from syncd.model import BindingRef
 from syncd.store import schedule
 
@@ -104,6 +105,9 @@ async def after_run(
     if binding is None or binding.ics is not None:
         return
     cadence = config.settings.poll_cadence
-    await schedule.note_change(redis, ref, now, cadence.idle_after)
     soon = queue.next_poll_at(ref, interval(binding, cadence, 0.0), now)
-    await schedule.bring_forward(redis, ref, soon)
+    try:
+        await schedule.note_change(redis, ref, now, cadence.idle_after)
+        await schedule.bring_forward(redis, ref, soon)
+    except StoreError as exc:  # the run itself succeeded; only its next poll stays slow
+        log.warning("poll_schedule_not_updated", error=str(exc))
