@@ -1,7 +1,8 @@
 """``python -m bench [NAME ...] [options]``: run benchmarks, save JSON, print Markdown.
 
 Names: idle, latency, initial, initial-vdirsyncer, webhook, webhook-rounds, redis-rtt, hostile,
-stream, scrape, startup, directory, sustained, bigcal, fleet (default: all, in that order).
+stream, scrape, startup, directory, sustained, bigcal, fleet, caldav_latency (default: all,
+in that order).
 Results go to ``bench/results/NAME.json``; the Markdown summary goes to standard output.
 """
 
@@ -18,6 +19,7 @@ import structlog
 
 from bench import (
     bigcal,
+    caldav_latency,
     directory,
     fleet,
     hostile,
@@ -55,6 +57,7 @@ BENCHMARKS: dict[str, tuple[Run, Render]] = {
     "sustained": (sustained.run, sustained.render),
     "bigcal": (bigcal.run, bigcal.render),
     "fleet": (fleet.run, fleet.render),
+    "caldav_latency": (caldav_latency.run, caldav_latency.render),
 }
 
 
@@ -231,6 +234,42 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=None,
         metavar="SYNCD",
         help="startup: also time this other `syncd` script (e.g. another checkout's venv)",
+    )
+    cdl = caldav_latency.DEFAULTS
+    p.add_argument(
+        "--cdl-bindings",
+        dest="load_bindings_cdl",
+        type=int,
+        default=cdl["bindings"],
+        help=f"caldav_latency: bindings (default {cdl['bindings']})",
+    )
+    p.add_argument(
+        "--idle-s",
+        type=float,
+        default=cdl["idle"],
+        help=f"caldav_latency: seconds the idle rate is counted over (default {cdl['idle']:g})",
+    )
+    p.add_argument(
+        "--spread-s",
+        type=float,
+        default=cdl["spread"],
+        help=f"caldav_latency: first edits start within this many s (default {cdl['spread']:g})",
+    )
+    p.add_argument(
+        "--followups",
+        type=int,
+        default=cdl["followups"],
+        help=f"caldav_latency: edits after the first, 5-20 s apart (default {cdl['followups']})",
+    )
+    p.add_argument(
+        "--before-ref",
+        default=cdl["before_ref"],
+        help=f"caldav_latency: git commit of the 'before' worker (default {cdl['before_ref']})",
+    )
+    p.add_argument(
+        "--variants",
+        default=cdl["variants"],
+        help=f"caldav_latency: which workers to run (default {cdl['variants']})",
     )
     p.add_argument(
         "--fleet-sizes",

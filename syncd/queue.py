@@ -57,7 +57,14 @@ from syncd.store import lock as _lock
 from syncd.store.connection import redis_settings
 from syncd.store.guard import awaited, redis_errors
 from syncd.store.lock import DEFAULT_LOCK_TTL_S, BindingLock, FencedSide, run_holding
-from syncd.store.marks import first_delivery, ping, poll_due, poll_phase, poll_slot, seen_delivery
+from syncd.store.marks import (
+    first_delivery,
+    next_poll_at,
+    ping,
+    poll_phase,
+    poll_slot,
+    seen_delivery,
+)
 
 __all__ = [
     "DEFAULT_LOCK_TTL_S",
@@ -73,8 +80,8 @@ __all__ = [
     "mark_dirty",
     "mark_full",
     "mark_pushed",
+    "next_poll_at",
     "ping",
-    "poll_due",
     "poll_phase",
     "poll_slot",
     "queue_delivery",

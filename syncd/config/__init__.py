@@ -23,6 +23,7 @@ from syncd.config._models import (
     DirectoryEntry,
     IcsSource,
     LogSettings,
+    PollCadence,
     Settings,
     Tenant,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "DirectoryEntry",
     "IcsSource",
     "LogSettings",
+    "PollCadence",
     "Settings",
     "Tenant",
     "load_config",

@@ -81,6 +81,46 @@ class DeletionThreshold(_Frozen):
         return deletions > self.max_count and deletions > self.max_ratio * pairs
 
 
+class PollCadence(_Frozen):
+    """How a CalDAV binding's poll interval adapts to recent changes (``poll_cadence``).
+
+    A binding whose reconcile saw a change (either side) is polled every ``fast`` for
+    ``fast_for`` after that change; over the next ``settle`` the interval grows linearly
+    back to the binding's ``poll_interval``; once ``idle_after`` has passed without a
+    change it is ``poll_interval`` × ``idle_factor``. ``fast`` never makes a binding poll more
+    often than its ``poll_interval`` asks; ``fast`` at least ``poll_interval`` and
+    ``idle_factor: 1`` give a fixed interval (as before ``poll_cadence``). ICS feeds keep
+    their ``refresh``.
+    """
+
+    fast: Duration = Field(default=2.0, ge=1.0, description="interval right after a change")
+    fast_for: Duration = Field(
+        default=120.0, le=86400.0, description="how long polls stay fast after a change"
+    )
+    settle: Duration = Field(
+        default=300.0, le=86400.0, description="then the interval grows back over this"
+    )
+    idle_after: Duration = Field(
+        default=3600.0, ge=1.0, le=7 * 86400.0, description="no change for this long: idle"
+    )
+    idle_factor: float = Field(
+        default=2.0, ge=1.0, le=10.0, description="an idle binding polls every poll_interval × this"
+    )
+
+    def interval(self, base: float, since_change: float | None) -> float:
+        """Seconds to the next poll of a binding polled every ``base`` when steady, whose
+        last change was ``since_change`` seconds ago (None: none in ``idle_after``)."""
+        if since_change is None or since_change >= self.idle_after:
+            return base * self.idle_factor
+        fast = min(self.fast, base)
+        late = since_change - self.fast_for
+        if late < 0:
+            return fast
+        if late < self.settle:
+            return fast + (base - fast) * late / self.settle
+        return base
+
+
 class Settings(_Frozen):
     """Process settings from ``DIR/syncd.yaml``; every key is optional."""
 
@@ -91,6 +131,7 @@ class Settings(_Frozen):
     callback_max_skew: Duration = 3600.0
     full_reconcile_at: TimeOfDay = time(3, 0)
     deletion_threshold: DeletionThreshold = DeletionThreshold()
+    poll_cadence: PollCadence = PollCadence()
     lock_ttl: Duration = Field(
         default=15.0,
         ge=1.0,

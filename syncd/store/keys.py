@@ -16,12 +16,13 @@ percent-encoded, so no id can reach into another's namespace::
     syncd:<tenant>:binding:<binding>:gen        int    generation of the binding's reconcile job id
     syncd:<tenant>:binding:<binding>:lock       string owner token of the running reconcile (PX)
     syncd:<tenant>:binding:<binding>:running    hash   token (, full) of the run serving a request
-    syncd:<tenant>:binding:<binding>:poll       string "1" until the next poll is due (PX)
+    syncd:<tenant>:binding:<binding>:changed    string Unix time a run last saw a change (PX)
     syncd:<tenant>:push:<push id>               string "1" once a DingTalk push was accepted (EX)
     syncd:<tenant>:stream                       string holder of the tenant's Stream connection (PX)
     syncd:<tenant>:failed_pull                  string "1" until the next failedResults pull (PX)
     syncd:<tenant>:directory                    string JSON of the last good DingTalk import
     syncd:<tenant>:directory_due                string "1" until the next directory import (PX)
+    syncd:@poll:schedule                        zset   binding -> Unix time of its next poll
     syncd:@dingtalk:<app key>:rate              hash   request pace of one DingTalk app (tokens, ts)
     syncd:@dingtalk:<app key>:token             string the app's access token (PX: its cache time)
     syncd:@dingtalk:<app key>:token_lock        string owner of the token refresh under way (PX)
@@ -58,9 +59,9 @@ FULL = "full"  # the next run re-lists both sides (daily safety net, replays)
 GENERATION = "gen"
 LOCK = "lock"
 RUNNING = "running"  # a run took the dirty mark and has not finished (crash recovery)
-POLL = "poll"
 PUSHED = "dt_pushed"  # a DingTalk push named the binding since its last DingTalk listing
 LISTED = "dt_listed"  # DingTalk was listed within dingtalk.list_every (expires then)
+CHANGED = "changed"  # when a run last saw a change (adaptive poll intervals)
 RECONCILE_JOB = "reconcile"
 
 # Per tenant.
@@ -69,6 +70,9 @@ STREAM = "stream"
 FAILED_PULL = "failed_pull"
 DIRECTORY = "directory"
 DIRECTORY_DUE = "directory_due"
+
+# The poll schedule of every binding (syncd.store.schedule); "@" keeps it out of tenants' space.
+POLL_SCHEDULE = f"{PREFIX}:@poll:schedule"
 
 # Per DingTalk app.
 APP_SPACE = "@dingtalk"

@@ -1,11 +1,10 @@
-"""Small Redis marks of the queue protocol: poll pacing, push dedupe, a liveness ping.
+"""Small Redis marks of the queue protocol: poll phases, push dedupe, a liveness ping.
 
 Re-exported by :mod:`syncd.queue`, which is where callers find them.
 """
 
 from __future__ import annotations
 
-import time
 import zlib
 
 from redis.asyncio import Redis
@@ -27,21 +26,10 @@ def poll_slot(ref: BindingRef, interval_s: float, now: float) -> int:
     return int((now + poll_phase(ref, interval_s)) // interval_s)
 
 
-async def poll_due(
-    redis: Redis, ref: BindingRef, interval_s: float, now: float | None = None
-) -> bool:
-    """True at most once per poll period of ``ref`` (:func:`poll_slot`), across all workers.
-
-    The first call for a binding is always due; after that it is due once its phase-shifted
-    period changes. Atomic: ``SET … GET`` swaps in the current period, and only the caller
-    that saw an older one polls.
-    """
-    slot = poll_slot(ref, interval_s, time.time() if now is None else now)
-    with redis_errors("poll_due"):
-        key = keys.binding_key(ref, keys.POLL)
-        ttl_ms = max(1, int(interval_s * 3000))
-        old = await redis.set(key, str(slot), px=ttl_ms, get=True)
-    return old is None or int(old) != slot
+def next_poll_at(ref: BindingRef, interval_s: float, now: float) -> float:
+    """The start of ``ref``'s next poll period after ``now`` (:func:`poll_slot`): polls keep
+    the binding's own phase, so they stay spread over the interval."""
+    return (poll_slot(ref, interval_s, now) + 1) * interval_s - poll_phase(ref, interval_s)
 
 
 async def ping(redis: Redis) -> None:

@@ -24,6 +24,7 @@ from syncd.model import OrgDirectory
 from syncd.store.ratelimit import RequestPace
 from syncd.store.redis import RedisStore
 from syncd.store.tokens import TokenStore
+from syncd.worker.schedule import PollScheduler
 
 CTX_KEY = "syncd"
 """The key of the :class:`WorkerContext` in arq's ``ctx``."""
@@ -51,6 +52,9 @@ class WorkerContext:
         default_factory=lambda: MappingProxyType({})
     )
     """Each importing tenant's last good directory (:mod:`syncd.worker.directory`)."""
+    scheduler: PollScheduler = field(default_factory=PollScheduler)
+    """What the poll schedule was last synced to (:mod:`syncd.worker.schedule`); a reload
+    keeps the object, and its next poll tick syncs the schedule to the new configuration."""
 
     @classmethod
     def open(cls, config: Config, redis: ArqRedis) -> WorkerContext:

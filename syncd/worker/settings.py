@@ -1,7 +1,8 @@
 """arq ``WorkerSettings`` built from configuration, and the worker's shared resources.
 
 Besides the reconcile function, a long-running worker runs three crons: the poll (CalDAV
-bindings every ``poll_interval``, ICS feeds every ``ics.refresh``),
+bindings every ``poll_interval``, adapted to recent changes by ``poll_cadence``, ICS feeds
+every ``ics.refresh``; see :mod:`syncd.worker.schedule`),
 the daily full reconcile, and :func:`revive_orphans`, which queues a run for any binding whose
 running worker died (see :mod:`syncd.queue`) so that it is served again within the lock
 ttl plus :data:`REVIVE_TICK_SECONDS`. Jobs hold the lock under the configured
@@ -27,16 +28,14 @@ from syncd.model import BindingRef
 from syncd.worker import directory, tasks
 from syncd.worker.context import CTX_KEY, WorkerContext, worker_context
 
-# How often (at most) the poll cron looks for bindings whose poll interval has passed.
-POLL_TICK_SECONDS = 5
+# How often the poll cron takes the bindings due (syncd.worker.schedule): every second,
+# as a binding that just changed is polled every few seconds; a tick is one script over the
+# due bindings only (a sorted set), so it costs the same with 10 or 10,000 bindings.
+POLL_TICK_SECONDS = 1
+# How often the directory cron looks for tenants whose directory import is due.
+DIRECTORY_TICK_SECONDS = 5
 # How often the revive cron looks for bindings orphaned by a dead worker.
 REVIVE_TICK_SECONDS = 2
-
-
-def poll_tick(config: Config) -> int:
-    """The poll cron's tick: 5 s, or the shortest poll interval (or feed refresh) if shorter."""
-    intervals = [tasks.poll_every(b) for _, b in config.bindings()]
-    return max(1, min([POLL_TICK_SECONDS, *(int(i) for i in intervals)]))
 
 
 async def startup(ctx: dict[str, Any], config: Config) -> None:
@@ -76,14 +75,14 @@ def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -
         )
     ]
     if poll:
-        tick = poll_tick(config)
-        crons.append(cron(tasks.poll_due, second=set(range(0, 60, tick)), unique=True))
+        every = set(range(0, 60, POLL_TICK_SECONDS))
+        crons.append(cron(tasks.poll_due, second=every, unique=True))
     if not burst:  # a burst worker only drains the queue; long-running ones revive
         every = set(range(0, 60, REVIVE_TICK_SECONDS))
         crons.append(cron(revive_orphans, second=every, unique=True))
 
     if directory.importing(config):  # bindings of templates follow the DingTalk directory
-        every = set(range(0, 60, POLL_TICK_SECONDS))
+        every = set(range(0, 60, DIRECTORY_TICK_SECONDS))
         crons.append(cron(directory.refresh_directories, second=every, unique=True))
 
     async def on_startup(ctx: dict[str, Any]) -> None:

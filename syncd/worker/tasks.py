@@ -8,6 +8,7 @@ arq adds ``job_try`` per job.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -16,7 +17,7 @@ import structlog
 from arq import Retry
 
 from syncd import queue
-from syncd.config import Binding, Config
+from syncd.config import Config
 from syncd.errors import CalendarMissing, Retryable, SourceUnavailable, SyncdError
 from syncd.model import BindingRef, Side
 from syncd.observability import (
@@ -31,6 +32,7 @@ from syncd.observability import (
 from syncd.reconcile import Progress, Report, WithoutForeign, owned_elsewhere, reconcile
 from syncd.sync import Delete, Skip
 from syncd.sync.records import DeadLetter
+from syncd.worker import schedule
 from syncd.worker.context import WorkerContext, worker_context
 from syncd.worker.wiring import siblings, wire
 
@@ -107,6 +109,7 @@ async def _reconcile_job(shared: WorkerContext, ref: BindingRef, reason: str, tr
         return f"skipped: {outcome.skipped}"
     report = outcome.result
     _record(ref, report, time.monotonic() - started)
+    await schedule.after_run(shared.redis, shared.config, ref, _changes(report), time.time())
     if report.retryable:
         # Some writes failed transiently: cursors stayed put; run again after a backoff.
         await queue.mark_dirty(shared.redis, ref)
@@ -114,6 +117,14 @@ async def _reconcile_job(shared: WorkerContext, ref: BindingRef, reason: str, tr
         transient = SourceUnavailable(f"{failed} action(s) failed transiently")
         return await _retry_or_dead_letter(shared, ref, reason, transient, tries)
     return report.summary_line()
+
+
+def _changes(report: Report) -> int:
+    """How many changes a finished (not dry) run carried: what makes its binding poll fast."""
+    if report.dry_run:
+        return 0
+    c = report.counts
+    return c.created + c.updated + c.deleted + c.conflicts
 
 
 def _configured(config: Config, ref: BindingRef) -> bool:
@@ -229,30 +240,39 @@ running, and at most that many per tick (but always at least one): a push's job 
 waits behind a queue of idle polls, since the worker runs ``max_jobs`` (10) at once."""
 
 
-async def poll_due(ctx: dict[str, Any]) -> int:
-    """Cron: request a reconcile of every binding whose poll interval (CalDAV) or refresh
-    (ICS feed) has passed, up to the room :data:`POLL_ROOM` leaves in the queue.
+POLL_TICK_BUDGET_S = 0.8
+"""How long one poll cron tick keeps admitting due polls as the queue drains."""
+POLL_RECHECK_S = 0.05
 
-    A binding left out stays due (its poll period is only taken when it is requested) and
-    is requested at a later tick.
+
+async def poll_due(ctx: dict[str, Any]) -> int:
+    """Cron: request a reconcile of every binding whose next poll (CalDAV) or refresh (ICS
+    feed) is due, while fewer than :data:`POLL_ROOM` reconcile jobs are ready or running.
+
+    The first look always admits one; then, for up to :data:`POLL_TICK_BUDGET_S`, the tick
+    admits more as room frees up, so polls keep up with hundreds of due bindings a second
+    while never queueing more than the room ahead of a push. The schedule
+    (:mod:`syncd.worker.schedule`) hands each due binding to one worker only; one left out
+    stays due and is requested later.
     """
     shared, requested = worker_context(ctx), 0
-    room = max(1, POLL_ROOM - await queue.ready_reconciles(shared.redis))
-    for tenant, binding in shared.config.bindings():
-        if requested >= room:
-            break
-        ref = BindingRef(tenant.id, binding.id)
-        if await queue.poll_due(shared.redis, ref, poll_every(binding)):
-            await queue.request_reconcile(
-                shared.redis, ref, "poll" if binding.caldav else "refresh"
+    deadline = time.monotonic() + POLL_TICK_BUDGET_S
+    while True:
+        room = POLL_ROOM - await queue.ready_reconciles(shared.redis)
+        room = max(1, room) if not requested else room
+        if room > 0:
+            polls = await schedule.take_polls(
+                shared.redis, shared.scheduler, shared.config, time.time(), room
             )
-            requested += 1
-    return requested
-
-
-def poll_every(binding: Binding) -> float:
-    """Seconds between two polls of ``binding``: ``poll_interval``, or ``ics.refresh``."""
-    return binding.ics.refresh if binding.ics is not None else binding.poll_interval
+            for ref, binding in polls:
+                reason = "poll" if binding.caldav else "refresh"
+                await queue.request_reconcile(shared.redis, ref, reason)
+            requested += len(polls)
+            if len(polls) < room:  # nothing else is due
+                return requested
+        if time.monotonic() >= deadline:
+            return requested
+        await asyncio.sleep(POLL_RECHECK_S)
 
 
 async def full_reconcile_all(ctx: dict[str, Any]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from arq.connections import ArqRedis, create_pool
 from syncd import queue
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
-from syncd.store import keys
+from syncd.store import keys, schedule
 from syncd.worker import tasks
 from syncd.worker.context import worker_context
 from syncd.worker.settings import shutdown, startup, worker_settings
@@ -39,7 +40,7 @@ def _config(root: Path, redis_url: str) -> Config:
               - id: fast
                 dingtalk_user: u-alice
                 caldav: {{url: "http://127.0.0.1:9/a/"}}
-                poll_interval: 1s
+                poll_interval: 10m
               - id: slow
                 dingtalk_user: u-alice
                 caldav: {{url: "http://127.0.0.1:9/b/"}}
@@ -70,9 +71,9 @@ async def test_poll_requests_each_binding_once_per_interval(ctx: dict[str, Any])
     assert await tasks.poll_due(ctx) == 2
     assert await _queued(ctx["redis"]) == 2
     assert await tasks.poll_due(ctx) == 0  # neither interval has passed yet
-    # Once the fast binding's interval has passed it is due again (its job is still
+    # Once the fast binding's next poll time has come it is due again (its job is still
     # queued, so the request coalesces into it).
-    await ctx["redis"].delete(keys.binding_key(BindingRef("acme", "fast"), keys.POLL))
+    await ctx["redis"].zadd(keys.POLL_SCHEDULE, {schedule.member(BindingRef("acme", "fast")): 0})
     assert await tasks.poll_due(ctx) == 1
     assert await _queued(ctx["redis"]) == 2
 
@@ -87,26 +88,26 @@ async def test_daily_full_reconcile_marks_every_binding_full(ctx: dict[str, Any]
 
 
 def test_worker_settings_schedule_the_crons(ctx: dict[str, Any]) -> None:
-    """The daily cron runs at full_reconcile_at (UTC); the poll cron every few seconds."""
+    """The daily cron runs at full_reconcile_at (UTC); the poll cron every second."""
     settings = worker_settings(worker_context(ctx).config)
     by_name = {c.name: c for c in settings["cron_jobs"]}
     daily = by_name["cron:full_reconcile_all"]
     assert (daily.hour, daily.minute, daily.second) == ({4}, {30}, {0})
     poll = by_name["cron:poll_due"]
-    # The fast binding polls every 1 s, so the cron must tick every second to honour it.
+    # A binding that just changed is polled every 2 s, so the cron ticks every second.
     assert poll.second == set(range(60))
     assert [f.name for f in settings["functions"]] == [queue.RECONCILE_TASK]
 
 
-def _many_bindings(root: Path, redis_url: str, n: int) -> Config:
-    """``n`` bindings b00..., all polled every second (all due at the first tick)."""
+def _many_bindings(root: Path, redis_url: str, n: int, every: str = "1s") -> Config:
+    """``n`` bindings b00..., all polled ``every`` (all due at the first tick)."""
     (root / "tenants").mkdir(parents=True)
     (root / "syncd.yaml").write_text(f"redis_url: {redis_url}\n")
     bindings = "".join(
         f"""  - id: b{i:02d}
     dingtalk_user: u-alice
     caldav: {{url: "http://127.0.0.1:9/c{i}/"}}
-    poll_interval: 1s
+    poll_interval: {every}
 """
         for i in range(n)
     )
@@ -140,6 +141,28 @@ async def test_polls_never_fill_the_queue_ahead_of_pushes(tmp_path: Path, redis_
         # The bindings left out stayed due: once the queue drains they are requested.
         await pool.delete("arq:queue")
         assert await tasks.poll_due(ctx) == tasks.POLL_ROOM
+    finally:
+        await shutdown(ctx)
+        await pool.aclose()
+
+
+async def test_a_tick_keeps_admitting_polls_as_the_queue_drains(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """12 bindings due and a queue that a fast worker keeps draining: one tick requests all
+    12 (POLL_ROOM at a time, never more ahead of a push), not just the first POLL_ROOM."""
+    pool = await create_pool(queue.redis_settings(redis_url))
+    ctx: dict[str, Any] = {"redis": pool}
+    try:
+        await startup(ctx, _many_bindings(tmp_path / "config", redis_url, 12, every="10m"))
+        tick = asyncio.create_task(tasks.poll_due(ctx))
+        most = 0
+        while not tick.done():  # a worker that takes every queued job at once
+            most = max(most, await queue.ready_reconciles(pool))
+            await pool.delete("arq:queue")
+            await asyncio.sleep(0.01)
+        assert await tick == 12
+        assert most <= tasks.POLL_ROOM
     finally:
         await shutdown(ctx)
         await pool.aclose()

@@ -1,4 +1,4 @@
-"""The queue's small Redis marks: push dedupe, poll pacing, dirty marks, job ids, outages."""
+"""The queue's small Redis marks: push dedupe, poll phases, dirty marks, job ids, outages."""
 
 from __future__ import annotations
 
@@ -72,26 +72,16 @@ async def test_seen_delivery_only_after_first_delivery(pool: ArqRedis) -> None:
     assert not await queue.seen_delivery(pool, "globex", "push-9")
 
 
-async def test_poll_due_once_per_period_per_binding(pool: ArqRedis) -> None:
-    """poll_due is true once per poll period of a binding, independently for each binding."""
-    first = 1_000_020 - queue.poll_phase(REF, 30) + 1  # 1 s into one of REF's periods
-    assert await queue.poll_due(pool, REF, 30, now=first)
-    assert not await queue.poll_due(pool, REF, 30, now=first + 28)
-    assert await queue.poll_due(pool, BindingRef("acme", "other"), 30, now=first)
-    assert await queue.poll_due(pool, REF, 30, now=first + 30)
-
-
-async def test_polls_spread_over_the_interval(pool: ArqRedis) -> None:
-    """50 bindings polled by a 5 s cron with a 30 s interval: after the first tick each is
-    due once per 30 s, and no tick carries more than a third of them (lockstep would be 50)."""
-    refs = [BindingRef("acme", f"b{n}") for n in range(50)]
-    due_per_tick = []
-    for now in range(1_000_000, 1_000_000 + 180, 5):
-        due_per_tick.append([r for r in refs if await queue.poll_due(pool, r, 30, now=now)])
-    assert len(due_per_tick[0]) == 50
-    assert max(len(due) for due in due_per_tick[1:]) <= 17
-    for ref in refs:
-        assert sum(ref in due for due in due_per_tick[1:]) in (5, 6)
+def test_next_poll_keeps_each_bindings_phase() -> None:
+    """Next poll times fall on a binding's own phase-shifted period boundaries: one period
+    apart, strictly after ``now``, and different bindings on different boundaries."""
+    now = 1_000_000.5
+    at = queue.next_poll_at(REF, 30, now)
+    assert now < at <= now + 30
+    assert queue.next_poll_at(REF, 30, at) == pytest.approx(at + 30)
+    assert queue.next_poll_at(REF, 30, at - 0.001) == pytest.approx(at)
+    others = {round(queue.next_poll_at(BindingRef("acme", f"b{n}"), 30, now)) for n in range(50)}
+    assert len(others) > 15  # spread over the interval, not one instant (lockstep)
 
 
 async def test_mark_dirty_makes_rerun_queue_a_job(pool: ArqRedis) -> None:
