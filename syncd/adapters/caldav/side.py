@@ -23,7 +23,7 @@ import hashlib
 
 import structlog
 
-from syncd.adapters.caldav.client import CalDAVClient, RawItem
+from syncd.adapters.caldav.client import CalDAVClient, KnownHrefs, RawItem
 from syncd.errors import EtagMismatch, TranslationError
 from syncd.model import Changes, Event, Remote, Side
 from syncd.sync.ports import Written
@@ -33,13 +33,18 @@ log = structlog.get_logger(__name__)
 
 
 class CalDAVSide:
-    """One CalDAV calendar collection as a ``CalendarSide``; item ids are hrefs."""
+    """One CalDAV calendar collection as a ``CalendarSide``; item ids are hrefs.
+
+    ``known`` (e.g. hrefs the binding's store maps) is passed to every ``sync`` so that
+    an incremental answer is told from a full listing without listing every member.
+    """
 
     side = Side.CALDAV
 
-    def __init__(self, client: CalDAVClient, ctx: Context) -> None:
+    def __init__(self, client: CalDAVClient, ctx: Context, known: KnownHrefs | None = None) -> None:
         self.client = client
         self.ctx = ctx
+        self.known = known
         self._read: dict[str, RawItem] = {}  # href -> item as read by changes() in this run
 
     async def aclose(self) -> None:
@@ -48,7 +53,7 @@ class CalDAVSide:
 
     async def changes(self, cursor: str | None) -> Changes:
         """Changed and deleted items since ``cursor`` (a sync token); a full listing for None."""
-        raw = await self.client.sync(cursor)
+        raw = await self.client.sync(cursor, known=self.known)
         self._read.update((item.href, item) for item in raw.items)
         for href in raw.deleted:
             self._read.pop(href, None)
