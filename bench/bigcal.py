@@ -225,6 +225,11 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
     return {"repeat": opts["repeat"], "sizes": sizes}
 
 
+def _all_ok(size: dict[str, Any]) -> bool:
+    runs = (size.get("cli_one_change", {}), size.get("cli_full", {}))
+    return all(r.get("exit_status", 0) == 0 for r in runs)
+
+
 def _counts(value: dict[str, int] | str) -> str:
     return value if isinstance(value, str) else requests_text(value)
 
@@ -245,7 +250,8 @@ def render(result: dict[str, Any]) -> str:
                 f"{_counts(c['dingtalk'])}; {_counts(c['caldav'])}",
                 ms(s["pair_load_s"]),
                 f"{s['cli_one_change']['peak_rss_mb']:.0f} MB"
-                + (f"; full: {s['cli_full']['peak_rss_mb']:.0f} MB" if "cli_full" in s else ""),
+                + (f"; full: {s['cli_full']['peak_rss_mb']:.0f} MB" if "cli_full" in s else "")
+                + ("" if _all_ok(s) else " (a run failed: see its JSON)"),
                 f"{s['redis']['per_pair']:.0f} B",
                 ms(s["initial_full_s"]),
             ]
