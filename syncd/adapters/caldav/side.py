@@ -18,6 +18,7 @@ the written text parsed back: what the next read of the item will say.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 
@@ -30,6 +31,10 @@ from syncd.sync.ports import Written
 from syncd.translate import Context, event_from_ical, event_to_ical, patch_ical
 
 log = structlog.get_logger(__name__)
+
+# Items translated between two yields to the event loop: a listing of thousands is seconds
+# of CPU, and the run's lock must be refreshed meanwhile (syncd.store.lock).
+_YIELD_EVERY = 100
 
 
 class CalDAVSide:
@@ -57,7 +62,11 @@ class CalDAVSide:
         self._read.update((item.href, item) for item in raw.items)
         for href in raw.deleted:
             self._read.pop(href, None)
-        items = [self._remote(item) for item in raw.items]
+        items = []
+        for n, item in enumerate(raw.items):
+            if n and not n % _YIELD_EVERY:
+                await asyncio.sleep(0)
+            items.append(self._remote(item))
         items += [Remote(u.href, u.etag, None, error=u.reason) for u in raw.unreadable]
         return Changes(tuple(items), raw.deleted, raw.token, raw.complete)
 
