@@ -126,14 +126,14 @@ async def _redis_bytes(rig: Rig) -> dict[str, Any]:
 # prints the peak RSS of that grandchild only (ru_maxrss, KiB).
 _MEASURE = (
     "import os, subprocess, sys\n"
-    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
     "_, status, usage = os.wait4(child.pid, 0)\n"
     "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n"
 )
 
 
-def _child(argv: list[str]) -> tuple[int, float, float]:
-    """Run ``argv``: its exit code, peak RSS in MB and wall time."""
+def _child(argv: list[str]) -> tuple[int, float, float, str]:
+    """Run ``argv``: its exit code, peak RSS in MB, wall time and the tail of its stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the checkout this benchmark runs from
     started = time.perf_counter()
     out = subprocess.run(
@@ -141,7 +141,7 @@ def _child(argv: list[str]) -> tuple[int, float, float]:
     )
     wall = time.perf_counter() - started
     code, kib = out.stdout.split()
-    return int(code), int(kib) / 1024, wall
+    return int(code), int(kib) / 1024, wall, out.stderr.decode(errors="replace")[-2000:]
 
 
 async def _cli_rss(rig: Rig, n: int, *flags: str) -> dict[str, Any]:
@@ -151,10 +151,17 @@ async def _cli_rss(rig: Rig, n: int, *flags: str) -> dict[str, Any]:
     config = str(rig.root / "config")
     argv = [str(exe), "sync", "--config", config, *flags, REF.tenant, REF.binding]
     # In a thread: the sandbox the child talks to runs on this event loop.
-    status, rss, wall = await asyncio.to_thread(_child, argv)
-    if status != 0:
-        raise RuntimeError(f"syncd sync exited with status {status}")
-    return {"peak_rss_mb": rss, "wall_s": wall}
+    status, rss, wall, stderr = await asyncio.to_thread(_child, argv)
+    _progress(f"syncd sync {' '.join(flags)}: status {status}, {rss:.0f} MB, {wall:.1f} s")
+    if status != 0:  # recorded, not raised: the figures measured so far are kept
+        _progress(stderr)
+        return {"peak_rss_mb": rss, "wall_s": wall, "exit_status": status, "stderr": stderr}
+    return {"peak_rss_mb": rss, "wall_s": wall, "exit_status": 0}
+
+
+def _progress(line: str) -> None:
+    """A line on stderr as the run goes (a long run that fails late keeps its figures)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 async def measure(n: int, repeat: int) -> dict[str, Any]:
@@ -169,10 +176,17 @@ async def measure(n: int, repeat: int) -> dict[str, Any]:
             if (await _run(rig))["written"] == 0:
                 break
         idle, change, loads = [], [], []
+        _progress(f"N={n}: initial full sync {initial:.0f} s")
         for r in range(repeat):
             idle.append(await _run(rig))
             change.append(await _one_change(rig, n, r))
             loads.append(await _load_time(rig))
+            c = change[-1]
+            _progress(
+                f"N={n} round {r}: idle {idle[-1]['wall_s'] * 1000:.0f} ms, one change "
+                f"{c['wall_s'] * 1000:.0f} ms, raw REPORT {c['raw_report_s'] * 1000:.0f} ms, "
+                f"ratio {c['ratio']:.2f}, DingTalk {c['dingtalk']}, CalDAV {c['caldav']}"
+            )
         rss = await _cli_rss(rig, n)
         rss_full = await _cli_rss(rig, n, "--full")
         memory = await _redis_bytes(rig)
@@ -211,6 +225,11 @@ async def run(opts: dict[str, Any]) -> dict[str, Any]:
     return {"repeat": opts["repeat"], "sizes": sizes}
 
 
+def _all_ok(size: dict[str, Any]) -> bool:
+    runs = (size.get("cli_one_change", {}), size.get("cli_full", {}))
+    return all(r.get("exit_status", 0) == 0 for r in runs)
+
+
 def _counts(value: dict[str, int] | str) -> str:
     return value if isinstance(value, str) else requests_text(value)
 
@@ -231,7 +250,8 @@ def render(result: dict[str, Any]) -> str:
                 f"{_counts(c['dingtalk'])}; {_counts(c['caldav'])}",
                 ms(s["pair_load_s"]),
                 f"{s['cli_one_change']['peak_rss_mb']:.0f} MB"
-                + (f"; full: {s['cli_full']['peak_rss_mb']:.0f} MB" if "cli_full" in s else ""),
+                + (f"; full: {s['cli_full']['peak_rss_mb']:.0f} MB" if "cli_full" in s else "")
+                + ("" if _all_ok(s) else " (a run failed: see its JSON)"),
                 f"{s['redis']['per_pair']:.0f} B",
                 ms(s["initial_full_s"]),
             ]

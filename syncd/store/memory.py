@@ -71,6 +71,10 @@ class MemoryStore:
         wanted.update(u for u, p in b.pairs.items() if not (p.dingtalk_id and p.caldav_href))
         return PairSlice({u: b.pairs[u] for u in wanted if u in b.pairs}, len(b.pairs))
 
+    async def some_hrefs(self, ref: BindingRef, count: int) -> list[str]:
+        """Up to ``count`` CalDAV hrefs of the binding's pairs (the first ones indexed)."""
+        return list(self._of(ref).by_href)[: max(0, count)]
+
     async def save_pair(self, ref: BindingRef, pair: PairState) -> None:
         """Insert or replace the pair and move its DingTalk-id and href index entries."""
         b = self._of(ref)

@@ -269,6 +269,14 @@ class RedisStore:
             log.error("store_pair_corrupt", binding=str(ref), uid=uid, error=str(exc))
             raise StoreError(f"{ref}: stored pair {uid!r} is corrupt: {exc}") from exc
 
+    async def some_hrefs(self, ref: BindingRef, count: int) -> list[str]:
+        """Up to ``count`` distinct CalDAV hrefs of the binding's pairs, at random (HRANDFIELD)."""
+        if count <= 0:
+            return []
+        with redis_errors("some_hrefs"):
+            raw = await awaited(self._redis.hrandfield(keys.binding_key(ref, keys.BY_HREF), count))
+        return [_text(h) for h in raw or ()]
+
     async def save_pair(self, ref: BindingRef, pair: PairState) -> None:
         """Insert or replace the pair, moving its index entries in the same atomic step."""
         args = [pair.uid, pair_to_json(pair), pair.dingtalk_id or "", pair.caldav_href or ""]

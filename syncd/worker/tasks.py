@@ -58,7 +58,13 @@ async def run_once(
     """
     foreign = await owned_elsewhere(ctx.store, siblings(ctx.config, ref))
     async with wire(
-        ctx.config, ref, ctx.session, ctx.tokens, force_delete=force_delete, pace=ctx.pace
+        ctx.config,
+        ref,
+        ctx.session,
+        ctx.tokens,
+        force_delete=force_delete,
+        pace=ctx.pace,
+        store=ctx.store,
     ) as w:
         return await reconcile(
             ref,

@@ -26,9 +26,13 @@ from syncd.errors import ConfigError
 from syncd.model import BindingRef
 from syncd.store.ratelimit import RequestPace
 from syncd.sync.policy import Policy
-from syncd.sync.ports import CalendarSide
+from syncd.sync.ports import CalendarSide, MappingStore
 from syncd.sync.shaping import Filter, Shaping
 from syncd.translate import Context, Directory, as_dingtalk_keeps
+
+# Mapped hrefs a CalDAV side may ask the store for, to tell an incremental answer from a
+# full listing (the client asks the server for a few of those the answer leaves out).
+KNOWN_HREFS = 8
 
 
 @dataclass(frozen=True)
@@ -136,8 +140,13 @@ async def wire(
     *,
     force_delete: bool = False,
     pace: RequestPace | None = None,
+    store: MappingStore | None = None,
 ) -> AsyncIterator[Wired]:
-    """Open the sides of ``ref`` for one reconcile and close them afterwards."""
+    """Open the sides of ``ref`` for one reconcile and close them afterwards.
+
+    With ``store``, the CalDAV side may ask it for a few mapped hrefs (see
+    :class:`CalDAVSide`): an incremental run then costs the same at any calendar size.
+    """
     tenant = config.tenant(ref.tenant)
     binding = tenant.binding(ref.binding)
     ctx = translation_context(tenant, binding)
@@ -156,7 +165,8 @@ async def wire(
             dav.url, dav.username, password, timeout=dav.timeout, create=dav.create
         )
         async with client:
-            yield Wired(ref, dingtalk, CalDAVSide(client, ctx), policy, binding.concurrency)
+            known = partial(store.some_hrefs, ref, KNOWN_HREFS) if store else None
+            yield Wired(ref, dingtalk, CalDAVSide(client, ctx, known), policy, binding.concurrency)
         return
     if binding.ics is None:  # pragma: no cover  (configuration requires one of the two)
         raise ConfigError(f"binding {ref} has neither caldav nor ics")

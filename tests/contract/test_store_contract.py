@@ -168,6 +168,20 @@ async def test_load_touched_always_includes_pairs_lacking_a_side(store: Store) -
     assert (sorted(again.pairs), again.total) == (["u3"], 5)
 
 
+async def test_some_hrefs_are_mapped_ones(store: Store) -> None:
+    """Up to ``count`` distinct hrefs of the binding's pairs; none for an empty binding."""
+    assert await store.some_hrefs(REF, 3) == []
+    for i in range(5):
+        await store.save_pair(REF, pair(f"u{i}", f"dt{i}", f"/h{i}"))
+    await store.save_pair(REF, pair("half", "dt-only", None))
+    await store.drop_pair(REF, "u4")
+    some = await store.some_hrefs(REF, 3)
+    assert len(some) == len(set(some)) == 3
+    assert set(some) <= {"/h0", "/h1", "/h2", "/h3"}
+    assert sorted(await store.some_hrefs(REF, 10)) == ["/h0", "/h1", "/h2", "/h3"]
+    assert await store.some_hrefs(REF, 0) == []
+
+
 async def test_load_touched_on_an_empty_binding(store: Store) -> None:
     """Nothing stored: nothing found, a count of zero."""
     got = await store.load_touched(REF, dingtalk_ids=["dt1"], hrefs=["/h"], uids=["u"])

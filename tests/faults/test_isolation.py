@@ -108,9 +108,23 @@ def owned_by(key: str, t: TenantSpec) -> bool:
             "arq:queue",  # arq's shared bookkeeping: the queue, its health check and the
             "arq:queue:health-check",  # set of aborted job ids (members are job ids)
             "arq:abort",
+            "syncd:@poll:schedule",  # shared; the test checks a run names only its own binding
         }
         or re.fullmatch(rf"arq:(job|in-progress|retry|result):syncd:{t.id}:.+", key) is not None
     )
+
+
+def _schedule_members(commands: list[list[str]]) -> set[str]:
+    """The members a run wrote to the shared poll schedule (``ZADD key [opts] score member``)."""
+    found: set[str] = set()
+    for args in commands:
+        if args[:2] == ["zadd", "syncd:@poll:schedule"] or args[:2] == [
+            "ZADD",
+            "syncd:@poll:schedule",
+        ]:
+            rest = [a for a in args[2:] if a.upper() not in {"XX", "NX", "LT", "GT", "CH"}]
+            found.update(rest[1::2])
+    return found
 
 
 # --- MONITOR ----------------------------------------------------------------------------------
@@ -314,6 +328,7 @@ async def test_each_tenants_reconcile_touches_only_its_own_keys(two: Two) -> Non
         assert f"syncd:@dingtalk:{t.app_key}:rate" in keys  # its own app's request pace
         foreign = sorted(k for k in keys if not owned_by(k, t))
         assert foreign == []
+        assert _schedule_members(commands) <= {f"{t.id}/{t.binding}"}  # only its own poll
         assert not any(k.startswith(f"syncd:{other.id}:") or other.app_key in k for k in keys)
         mine = [f"{t.id} from caldav", f"{t.id} from dingtalk"]
         assert two.dingtalk_summaries(t) == mine

@@ -207,3 +207,24 @@ async def test_an_item_that_cannot_sync_is_reported_and_the_rest_syncs(spine: Sp
     assert skipped[0]["side"] == "caldav"
     assert skipped[0]["reason"]
     assert (REGISTRY.get_sample_value(metric[0], metric[1]) or 0.0) == before + 1
+
+
+async def test_one_caldav_change_among_several_lists_no_members(spine: Spine) -> None:
+    """A change in one of four CalDAV items reaches DingTalk without a PROPFIND of every
+    member: the worker's CalDAV side asks for a few mapped hrefs the answer leaves out."""
+    for n in range(4):
+        text = ICS.replace("standup-1@", f"standup-{n}@").format(summary=f"Standup {n}")
+        assert spine.calendar.put_raw(f"standup-{n}.ics", text)[0] in (201, 204)
+    await spine.settle(poll=True)
+    assert sorted(e["summary"] for e in spine.dingtalk_events()) == [
+        f"Standup {n}" for n in range(4)
+    ]
+    before = spine.calendar.settled_exchanges()
+    edited = ICS.replace("standup-1@", "standup-2@").format(summary="Standup 2 (moved)")
+    assert spine.calendar.put_raw("standup-2.ics", edited)[0] in (200, 201, 204)
+    await spine.settle(poll=True)
+    assert "Standup 2 (moved)" in {e["summary"] for e in spine.dingtalk_events()}
+    methods = [e.method for e in spine.calendar.since(before)]
+    assert "REPORT" in methods
+    assert "PROPFIND" not in methods
+    await _assert_quiet(spine)

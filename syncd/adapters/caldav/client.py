@@ -11,8 +11,11 @@ Reading costs one sync-collection REPORT when nothing changed (the changed items
 inline); a full listing is one REPORT (or PROPFIND) for hrefs and etags plus one
 calendar-multiget per ``chunk_size`` items. Some servers (DAViCal) answer a token they no
 longer know with a plain listing of everything instead of an error; an answer that may be
-such a listing is checked against one PROPFIND of the collection's members
-(:meth:`CalDAVClient._lists_every_member`), so deletions are found in the same run.
+such a listing is checked (:meth:`CalDAVClient._lists_every_member`), so deletions are
+found in the same run: first by asking for a few hrefs the caller knows (``known``, e.g.
+mapped ones) that the answer leaves out (one small calendar-multiget: one of them still
+there proves the answer incremental), and only when none is there by one PROPFIND of all
+the collection's members.
 Credentials go with the first request (see ``_http``). Every request goes through
 ``_errors.map_errors``: callers only ever see ``syncd.errors``.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -36,12 +39,16 @@ from syncd.adapters.caldav._errors import Op, map_errors
 from syncd.adapters.caldav._http import DavHttp
 from syncd.adapters.caldav._wire import RawItem, Unreadable
 
-__all__ = ["CalDAVClient", "RawChanges", "RawItem", "Unreadable"]
+__all__ = ["CalDAVClient", "KnownHrefs", "RawChanges", "RawItem", "Unreadable"]
 
 log = structlog.get_logger(__name__)
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _MAX_SYNC_PAGES = 100
+_PROBES = 3  # known hrefs asked for before listing every member
+
+# Hrefs the caller believes are members (e.g. those its store maps), asked for lazily.
+KnownHrefs = Callable[[], Awaitable[Collection[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,26 +113,28 @@ class CalDAVClient:
 
     # --- reading -------------------------------------------------------------------
 
-    async def sync(self, token: str | None) -> RawChanges:
+    async def sync(self, token: str | None, *, known: KnownHrefs | None = None) -> RawChanges:
         """Changes since ``token``, or a full listing (``complete=True``) when it is None.
 
-        Raises ``SyncTokenInvalid`` when the server no longer knows ``token``, and
-        ``CalendarMissing`` when the collection does not exist (unless ``create``: then
-        it is made with MKCALENDAR and read).
+        ``known`` gives hrefs believed to be members; they make telling an incremental
+        answer from a full listing cheap (see :meth:`_lists_every_member`). Raises
+        ``SyncTokenInvalid`` when the server no longer knows ``token``, and
+        ``CalendarMissing`` when the collection does not exist (unless ``create``: then it
+        is made with MKCALENDAR and read).
         """
         try:
-            return await self._sync(token)
+            return await self._sync(token, known)
         except errors.NotFound as exc:
             if not self.create:
                 raise _collection.missing(self.url) from exc
         await _collection.create(self._http, self.url)
-        return await self._sync(token)
+        return await self._sync(token, known)
 
-    async def _sync(self, token: str | None) -> RawChanges:
+    async def _sync(self, token: str | None, known: KnownHrefs | None) -> RawChanges:
         if token is None:
             return await self._full_listing()
         page = await self._sync_pages(token, with_data=True)
-        complete = await self._lists_every_member(page, token)
+        complete = await self._lists_every_member(page, token, known)
         inline = {h: (e, d) for h, (e, d) in page.changed.items() if d is not None}
         bare = {h: e for h, (e, d) in page.changed.items() if d is None}
         items = [RawItem(h, e, d) for h, (e, d) in inline.items()]
@@ -138,22 +147,49 @@ class CalDAVClient:
             complete=complete,
         )
 
-    async def _lists_every_member(self, page: _wire.SyncPage, token: str) -> bool:
+    async def _lists_every_member(
+        self, page: _wire.SyncPage, token: str, known: KnownHrefs | None
+    ) -> bool:
         """Whether an answer to a sync with ``token`` names every member of the collection.
 
         Asked only when the answer could be a full listing in disguise
-        (:func:`quirks.may_be_full_listing`). Then one PROPFIND lists the members now
-        there: if each of them is in the answer, every href missing from the answer is
-        missing from the collection, so reading the answer as complete can only find
+        (:func:`quirks.may_be_full_listing`). A known href the answer leaves out that is
+        still there proves it does not (:meth:`_leaves_out_a_member`: one multiget of a
+        few, whatever the collection's size). Otherwise one PROPFIND lists the members
+        now there: if each of them is in the answer, every href missing from the answer
+        is missing from the collection, so reading the answer as complete can only find
         real deletions, whether the server meant it as a full listing or not.
         """
         if not quirks.may_be_full_listing(page.changed, page.deleted, token, page.token):
+            return False
+        if await self._leaves_out_a_member(page, known):
             return False
         members = await self._propfind_etags()
         if not members.keys() <= page.changed.keys():
             return False
         log.info("caldav_sync_answer_is_full_listing", url=self.url, items=len(page.changed))
         return True
+
+    async def _leaves_out_a_member(self, page: _wire.SyncPage, known: KnownHrefs | None) -> bool:
+        """Is one of a few ``known`` hrefs the answer does not name still in the collection?
+
+        Then the answer is not a listing of every member (a member created between the
+        REPORT and this multiget reads the same: as a full PROPFIND would). False when
+        there is nothing to ask or none is there: the caller then lists every member.
+        """
+        if known is None:
+            return False
+        probes = sorted(h for h in await known() if h not in page.changed)[:_PROBES]
+        if not probes:
+            return False
+        try:
+            found = await self._multiget_all(probes)
+        except errors.SourceError as exc:
+            if isinstance(exc, errors.Retryable):
+                raise
+            log.info("caldav_member_probe_failed", url=self.url, error=str(exc))
+            return False
+        return bool(found)
 
     async def _full_listing(self) -> RawChanges:
         listing, token = await self._list_etags()

@@ -18,12 +18,13 @@ the written text parsed back: what the next read of the item will say.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 
 import structlog
 
-from syncd.adapters.caldav.client import CalDAVClient, RawItem
+from syncd.adapters.caldav.client import CalDAVClient, KnownHrefs, RawItem
 from syncd.errors import EtagMismatch, TranslationError
 from syncd.model import Changes, Event, Remote, Side
 from syncd.sync.ports import Written
@@ -31,15 +32,24 @@ from syncd.translate import Context, event_from_ical, event_to_ical, patch_ical
 
 log = structlog.get_logger(__name__)
 
+# Items translated between two yields to the event loop: a listing of thousands is seconds
+# of CPU, and the run's lock must be refreshed meanwhile (syncd.store.lock).
+_YIELD_EVERY = 100
+
 
 class CalDAVSide:
-    """One CalDAV calendar collection as a ``CalendarSide``; item ids are hrefs."""
+    """One CalDAV calendar collection as a ``CalendarSide``; item ids are hrefs.
+
+    ``known`` (e.g. hrefs the binding's store maps) is passed to every ``sync`` so that
+    an incremental answer is told from a full listing without listing every member.
+    """
 
     side = Side.CALDAV
 
-    def __init__(self, client: CalDAVClient, ctx: Context) -> None:
+    def __init__(self, client: CalDAVClient, ctx: Context, known: KnownHrefs | None = None) -> None:
         self.client = client
         self.ctx = ctx
+        self.known = known
         self._read: dict[str, RawItem] = {}  # href -> item as read by changes() in this run
 
     async def aclose(self) -> None:
@@ -48,11 +58,15 @@ class CalDAVSide:
 
     async def changes(self, cursor: str | None) -> Changes:
         """Changed and deleted items since ``cursor`` (a sync token); a full listing for None."""
-        raw = await self.client.sync(cursor)
+        raw = await self.client.sync(cursor, known=self.known)
         self._read.update((item.href, item) for item in raw.items)
         for href in raw.deleted:
             self._read.pop(href, None)
-        items = [self._remote(item) for item in raw.items]
+        items = []
+        for n, item in enumerate(raw.items):
+            if n and not n % _YIELD_EVERY:
+                await asyncio.sleep(0)
+            items.append(self._remote(item))
         items += [Remote(u.href, u.etag, None, error=u.reason) for u in raw.unreadable]
         return Changes(tuple(items), raw.deleted, raw.token, raw.complete)
 
