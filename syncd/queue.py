@@ -142,14 +142,23 @@ async def request_reconcile(
 
     True if a new job was queued; False if a job that had not yet taken the dirty mark
     when this request set it will serve the request (coalesced). Either way a reconcile
-    starts after this call. ``full`` makes the run re-list both sides (:func:`mark_full`). Raises
+    starts after this call. ``full`` makes the run re-list both sides (:func:`mark_full`);
+    any ``reason`` but a poll (:data:`QUIET_REASONS`) makes it list DingTalk. Raises
     ``StoreUnavailable`` if Redis cannot be reached (the request was not taken).
     """
     if full:
         await mark_full(pool, ref)
+    if reason not in QUIET_REASONS:
+        await mark_pushed(pool, [ref])
     with redis_errors("request_reconcile"):
         await _set_dirty(pool, ref)
         return await _enqueue(pool, ref, reason)
+
+
+QUIET_REASONS = frozenset({"poll"})
+"""Requests that do not by themselves ask for a DingTalk listing (:func:`take_dingtalk`):
+a CalDAV poll lists DingTalk only when it must. Every other request (a revive, a replay,
+an operator's or a test's) lists it, as a push does."""
 
 
 # One round trip per push (webhook, Stream, failedResults): dedupe check, then per binding

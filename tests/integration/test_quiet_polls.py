@@ -137,6 +137,21 @@ async def test_a_push_makes_the_next_run_list_dingtalk(spine: Spine) -> None:
     assert delta(dingtalk_requests(spine), before) == {}
 
 
+async def test_a_request_other_than_a_poll_lists_dingtalk(spine: Spine) -> None:
+    """A change made while pushes do not arrive is found by any request but a poll (an
+    operator's, a revive's): only a poll may leave DingTalk unlisted."""
+    await spine.settle(poll=True)
+    pushes_off(spine)
+    await spine.api.create("u-alice", timed_event("Unannounced", day=25))
+    await poll_once(spine)
+    assert summaries((await spine.caldav_items()).items) == []  # a quiet poll misses it
+    before = dingtalk_requests(spine)
+    await queue.request_reconcile(spine.pool, REF, "operator")
+    await spine.run_worker()
+    assert delta(dingtalk_requests(spine), before).get("ListEvents", 0) >= 1
+    assert summaries((await spine.caldav_items()).items) == ["Unannounced"]
+
+
 async def test_a_caldav_change_lists_dingtalk(spine: Spine) -> None:
     """With no push pending, a CalDAV change still lists DingTalk (once) before writing."""
     await synced_standup(spine)
