@@ -72,6 +72,7 @@ def write_config(root: Path, sandbox: SandboxHandle, urls: dict[str, str], redis
               app_key: {sandbox.app_key}
               app_secret: {sandbox.app_secret}
               callback: {{token: {sandbox.callback_token}, aes_key: {sandbox.aes_key}}}
+              list_every: always  # no webhook here: DingTalk changes are found by listing
             directory:
               - {{union_id: u-alice, email: alice@acme.example}}
               - {{union_id: u-bob, email: bob@acme.example}}
