@@ -79,9 +79,10 @@ return 1
 """
 
 # KEYS: running, lock, dirty, full, gen, pushed, listed, running set.  ARGV: arq
-# in-progress key of the job id prefix, binding member (a stale member is dropped). 1: a run died (record left, lock gone): marks restored (and the last
-# DingTalk listing forgotten).  2: the current job is stuck
-# in progress at arq with nobody holding the lock: generation moved on.  0: nothing.
+# in-progress key of the job id prefix, binding member (a stale member is dropped).
+# 1: a run died (record left, lock gone): marks restored (and the last DingTalk listing
+# forgotten).  2: the current job is stuck in progress at arq with nobody holding the
+# lock: generation moved on.  0: nothing.
 _ORPHAN = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
