@@ -396,11 +396,16 @@ async def end_run(redis: Redis, ref: BindingRef, token: str, *, failed: bool) ->
         log.warning("run_end_not_recorded", error=str(exc))
 
 
-async def revive_orphans(pool: ArqRedis, refs: list[BindingRef]) -> int:
-    """Queue a run for every binding whose request a dead worker left behind.
+async def revive_orphans(pool: ArqRedis, refs: list[BindingRef], *, sweep: bool = True) -> int:
+    """Queue a run for every binding of ``refs`` whose request a dead worker left behind.
 
-    See :mod:`syncd.store.runs` for what counts as orphaned. Returns how many were found.
+    See :mod:`syncd.store.runs` for what counts as orphaned. With ``sweep`` every binding
+    of ``refs`` is looked at (O(bindings)); without, only those with a run in flight or a
+    job queued (:func:`syncd.store.runs.active_refs`). Returns how many were found.
     """
+    if not sweep:
+        served = set(refs)
+        refs = [ref for ref in await runs.active_refs(pool) if ref in served]
     found = await runs.find_orphans(pool, refs)
     for ref, why in found:
         log.warning("reconcile_revived", binding=str(ref), why=why)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -55,6 +56,30 @@ class Config:
         for tenant in self.tenants.values():
             for binding in tenant.bindings:
                 yield tenant, binding
+
+    def binding(self, tenant_id: str, binding_id: str) -> Binding:
+        """The binding ``binding_id`` of tenant ``tenant_id`` (an index built once per
+        Config); :class:`ConfigError` if there is none."""
+        found = self._binding_index.get((tenant_id, binding_id))
+        if found is None:
+            return self.tenant(tenant_id).binding(binding_id)  # raises the precise error
+        return found
+
+    def user_bindings(self, tenant_id: str, dingtalk_user: str) -> tuple[str, ...]:
+        """The ids of the tenant's bindings of one DingTalk user, in configuration order
+        (an index built once per Config)."""
+        return self._user_index.get((tenant_id, dingtalk_user), ())
+
+    @cached_property
+    def _binding_index(self) -> Mapping[tuple[str, str], Binding]:
+        return {(t.id, b.id): b for t, b in self.bindings()}
+
+    @cached_property
+    def _user_index(self) -> Mapping[tuple[str, str], tuple[str, ...]]:
+        index: dict[tuple[str, str], list[str]] = {}
+        for tenant, binding in self.bindings():
+            index.setdefault((tenant.id, binding.dingtalk_user), []).append(binding.id)
+        return {key: tuple(ids) for key, ids in index.items()}
 
     def deletion_threshold(self, binding: Binding) -> DeletionThreshold:
         """The binding's own deletion threshold, else the process-wide one."""

@@ -23,6 +23,7 @@ percent-encoded, so no id can reach into another's namespace::
     syncd:<tenant>:directory                    string JSON of the last good DingTalk import
     syncd:<tenant>:directory_due                string "1" until the next directory import (PX)
     syncd:@poll:schedule                        zset   binding -> Unix time of its next poll
+    syncd:@runs:running                         set    bindings with a ``running`` record
     syncd:@dingtalk:<app key>:rate              hash   request pace of one DingTalk app (tokens, ts)
     syncd:@dingtalk:<app key>:token             string the app's access token (PX: its cache time)
     syncd:@dingtalk:<app key>:token_lock        string owner of the token refresh under way (PX)
@@ -37,7 +38,7 @@ are ``syncd:<tenant>:binding:<binding>:reconcile:<generation>``.
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from syncd.model import BindingRef
 
@@ -74,6 +75,10 @@ DIRECTORY_DUE = "directory_due"
 # The poll schedule of every binding (syncd.store.schedule); "@" keeps it out of tenants' space.
 POLL_SCHEDULE = f"{PREFIX}:@poll:schedule"
 
+# The bindings that have a ``running`` record (syncd.store.runs), so that the revive cron
+# looks at runs in flight only, not at every binding.
+RUNNING_SET = f"{PREFIX}:@runs:running"
+
 # Per DingTalk app.
 APP_SPACE = "@dingtalk"
 RATE = "rate"
@@ -108,3 +113,26 @@ def app_key(app: str, name: str) -> str:
 def reconcile_job_id(ref: BindingRef, generation: int) -> str:
     """The arq job id of the binding's reconcile job of one generation."""
     return f"{binding_key(ref, RECONCILE_JOB)}:{generation}"
+
+
+def binding_member(ref: BindingRef) -> str:
+    """``ref`` as a member of a set of bindings (:data:`RUNNING_SET`)."""
+    return f"{_part(ref.tenant)}:{_part(ref.binding)}"
+
+
+def parse_binding_member(member: str) -> BindingRef | None:
+    """The binding of a :func:`binding_member` (None if ``member`` is not one)."""
+    parts = member.split(":")
+    if len(parts) != 2:
+        return None
+    return BindingRef(unquote(parts[0]), unquote(parts[1]))
+
+
+def parse_reconcile_job_id(job_id: str) -> BindingRef | None:
+    """The binding of a :func:`reconcile_job_id` (None if ``job_id`` is not one)."""
+    parts = job_id.split(":")
+    if len(parts) != 6 or parts[0] != PREFIX or parts[2] != "binding":
+        return None
+    if parts[4] != RECONCILE_JOB or not parts[5].isdigit():
+        return None
+    return BindingRef(unquote(parts[1]), unquote(parts[3]))

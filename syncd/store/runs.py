@@ -19,21 +19,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from arq.constants import in_progress_key_prefix
+from arq.constants import default_queue_name, in_progress_key_prefix
 from redis.asyncio import Redis
 
 from syncd.model import BindingRef
 from syncd.store import keys
 from syncd.store.guard import redis_errors
 
-# KEYS: dirty, running.  ARGV: token.  Take the request and record who serves it (and
-# since when the request waits: the mark's value, put back if the run fails).
+# KEYS: dirty, running, running set.  ARGV: token, binding member.  Take the request and
+# record who serves it (and since when the request waits: the mark's value, put back if
+# the run fails); the binding joins the set of bindings with a record.
 _TAKE = """
 local since = redis.call('GET', KEYS[1])
 if not since then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'token', ARGV[1], 'since', since)
+redis.call('SADD', KEYS[3], ARGV[2])
 return 1
 """
 
@@ -56,14 +58,18 @@ if redis.call('EXISTS', KEYS[3]) == 0 then return 1 end
 return 0
 """
 
-# KEYS: running, dirty, pushed, listed.  ARGV: token, "1" to put the dirty mark back.
+# KEYS: running, dirty, pushed, listed, running set.  ARGV: token, "1" to put the dirty
+# mark back, binding member.
 # A failed run also puts the push mark back and forgets the last DingTalk listing, so
 # the next run lists DingTalk.
 _END = """
 local owner = redis.call('HGET', KEYS[1], 'token')
 local since = redis.call('HGET', KEYS[1], 'since') or '1'
 local pushed = redis.call('HGET', KEYS[1], 'pushed')
-if not owner or owner == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if not owner or owner == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[5], ARGV[3])
+end
 if ARGV[2] == '1' then
   redis.call('SET', KEYS[2], since, 'NX')
   if pushed then redis.call('SET', KEYS[3], '1') end
@@ -72,10 +78,11 @@ end
 return 1
 """
 
-# KEYS: running, lock, dirty, full, gen, pushed, listed.  ARGV: arq in-progress key of the
-# job id prefix. 1: a run died (record left, lock gone): marks restored (and the last
-# DingTalk listing forgotten).  2: the current job is stuck
-# in progress at arq with nobody holding the lock: generation moved on.  0: nothing.
+# KEYS: running, lock, dirty, full, gen, pushed, listed, running set.  ARGV: arq
+# in-progress key of the job id prefix, binding member (a stale member is dropped).
+# 1: a run died (record left, lock gone): marks restored (and the last DingTalk listing
+# forgotten).  2: the current job is stuck in progress at arq with nobody holding the
+# lock: generation moved on.  0: nothing.
 _ORPHAN = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -84,8 +91,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DEL', KEYS[7])
   redis.call('SET', KEYS[3], redis.call('HGET', KEYS[1], 'since') or '1', 'NX')
   redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[8], ARGV[2])
   return 1
 end
+redis.call('SREM', KEYS[8], ARGV[2])
 if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
 local gen = redis.call('GET', KEYS[5]) or '0'
 if redis.call('EXISTS', ARGV[1] .. gen) == 1 then
@@ -109,7 +118,10 @@ async def take_request(redis: Redis, ref: BindingRef, token: str) -> bool:
     """
     script = redis.register_script(_TAKE)
     with redis_errors("take_dirty"):
-        taken = await script(keys=[_key(ref, keys.DIRTY), _key(ref, keys.RUNNING)], args=[token])
+        taken = await script(
+            keys=[_key(ref, keys.DIRTY), _key(ref, keys.RUNNING), keys.RUNNING_SET],
+            args=[token, keys.binding_member(ref)],
+        )
     return bool(taken)
 
 
@@ -149,8 +161,10 @@ async def end_run(redis: Redis, ref: BindingRef, token: str, *, restore: bool) -
     with the DingTalk push mark it took, and forgets the last DingTalk listing."""
     script = redis.register_script(_END)
     run_keys = [_key(ref, n) for n in (keys.RUNNING, keys.DIRTY, keys.PUSHED, keys.LISTED)]
+    run_keys.append(keys.RUNNING_SET)
     with redis_errors("end_run"):
-        await script(keys=run_keys, args=[token, "1" if restore else "0"])
+        args = [token, "1" if restore else "0", keys.binding_member(ref)]
+        await script(keys=run_keys, args=args)
 
 
 async def find_orphans(redis: Redis, refs: Sequence[BindingRef]) -> list[tuple[BindingRef, Orphan]]:
@@ -174,7 +188,29 @@ async def find_orphans(redis: Redis, refs: Sequence[BindingRef]) -> list[tuple[B
         async with redis.pipeline(transaction=False) as pipe:
             for ref in refs:
                 prefix = in_progress_key_prefix + keys.reconcile_job_id(ref, 0)[:-1]
-                await script(keys=[_key(ref, n) for n in names], args=[prefix], client=pipe)
+                orphan_keys = [*(_key(ref, n) for n in names), keys.RUNNING_SET]
+                args = [prefix, keys.binding_member(ref)]
+                await script(keys=orphan_keys, args=args, client=pipe)
             found = await pipe.execute()
     kinds: dict[int, Orphan] = {1: "crashed_run", 2: "stuck_job"}
     return [(ref, kinds[int(code)]) for ref, code in zip(refs, found, strict=True) if int(code)]
+
+
+async def active_refs(redis: Redis) -> set[BindingRef]:
+    """The bindings that may have an orphaned request: those with a ``running`` record (in
+    :data:`~syncd.store.keys.RUNNING_SET`) and those with a reconcile job in arq's queue
+    (a job stays there while in progress). Costs O(runs in flight + jobs queued), not
+    O(bindings); records written before the set existed are only found by a full
+    :func:`find_orphans` over every binding."""
+    with redis_errors("active_runs"):
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.smembers(keys.RUNNING_SET)
+            pipe.zrange(default_queue_name, 0, -1)
+            members, job_ids = await pipe.execute()
+    found = {keys.parse_binding_member(_text(m)) for m in members}
+    found |= {keys.parse_reconcile_job_id(_text(j)) for j in job_ids}
+    return {ref for ref in found if ref is not None}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

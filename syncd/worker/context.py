@@ -33,6 +33,20 @@ HTTP_TIMEOUT_S = 60
 """Total time one HTTP request of a job (DingTalk, CalDAV) may take."""
 
 
+@dataclass
+class SweepClock:
+    """When a periodic full sweep last ran (``time.monotonic``; None: never)."""
+
+    last: float | None = None
+
+    def due(self, now: float, every_s: float) -> bool:
+        """Whether a sweep is due at ``now``; if so, it counts as done at ``now``."""
+        if self.last is not None and now - self.last < every_s:
+            return False
+        self.last = now
+        return True
+
+
 @dataclass(frozen=True)
 class WorkerContext:
     """A worker's shared resources: one HTTP session, the token cache, the store, the pace."""
@@ -55,6 +69,9 @@ class WorkerContext:
     scheduler: PollScheduler = field(default_factory=PollScheduler)
     """What the poll schedule was last synced to (:mod:`syncd.worker.schedule`); a reload
     keeps the object, and its next poll tick syncs the schedule to the new configuration."""
+    revive_sweep: SweepClock = field(default_factory=SweepClock)
+    """When the revive cron last looked at every binding, not only at those with a run in
+    flight (:func:`syncd.worker.settings.revive_orphans`); a reload keeps the object."""
 
     @classmethod
     def open(cls, config: Config, redis: ArqRedis) -> WorkerContext:

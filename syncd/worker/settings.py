@@ -17,6 +17,7 @@ deletes its key and re-queues it at once.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from arq import cron
@@ -36,6 +37,9 @@ POLL_TICK_SECONDS = 1
 DIRECTORY_TICK_SECONDS = 5
 # How often the revive cron looks for bindings orphaned by a dead worker.
 REVIVE_TICK_SECONDS = 2
+# How often it also looks at every binding, not only at the runs in flight and jobs queued:
+# a running record of an older version is not in the set of runs in flight (keys.RUNNING_SET).
+REVIVE_SWEEP_SECONDS = 300
 
 
 async def startup(ctx: dict[str, Any], config: Config) -> None:
@@ -49,9 +53,15 @@ def served_refs(config: Config) -> list[BindingRef]:
 
 
 async def revive_orphans(ctx: dict[str, Any]) -> int:
-    """Cron: queue a run for every binding a dead worker left with a request taken."""
+    """Cron: queue a run for every binding a dead worker left with a request taken.
+
+    A tick looks only at the runs in flight and the jobs queued, so it costs the same with
+    10 or 10,000 idle bindings; the first tick and one every :data:`REVIVE_SWEEP_SECONDS`
+    look at every binding (records left by a version without the set of runs in flight).
+    """
     shared = worker_context(ctx)
-    return await queue.revive_orphans(shared.redis, served_refs(shared.config))
+    sweep = shared.revive_sweep.due(time.monotonic(), REVIVE_SWEEP_SECONDS)
+    return await queue.revive_orphans(shared.redis, served_refs(shared.config), sweep=sweep)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -119,16 +119,11 @@ def siblings(config: Config, ref: BindingRef) -> list[BindingRef]:
     Their events stay out of ``ref``'s calendar, except for a ``to_caldav`` binding:
     that one mirrors the user's whole DingTalk calendar by definition (no siblings).
     """
-    tenant = config.tenant(ref.tenant)
-    binding = tenant.binding(ref.binding)
+    binding = config.binding(ref.tenant, ref.binding)
     if binding.direction == "to_caldav":
         return []
-    user = binding.dingtalk_user
-    return [
-        BindingRef(tenant.id, b.id)
-        for b in tenant.bindings
-        if b.id != ref.binding and b.dingtalk_user == user
-    ]
+    same_user = config.user_bindings(ref.tenant, binding.dingtalk_user)
+    return [BindingRef(ref.tenant, b) for b in same_user if b != ref.binding]
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from syncd import queue
 from syncd.config import Config, load_config
 from syncd.model import BindingRef
 from syncd.store import keys, schedule
-from syncd.worker import tasks
+from syncd.worker import settings, tasks
 from syncd.worker.context import worker_context
 from syncd.worker.settings import shutdown, startup, worker_settings
 
@@ -166,3 +166,51 @@ async def test_a_tick_keeps_admitting_polls_as_the_queue_drains(
     finally:
         await shutdown(ctx)
         await pool.aclose()
+
+
+def _idle_config(root: Path, redis_url: str, count: int) -> Config:
+    (root / "tenants").mkdir(parents=True)
+    (root / "syncd.yaml").write_text(f"redis_url: {redis_url}\n")
+    bindings = "".join(
+        f"  - {{id: b{i}, dingtalk_user: u-{i}, caldav: {{url: 'http://127.0.0.1:9/{i}/'}}}}\n"
+        for i in range(count)
+    )
+    people = "".join(f"  - {{union_id: u-{i}, email: u{i}@idle.example}}\n" for i in range(count))
+    head = (
+        "id: idle\ndingtalk: {api_base: 'http://127.0.0.1:9', app_key: k, app_secret: s,"
+        f" callback: {{token: t, aes_key: {AES}}}}}\n"
+    )
+    text = f"{head}directory:\n{people}bindings:\n{bindings}"
+    (root / "tenants" / "idle.yaml").write_text(text)
+    return load_config(root, {})
+
+
+async def _commands(pool: ArqRedis) -> int:
+    stats = await pool.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+async def _tick_cost(tmp_path: Path, redis_url: str, count: int) -> tuple[int, int]:
+    """Redis commands of the first revive tick (a full sweep) and of the second."""
+    pool = await create_pool(queue.redis_settings(redis_url))
+    ctx: dict[str, Any] = {"redis": pool}
+    await startup(ctx, _idle_config(tmp_path / f"c{count}", redis_url, count))
+    try:
+        costs = []
+        for _ in range(2):
+            before = await _commands(pool)
+            assert await settings.revive_orphans(ctx) == 0
+            costs.append(await _commands(pool) - before)
+        return costs[0], costs[1]
+    finally:
+        await shutdown(ctx)
+        await pool.aclose()
+
+
+async def test_a_revive_tick_does_not_touch_idle_bindings(tmp_path: Path, redis_url: str) -> None:
+    """After the start-up sweep (one script per binding), a revive tick costs the same
+    Redis commands with 5 or 500 idle bindings: it reads only the runs in flight."""
+    small_sweep, small_tick = await _tick_cost(tmp_path, redis_url, 5)
+    big_sweep, big_tick = await _tick_cost(tmp_path, redis_url, 500)
+    assert big_sweep >= 500 > small_sweep
+    assert big_tick == small_tick <= 5

@@ -140,3 +140,44 @@ async def test_a_crashed_run_gives_back_its_push_mark(pool: ArqRedis) -> None:
     assert await runs.find_orphans(pool, [REF]) == [(REF, "crashed_run")]
     assert await pool.exists(_k(keys.PUSHED))
     assert not await pool.exists(_k(keys.LISTED))
+
+
+async def test_the_set_of_runs_in_flight_follows_the_record(pool: ArqRedis) -> None:
+    """Taking a request adds the binding to the set of runs in flight, ending the run
+    removes it; a job in arq's queue makes its binding active too."""
+    await queue.mark_dirty(pool, REF)
+    assert await queue.take_dirty(pool, REF, "t1")
+    assert await runs.active_refs(pool) == {REF}
+    await queue.end_run(pool, REF, "t1", failed=False)
+    assert not await pool.exists(keys.RUNNING_SET)
+    assert await queue.request_reconcile(pool, OTHER, "callback")
+    assert await runs.active_refs(pool) == {OTHER}
+
+
+async def test_a_crashed_run_is_revived_without_looking_at_every_binding(pool: ArqRedis) -> None:
+    """The cheap revive (no sweep) finds a crashed run through the set of runs in flight,
+    and drops the binding from the set once revived."""
+    await queue.mark_dirty(pool, REF)
+    await queue.take_dirty(pool, REF, "dead")
+    assert await queue.revive_orphans(pool, [REF, OTHER], sweep=False) == 1
+    assert await pool.exists(_k(keys.DIRTY))
+    assert not await pool.exists(keys.RUNNING_SET)
+    assert await pool.zrange(default_queue_name, 0, -1) == [queue.job_id_for(REF, 0).encode()]
+
+
+async def test_a_stuck_job_is_found_from_arqs_queue(pool: ArqRedis) -> None:
+    """The cheap revive finds a job stuck in progress through arq's queue."""
+    assert await queue.request_reconcile(pool, REF, "callback")
+    await pool.set(in_progress_key_prefix + queue.job_id_for(REF, 0), "1", px=610_000)
+    assert await queue.revive_orphans(pool, [REF, OTHER], sweep=False) == 1
+    assert int(await pool.get(_k(keys.GENERATION)) or 0) == 1
+
+
+async def test_a_record_of_an_older_version_is_found_by_the_sweep(pool: ArqRedis) -> None:
+    """A running record written before the set existed is invisible to the cheap revive
+    and found by the full sweep; a binding not served is left alone."""
+    await pool.hset(_k(keys.RUNNING), mapping={"token": "old", "since": "1"})
+    assert await queue.revive_orphans(pool, [REF], sweep=False) == 0
+    assert await queue.revive_orphans(pool, [OTHER], sweep=True) == 0
+    assert await queue.revive_orphans(pool, [REF], sweep=True) == 1
+    assert await pool.exists(_k(keys.DIRTY))
