@@ -94,7 +94,9 @@ async def test_worker_woken_after_its_lease_writes_nothing(
     """
     expected = await seed_events(sandbox_api, EVENTS, "pause")
     url = radicale_calendar.url
-    settings = {"lock_ttl": f"{LOCK_TTL_S}s"}
+    # A fixed hourly poll: no legitimate run (a fast poll after B's copy) may change the
+    # store while A wakes, so every change after the wake would be A's.
+    settings = {"lock_ttl": f"{LOCK_TTL_S}s", "poll_cadence": "{fast: 1h, idle_factor: 1}"}
     root = write_fault_config(
         tmp_path / "config",
         sandbox,
