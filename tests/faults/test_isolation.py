@@ -108,22 +108,24 @@ def owned_by(key: str, t: TenantSpec) -> bool:
             "arq:queue",  # arq's shared bookkeeping: the queue, its health check and the
             "arq:queue:health-check",  # set of aborted job ids (members are job ids)
             "arq:abort",
-            "syncd:@poll:schedule",  # shared; the test checks a run names only its own binding
+            "syncd:@poll:schedule",  # shared sets of bindings: the test checks a run
+            "syncd:@runs:running",  # names only its own binding in them
         }
         or re.fullmatch(rf"arq:(job|in-progress|retry|result):syncd:{t.id}:.+", key) is not None
     )
 
 
-def _schedule_members(commands: list[list[str]]) -> set[str]:
-    """The members a run wrote to the shared poll schedule (``ZADD key [opts] score member``)."""
+def _shared_members(commands: list[list[str]]) -> set[str]:
+    """The members a run wrote to the shared sets: the poll schedule (``ZADD key [opts]
+    score member``) and the set of runs in flight (``SADD``/``SREM key member``)."""
     found: set[str] = set()
     for args in commands:
-        if args[:2] == ["zadd", "syncd:@poll:schedule"] or args[:2] == [
-            "ZADD",
-            "syncd:@poll:schedule",
-        ]:
+        op, key = (args[0].upper(), args[1]) if len(args) > 1 else ("", "")
+        if op == "ZADD" and key == "syncd:@poll:schedule":
             rest = [a for a in args[2:] if a.upper() not in {"XX", "NX", "LT", "GT", "CH"}]
             found.update(rest[1::2])
+        elif op in {"SADD", "SREM"} and key == "syncd:@runs:running":
+            found.update(args[2:])
     return found
 
 
@@ -328,7 +330,8 @@ async def test_each_tenants_reconcile_touches_only_its_own_keys(two: Two) -> Non
         assert f"syncd:@dingtalk:{t.app_key}:rate" in keys  # its own app's request pace
         foreign = sorted(k for k in keys if not owned_by(k, t))
         assert foreign == []
-        assert _schedule_members(commands) <= {f"{t.id}/{t.binding}"}  # only its own poll
+        own = {f"{t.id}/{t.binding}", f"{t.id}:{t.binding}"}  # schedule / running-set form
+        assert _shared_members(commands) <= own  # only its own binding
         assert not any(k.startswith(f"syncd:{other.id}:") or other.app_key in k for k in keys)
         mine = [f"{t.id} from caldav", f"{t.id} from dingtalk"]
         assert two.dingtalk_summaries(t) == mine
