@@ -148,9 +148,9 @@ async def request_reconcile(
     """
     if full:
         await mark_full(pool, ref)
-    if reason not in QUIET_REASONS:
-        await mark_pushed(pool, [ref])
     with redis_errors("request_reconcile"):
+        if reason not in QUIET_REASONS:
+            await pool.set(keys.binding_key(ref, keys.PUSHED), "1")
         await _set_dirty(pool, ref)
         return await _enqueue(pool, ref, reason)
 
