@@ -24,23 +24,18 @@ from syncd.store.redis import RedisStore
 from syncd.worker import tasks
 from syncd.worker.settings import shutdown, startup
 from syncd_lab.stack.ports import free_port
-from tests.fixtures.spine import RADICALE_ONLY, REF, Spine, summaries, timed_event
+from tests.fixtures.spine import (
+    RADICALE_ONLY,
+    REF,
+    STANDUP_ICS,
+    Spine,
+    summaries,
+    timed_event,
+)
 
 pytestmark = RADICALE_ONLY
 
-ICS = """BEGIN:VCALENDAR\r
-VERSION:2.0\r
-PRODID:-//test//EN\r
-BEGIN:VEVENT\r
-UID:standup-1@client.example\r
-DTSTAMP:20250101T000000Z\r
-DTSTART;TZID=Europe/Berlin:20270123T091500\r
-DTEND;TZID=Europe/Berlin:20270123T093000\r
-SUMMARY:{summary}\r
-LOCATION:{location}\r
-END:VEVENT\r
-END:VCALENDAR\r
-"""
+ICS = STANDUP_ICS
 
 
 def dingtalk_requests(spine: Spine) -> dict[str, int]:

@@ -14,7 +14,7 @@ from syncd import queue
 from syncd.model import BindingRef, Side
 from syncd.observability import REGISTRY
 from syncd.store.redis import RedisStore
-from tests.fixtures.spine import REF, Spine, summaries, timed_event
+from tests.fixtures.spine import REF, STANDUP_ICS, Spine, summaries, timed_event
 
 
 async def _assert_quiet(spine: Spine) -> None:
@@ -51,19 +51,7 @@ async def test_dingtalk_changes_reach_caldav(spine: Spine) -> None:
     await _assert_quiet(spine)
 
 
-ICS = """BEGIN:VCALENDAR\r
-VERSION:2.0\r
-PRODID:-//test//EN\r
-BEGIN:VEVENT\r
-UID:standup-1@client.example\r
-DTSTAMP:20250101T000000Z\r
-DTSTART;TZID=Europe/Berlin:20270123T091500\r
-DTEND;TZID=Europe/Berlin:20270123T093000\r
-SUMMARY:{summary}\r
-LOCATION:Room 4\r
-END:VEVENT\r
-END:VCALENDAR\r
-"""
+ICS = STANDUP_ICS.replace("{location}", "Room 4")
 
 
 async def test_caldav_changes_reach_dingtalk(spine: Spine) -> None:
