@@ -34,7 +34,6 @@ worker registers that coroutine with :func:`reconcile_function` (``keep_result=0
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -48,12 +47,12 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from arq.worker import Function, func
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from syncd.errors import LockLost, StoreError
 from syncd.model import BindingRef
 from syncd.store import keys, runs
 from syncd.store import lock as _lock
+from syncd.store.batch import ScriptBatch
 from syncd.store.connection import redis_settings
 from syncd.store.guard import awaited, redis_errors
 from syncd.store.lock import DEFAULT_LOCK_TTL_S, BindingLock, FencedSide, run_holding
@@ -193,9 +192,9 @@ end
 if not blocked then redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) end
 return out
 """
-_QUEUE_DELIVERY_SHA = hashlib.sha1(
-    _QUEUE_DELIVERY.encode(), usedforsecurity=False
-).hexdigest()  # EVALSHA id
+QUEUE_DELIVERY = ScriptBatch(_QUEUE_DELIVERY)
+"""The pushes' script calls: concurrent ones go to Redis as one pipeline (group commit,
+:mod:`syncd.store.batch`)."""
 
 
 async def queue_delivery(
@@ -231,10 +230,7 @@ async def queue_delivery(
         )
         args += [keys.binding_key(ref, keys.RECONCILE_JOB), job]
     with redis_errors("queue_delivery"):
-        try:
-            reply = await awaited(pool.evalsha(_QUEUE_DELIVERY_SHA, len(keys_), *keys_, *args))
-        except NoScriptError:
-            reply = await awaited(pool.eval(_QUEUE_DELIVERY, len(keys_), *keys_, *args))
+        reply = await QUEUE_DELIVERY.call(pool, keys_, args)
     out = [int(code) for code in cast(list[Any], reply)]
     if out == [-1]:
         return None
