@@ -6,7 +6,10 @@ with the clients interleaved; the client process's CPU per call (``time.process_
 over rounds. Clients: redis-py through its connection pool (as syncd calls it) with the
 hiredis parser and with its pure-Python parser, redis-py with ``single_connection_client``,
 a redis-py connection used directly (send + read, no pool), and a raw asyncio stream
-writing the same RESP and reading the two reply lines (the floor).
+writing the same RESP and reading the two reply lines (the floor). Then syncd's group commit
+(:class:`syncd.store.batch.ScriptBatch`) with one caller, and 16 callers at once (as 16
+concurrent pushes) each through redis-py's pool and through the group commit (one pipeline
+per event-loop iteration).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from redis.asyncio import Redis
 
 from bench._report import table
 from bench._stats import median
+from syncd.store.batch import ScriptBatch
 from tests.fixtures.redis_server import start_redis
 
 SCRIPT = "redis.call('SET', KEYS[1], '1'); return {1}"
@@ -84,12 +88,48 @@ async def _raw(url: str, sha: str, n: int) -> float:
         writer.close()
 
 
+def _concurrent(callers: int, *, batched: bool) -> Client:
+    """``callers`` tasks sharing the ``n`` calls; CPU of the whole process per call."""
+
+    async def client(url: str, sha: str, n: int) -> float:
+        redis = Redis.from_url(url, socket_timeout=2.0)
+        batch = ScriptBatch(SCRIPT)
+
+        async def call(i: int) -> Any:
+            if batched:
+                return await batch.call(redis, [f"k{i % 50}"], [])
+            return await redis.evalsha(sha, 1, f"k{i % 50}")  # type: ignore[no-untyped-call]
+
+        async def caller(first: int) -> None:
+            for i in range(first, n, callers):
+                await call(i)
+
+        try:
+            await redis.ping()
+            cpu0 = time.process_time()
+            await asyncio.gather(*(caller(c) for c in range(callers)))
+            return (time.process_time() - cpu0) / n
+        finally:
+            await redis.aclose()
+
+    return client
+
+
 CLIENTS: dict[str, Client] = {
     "redis-py pool, hiredis parser (syncd today)": _pooled(parser_class=_AsyncHiredisParser),
     "redis-py pool, pure-Python parser": _pooled(parser_class=_AsyncRESP2Parser),
     "redis-py single_connection_client": _pooled(single_connection_client=True),
     "redis-py connection, send + read (no pool)": _direct,
     "raw asyncio stream (floor)": _raw,
+    "1 caller, syncd ScriptBatch (a lone call: plain EVALSHA behind a task)": _concurrent(
+        1, batched=True
+    ),
+    "16 concurrent callers, redis-py pool (syncd before group commit)": _concurrent(
+        16, batched=False
+    ),
+    "16 concurrent callers, syncd ScriptBatch (one pipeline per loop iteration)": _concurrent(
+        16, batched=True
+    ),
 }
 
 

@@ -246,14 +246,15 @@ async def _level(
     plain: bool = False,
 ) -> dict[str, Any]:
     pushes = [push(i) for i in range(n)]
-    commands0 = await _redis_commands(web.redis.url)
+    commands0, reads0 = await _redis_counters(web.redis.url)
     cpu0 = _cpu_seconds(web.process.pid)
     if rate:
         latencies, replies, wall = await _paced(session, web.url, pushes, rate)
     else:
         latencies, replies, wall = await _send(session, web.url, pushes, c)
     cpu = _cpu_seconds(web.process.pid) - cpu0
-    commands = await _redis_commands(web.redis.url) - commands0 - 1  # less our INFO
+    commands1, reads1 = await _redis_counters(web.redis.url)
+    commands, reads = commands1 - commands0 - 1, reads1 - reads0 - 1  # less our INFO
     if not plain:
         _check_replies(replies)
     stored = n if bare else await _stored(web.redis.url, pushes)
@@ -272,16 +273,20 @@ async def _level(
         "over_limit": sum(1 for x in latencies if x > DINGTALK_LIMIT_S),
         "webhook_cpu_ms_per_push": cpu * 1000 / n,
         "redis_commands_per_push": 0.0 if bare else commands / n,
+        # Reads Redis did on its sockets per push: 1 if each push's script arrives alone,
+        # less when concurrent pushes share one pipeline (syncd.store.batch).
+        "redis_reads_per_push": 0.0 if bare else reads / n,
     }
 
 
-async def _redis_commands(url: str) -> int:
-    """Commands the Redis server has processed so far (INFO stats)."""
+async def _redis_counters(url: str) -> tuple[int, int]:
+    """Commands the Redis server has processed so far, and socket reads (INFO stats)."""
     client = aredis.Redis.from_url(url)
     try:
-        return int((await client.info("stats"))["total_commands_processed"])
+        stats = await client.info("stats")
     finally:
         await client.aclose()
+    return int(stats["total_commands_processed"]), int(stats["total_reads_processed"])
 
 
 async def _serve_and_load(

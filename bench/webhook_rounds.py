@@ -77,6 +77,13 @@ def _per_round(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> fl
     return median([x[key] / y[key] for x, y in zip(a, b, strict=True)])
 
 
+def _reads(runs: list[dict[str, Any]]) -> str:
+    """Median Redis reads per push (under 1: pushes shared a pipeline); — for baselines and
+    results saved before the figure existed."""
+    reads = [r["redis_reads_per_push"] for r in runs if r.get("redis_reads_per_push")]
+    return f"{median(reads):.2f}" if reads else "—"
+
+
 def render(result: dict[str, Any]) -> str:
     """Markdown table: per server and level, medians over the rounds."""
     servers = result["servers"]
@@ -98,6 +105,7 @@ def render(result: dict[str, Any]) -> str:
                     ms(median([x["p99"] for x in lat])),
                     f"{median(cpu):.2f} ms",
                     f"{_per_round(plain, runs, 'webhook_cpu_ms_per_push'):.2f}",
+                    _reads(runs),
                 ]
             )
     header = [
@@ -111,5 +119,6 @@ def render(result: dict[str, Any]) -> str:
         "ack p99",
         "CPU per push",
         "bare 200's CPU per push ÷ this",
+        "Redis socket reads per push",
     ]
     return table(header, rows)
