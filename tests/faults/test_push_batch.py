@@ -1,4 +1,5 @@
-"""Redis dies while a batch of pushes waits for its replies (group commit, syncd.store.batch).
+"""Redis dies while a batch of pushes waits for its replies (group commit, syncd.store.batch);
+and a batch through a Sentinel-managed pool.
 
 Every push of the batch is answered 503 — none ``success``, since nothing tells which of
 its scripts ran — and DingTalk's retries after the restart (an empty Redis that has lost
@@ -9,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from syncd import queue
+from syncd.model import BindingRef
+from syncd.store import keys
 from syncd.store.batch import ScriptBatch
 from syncd.store.connection import connect
-from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.redis_server import RedisServer, start_redis, start_sentinel
 from tests.fixtures.webhook import (
     callback_counts,
     change_push,
@@ -26,6 +30,7 @@ from tests.fixtures.webhook import (
 )
 
 PUSHES = 6
+REF = BindingRef("acme", "alice-work")
 
 
 async def _paused(server: RedisServer) -> None:
@@ -80,3 +85,27 @@ async def test_pushes_of_a_batch_lost_with_redis_are_503_and_their_retries_queue
             hook.assert_success(status, answer)
         assert len(await hook.accepted_pushes()) == PUSHES
         assert await hook.dirty() == ["acme/alice-home", "acme/alice-work"]
+
+
+async def test_a_batch_goes_through_a_sentinel_managed_pool() -> None:
+    """``redis+sentinel://``: the pipeline reaches the master the sentinel names."""
+    master = start_redis()
+    sentinel = start_sentinel(master, "mymaster")
+    pool = connect(queue.redis_settings(f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster/0"))
+    try:
+        flushes = queue.QUEUE_DELIVERY.flushes
+        replies = await asyncio.gather(
+            *(queue.queue_delivery(pool, "acme", f"s{i}", [REF], "callback:x") for i in range(8))
+        )
+        assert queue.QUEUE_DELIVERY.flushes - flushes == 1
+        assert replies == [[True]] + [[False]] * 7
+        direct = connect(queue.redis_settings(master.url))
+        try:
+            assert await direct.exists(*(keys.push_key("acme", f"s{i}") for i in range(8))) == 8
+        finally:
+            await direct.aclose()
+    finally:
+        await pool.aclose()
+        for server in (sentinel, master):
+            server.stop()
+            shutil.rmtree(server.workdir, ignore_errors=True)
