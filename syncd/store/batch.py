@@ -75,6 +75,8 @@ class ScriptBatch:
         self.flushes += 1
         self.calls += len(batch)
         live = [call for call in batch if not call[2].done()]  # a caller may be cancelled
+        if not live:
+            return
         try:
             replies = await self._send(redis, live)
         except asyncio.CancelledError:

@@ -96,3 +96,16 @@ async def test_a_script_error_of_queue_delivery_is_a_store_error(pool: ArqRedis)
     assert isinstance(bad, StoreError)
     assert await queue.seen_delivery(pool, "acme", "ok")
     assert not await queue.seen_delivery(pool, "acme", "wrong")
+
+
+async def test_a_caller_cancelled_before_the_flush_is_not_sent(pool: ArqRedis) -> None:
+    batch = ScriptBatch(ECHO)
+    calls = [asyncio.create_task(batch.call(pool, [f"k{i}"], [str(i)])) for i in range(3)]
+    await asyncio.sleep(0)  # all three joined the batch; its flush has not run yet
+    calls[1].cancel()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert outcomes[0] == b"0"
+    assert isinstance(outcomes[1], asyncio.CancelledError)
+    assert outcomes[2] == b"2"
+    assert await pool.mget("k0", "k1", "k2") == [b"0", None, b"2"]
+    assert (batch.flushes, batch.calls) == (1, 3)
