@@ -40,16 +40,36 @@ def _number(text: str) -> float:
         return 0.0
 
 
-async def read(redis: Redis, ref: BindingRef) -> PushRecord:
-    """The binding's record (all defaults if it has none)."""
-    with redis_errors("webdav_push_read"):
-        raw = await awaited(redis.hgetall(keys.binding_key(ref, keys.WEBDAV_PUSH)))
+READ_CHUNK = 500
+"""Records read in one pipelined round trip by :func:`read_many`."""
+
+
+def _record(raw: dict[bytes | str, bytes | str]) -> PushRecord:
     return PushRecord(
         token=_text(raw, "token"),
         url=_text(raw, "url"),
         renew_at=_number(_text(raw, "renew_at")),
         expires=_number(_text(raw, "expires")),
     )
+
+
+async def read(redis: Redis, ref: BindingRef) -> PushRecord:
+    """The binding's record (all defaults if it has none)."""
+    with redis_errors("webdav_push_read"):
+        raw = await awaited(redis.hgetall(keys.binding_key(ref, keys.WEBDAV_PUSH)))
+    return _record(raw)
+
+
+async def read_many(redis: Redis, refs: list[BindingRef]) -> list[PushRecord]:
+    """The records of ``refs``, in order, :data:`READ_CHUNK` per round trip."""
+    out: list[PushRecord] = []
+    for start in range(0, len(refs), READ_CHUNK):
+        pipe = redis.pipeline(transaction=False)
+        for ref in refs[start : start + READ_CHUNK]:
+            pipe.hgetall(keys.binding_key(ref, keys.WEBDAV_PUSH))
+        with redis_errors("webdav_push_read"):
+            out += [_record(raw) for raw in await pipe.execute()]
+    return out
 
 
 async def write(redis: Redis, ref: BindingRef, **fields: str | float) -> None:

@@ -72,33 +72,61 @@ class PushKeeper:
             ref = BindingRef(tenant.id, binding.id)
             if binding.caldav is not None and self.next_check.get(ref, 0.0) <= now:
                 due.append((ref, binding.caldav))
-        return due[:MAX_PER_TICK]
+        return due
 
 
 async def keep_due(redis: Redis, keeper: PushKeeper, config: Config) -> int:
-    """Register (or renew) the subscriptions due; the number of bindings looked at."""
+    """Register (or renew) the subscriptions due; how many registrations were tried.
+
+    The records of the bindings due are read in pipelined round trips; those still fresh
+    only move their next look; at most :data:`MAX_PER_TICK` are registered (the rest stay
+    due for the next ticks).
+    """
     push = config.settings.webdav_push
     if push is None:
         return 0
     now = time.time()
     due = keeper.due(config, now)
+    try:
+        held = await record.read_many(redis, [ref for ref, _ in due])
+    except StoreError as exc:
+        log.warning("webdav_push_not_stored", error=str(exc))
+        return 0
+    todo = []
+    for (ref, dav), found in zip(due, held, strict=True):
+        if _fresh(found, dav, now):
+            keeper.next_check[ref] = found.renew_at
+        else:
+            todo.append((ref, dav, found))
     gate = asyncio.Semaphore(IN_FLIGHT)
 
-    async def one(ref: BindingRef, dav: CalDAVSource) -> None:
+    async def one(ref: BindingRef, dav: CalDAVSource, found: record.PushRecord) -> None:
         async with gate:
-            keeper.next_check[ref] = await keep_one(redis, ref, dav, push, now)
+            keeper.next_check[ref] = await keep_one(redis, ref, dav, push, now, found)
 
-    await asyncio.gather(*(one(ref, dav) for ref, dav in due))
-    return len(due)
+    await asyncio.gather(*(one(*item) for item in todo[:MAX_PER_TICK]))
+    return len(todo[:MAX_PER_TICK])
+
+
+def _fresh(held: record.PushRecord, dav: CalDAVSource, now: float) -> bool:
+    """Registered (or given up on) for this URL, and not due again yet."""
+    return held.url == dav.url and held.renew_at > now
 
 
 async def keep_one(
-    redis: Redis, ref: BindingRef, dav: CalDAVSource, push: WebDavPush, now: float
+    redis: Redis,
+    ref: BindingRef,
+    dav: CalDAVSource,
+    push: WebDavPush,
+    now: float,
+    held: record.PushRecord | None = None,
 ) -> float:
-    """Register ``ref``'s subscription if it is due; when to look at it next."""
+    """Register ``ref``'s subscription if it is due (``held``: its record, read if not
+    given); when to look at it next."""
     try:
-        held = await record.read(redis, ref)
-        if held.url == dav.url and held.renew_at > now:
+        if held is None:
+            held = await record.read(redis, ref)
+        if _fresh(held, dav, now):
             return held.renew_at
         token = held.token or secrets.token_urlsafe(24)
         if not held.token:  # stored first: a message may arrive before the server answers

@@ -308,3 +308,15 @@ async def test_redis_down_refuses_a_message_with_503_and_registration_waits(
     finally:
         await runner.cleanup()
         await pool.aclose()
+
+
+async def test_a_tick_registers_only_what_is_due(world: World, push_server: CalDAVServer) -> None:
+    """The cron's work: the first tick registers the binding; later ticks, and a worker
+    that starts afresh (its records read back from Redis), register nothing until renewal."""
+    keeper = push.PushKeeper()
+    assert await push.keep_due(world.pool, keeper, world.config) == 1
+    assert len(_subscriptions(push_server, world.calendar)) == 1
+    assert await push.keep_due(world.pool, keeper, world.config) == 0
+    assert await push.keep_due(world.pool, push.PushKeeper(), world.config) == 0
+    before = (await record.read(world.pool, REF)).renew_at
+    assert keeper.next_check[REF] == before
