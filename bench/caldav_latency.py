@@ -8,7 +8,12 @@ redis-server; the sandbox runs in this process. Each *variant* gets a fresh stac
 * ``before``: the worker of ``--before-ref`` (default: the commit before the poll
   schedule: one SET per binding per 5 s tick, fixed ``poll_interval``), run from a
   ``git archive`` of that commit on ``PYTHONPATH``, same venv, same servers;
-* ``after``: this checkout's worker.
+* ``after``: this checkout's worker;
+* ``xandikos-poll`` / ``xandikos-push``: this checkout's worker against Xandikos started
+  with ``--webdav-push`` (:func:`tests.fixtures.caldav_servers.start_xandikos_push`), without
+  and with ``webdav_push`` configured. With it, syncd's web app (:func:`create_app`, what
+  ``syncd serve`` runs) serves the push resources over https (a private CA that Xandikos
+  trusts) in this process, and the worker registers a subscription per binding.
 
 Per variant: each calendar is seeded with one event, the worker copies them to DingTalk;
 then the change marks are dropped (as if every binding had been idle for an hour: the
@@ -37,24 +42,34 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+from arq.connections import create_pool
 from redis.asyncio import Redis
 
 from bench._report import table
 from bench._rig import first_slot, vcalendar, vevent
 from bench._stats import ms, percentile, summary
 from bench.sustained import _seed, _stop, users
-from syncd.config import PollCadence
+from syncd import queue
+from syncd.config import PollCadence, load_config
 from syncd.model import BindingRef
 from syncd.store import keys
+from syncd.webhook.app import create_app
 from syncd_lab.stack import config as lab_config
-from tests.fixtures.caldav_servers import CalDAVServer, make_calendar, start_caldav_server
+from syncd_lab.stack.ports import free_port
+from tests.fixtures.caldav_servers import (
+    CalDAVServer,
+    make_calendar,
+    start_caldav_server,
+    start_xandikos_push,
+)
 from tests.fixtures.redis_server import start_redis
 from tests.fixtures.sandbox import (
     AES_KEY,
@@ -64,6 +79,7 @@ from tests.fixtures.sandbox import (
     SandboxHandle,
     start_sandbox,
 )
+from tests.fixtures.tls import LoopbackTls, make_loopback_tls
 
 DEFAULTS: dict[str, Any] = {
     "bindings": 20,
@@ -126,12 +142,43 @@ def _worker(config_dir: Path, log: Path, source: Path | None) -> subprocess.Pope
         )
 
 
+SERVERS = {  # variant -> (CalDAV server, WebDAV-Push configured)
+    "before": ("radicale", False),
+    "after": ("radicale", False),
+    "xandikos-poll": ("xandikos", False),
+    "xandikos-push": ("xandikos", True),
+}
+
+
 @asynccontextmanager
-async def running(n: int, source: Path | None) -> AsyncIterator[Stack]:
-    """Redis, Radicale with ``n`` calendars, the sandbox and a ``syncd worker``."""
+async def _push_web(config_dir: Path, tls: LoopbackTls, port: int) -> AsyncIterator[None]:
+    """syncd's web app on https://127.0.0.1:``port`` (the push resources)."""
+    config = load_config(config_dir, {})
+    pool = await create_pool(queue.redis_settings(config.settings.redis_url))
+    runner = web.AppRunner(create_app(config, pool))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls.server_context()).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+        await pool.aclose()
+
+
+@asynccontextmanager
+async def running(n: int, source: Path | None, variant: str = "after") -> AsyncIterator[Stack]:
+    """Redis, Radicale or Xandikos with ``n`` calendars, the sandbox and a ``syncd worker``
+    (and, for ``xandikos-push``, syncd's web app for the push resources)."""
     root = Path(tempfile.mkdtemp(prefix="syncd-bench-cdl-"))
     redis = start_redis()
-    dav = start_caldav_server("radicale", authenticate=False)
+    server, push = SERVERS[variant]
+    port = free_port()
+    (root / "tls").mkdir()
+    tls = make_loopback_tls(root / "tls")
+    if server == "xandikos":
+        dav = start_xandikos_push(tls.ca)
+    else:
+        dav = start_caldav_server("radicale", authenticate=False)
     worker = None
     names = users(n)
     try:
@@ -143,15 +190,23 @@ async def running(n: int, source: Path | None) -> AsyncIterator[Stack]:
             binds = [lab_config.binding(f"b-{u[2:]}", u, cals[u].url) for u in names]
             people = [(u, f"{u[2:]}@acme.example") for u in names]
             acme = lab_config.tenant("acme", app, binds, directory=people)
-            settings = {"redis_url": redis.url, "log": {"format": "json", "level": "warning"}}
+            settings: dict[str, Any] = {
+                "redis_url": redis.url,
+                "log": {"format": "json", "level": "warning"},
+            }
+            if push:
+                settings["webdav_push"] = {"public_url": f"https://127.0.0.1:{port}"}
             lab_config.write_config_dir(root / "config", settings, [acme])
-            worker = _worker(root / "config", root / "worker.log", source)
             client = Redis.from_url(redis.url)
-            try:
-                urls = {u: c.url for u, c in cals.items()}
-                yield Stack(dav, sandbox, client, urls, {u: c.path for u, c in cals.items()})
-            finally:
-                await client.aclose()
+            async with AsyncExitStack() as web_app:
+                if push:
+                    await web_app.enter_async_context(_push_web(root / "config", tls, port))
+                worker = _worker(root / "config", root / "worker.log", source)
+                try:
+                    urls = {u: c.url for u, c in cals.items()}
+                    yield Stack(dav, sandbox, client, urls, {u: c.path for u, c in cals.items()})
+                finally:
+                    await client.aclose()
     finally:
         if worker is not None:
             _stop(worker)
@@ -224,7 +279,7 @@ async def _edit_binding(
 
 
 async def _variant(name: str, source: Path | None, o: dict[str, Any]) -> dict[str, Any]:
-    async with running(o["n"], source) as stack, aiohttp.ClientSession() as s:
+    async with running(o["n"], source, name) as stack, aiohttp.ClientSession() as s:
         names = list(stack.urls)
         await asyncio.gather(*(_put(s, stack.urls[u], f"Seed {u}") for u in names))
         await asyncio.gather(*(_arrived(stack, u, f"Seed {u}") for u in names))

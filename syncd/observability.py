@@ -53,6 +53,20 @@ FAILED_PULLED = Counter(
     ["tenant", "outcome"],
     registry=REGISTRY,
 )
+WEBDAV_PUSHES = Counter(
+    "syncd_webdav_pushes_total",
+    "WebDAV-Push messages from CalDAV servers, by tenant and outcome (queued, rejected_unknown, "
+    "store_unavailable)",
+    ["tenant", "outcome"],
+    registry=REGISTRY,
+)
+WEBDAV_PUSH_REGISTRATIONS = Counter(
+    "syncd_webdav_push_registrations_total",
+    "WebDAV-Push subscriptions registered with CalDAV servers, by tenant and outcome "
+    "(registered, renewed, unsupported, failed)",
+    ["tenant", "outcome"],
+    registry=REGISTRY,
+)
 RECONCILES = Counter(
     "syncd_reconciles_total",
     "Reconcile runs by tenant and outcome (ok, failed, retried, locked)",

@@ -154,10 +154,11 @@ async def request_reconcile(
         return await _enqueue(pool, ref, reason)
 
 
-QUIET_REASONS = frozenset({"poll"})
+QUIET_REASONS = frozenset({"poll", "caldav-push"})
 """Requests that do not by themselves ask for a DingTalk listing (:func:`take_dingtalk`):
-a CalDAV poll lists DingTalk only when it must. Every other request (a revive, a replay,
-an operator's or a test's) lists it, as a push does."""
+a CalDAV poll, and a CalDAV server's WebDAV-Push message (:mod:`syncd.webhook.push`),
+list DingTalk only when they must. Every other request (a DingTalk push, a revive, a
+replay, an operator's or a test's) lists it."""
 
 
 # One round trip per push (webhook, Stream, failedResults): dedupe check, then per binding

@@ -26,6 +26,7 @@ from syncd.config._models import (
     PollCadence,
     Settings,
     Tenant,
+    WebDavPush,
 )
 from syncd.config._types import parse_duration, parse_listen
 
@@ -43,6 +44,7 @@ __all__ = [
     "PollCadence",
     "Settings",
     "Tenant",
+    "WebDavPush",
     "load_config",
     "parse_duration",
     "parse_listen",

@@ -121,6 +121,31 @@ class PollCadence(_Frozen):
         return base
 
 
+class WebDavPush(_Frozen):
+    """``webdav_push``: CalDAV servers that offer WebDAV-Push tell syncd of a change at once.
+
+    The workers register a subscription for every CalDAV binding whose server advertises
+    it; the server then POSTs to ``<public_url>/webdav-push/<tenant>/<binding>/<token>``
+    (``syncd serve``), which queues a reconcile of that binding. Polls carry on as before.
+    """
+
+    public_url: HttpUrl = Field(
+        description="the https URL at which CalDAV servers reach syncd serve (no path: "
+        "push resources are <public_url>/webdav-push/...)"
+    )
+    lifetime: Duration = Field(
+        default=7 * 86400.0,
+        ge=60.0,
+        le=30 * 86400.0,
+        description="how long a subscription is asked to last; renewed with half of it left",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
 class Settings(_Frozen):
     """Process settings from ``DIR/syncd.yaml``; every key is optional."""
 
@@ -132,6 +157,7 @@ class Settings(_Frozen):
     full_reconcile_at: TimeOfDay = time(3, 0)
     deletion_threshold: DeletionThreshold = DeletionThreshold()
     poll_cadence: PollCadence = PollCadence()
+    webdav_push: WebDavPush | None = None
     lock_ttl: Duration = Field(
         default=15.0,
         ge=1.0,

@@ -17,6 +17,8 @@ percent-encoded, so no id can reach into another's namespace::
     syncd:<tenant>:binding:<binding>:lock       string owner token of the running reconcile (PX)
     syncd:<tenant>:binding:<binding>:running    hash   token (, full) of the run serving a request
     syncd:<tenant>:binding:<binding>:changed    string Unix time a run last saw a change (PX)
+    syncd:<tenant>:binding:<binding>:webdav_push hash  the binding's WebDAV-Push subscription
+                                                   (token, url, renew_at, expires, location)
     syncd:<tenant>:push:<push id>               string "1" once a DingTalk push was accepted (EX)
     syncd:<tenant>:stream                       string holder of the tenant's Stream connection (PX)
     syncd:<tenant>:failed_pull                  string "1" until the next failedResults pull (PX)
@@ -63,6 +65,7 @@ RUNNING = "running"  # a run took the dirty mark and has not finished (crash rec
 PUSHED = "dt_pushed"  # a DingTalk push named the binding since its last DingTalk listing
 LISTED = "dt_listed"  # DingTalk was listed within dingtalk.list_every (expires then)
 CHANGED = "changed"  # when a run last saw a change (adaptive poll intervals)
+WEBDAV_PUSH = "webdav_push"  # the binding's WebDAV-Push subscription (syncd.store.webdav_push)
 RECONCILE_JOB = "reconcile"
 
 # Per tenant.

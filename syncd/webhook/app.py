@@ -24,7 +24,7 @@ from arq.connections import ArqRedis
 from syncd.config import Config
 from syncd.config.live import LiveConfig
 from syncd.store.connection import connect, redis_settings, watch
-from syncd.webhook import handlers, see
+from syncd.webhook import handlers, push, see
 from syncd.webhook.keys import ARQ_KEY, CONFIG_KEY, REPLY_KEY, STATE_KEY, WebState, config_of
 from syncd.webhook.reply import ReplyCache
 
@@ -54,6 +54,7 @@ def create_app(
     app.on_shutdown.append(_drain)
     if callbacks:
         app.router.add_post("/callbacks/{tenant}", handlers.callback)
+        app.router.add_post("/webdav-push/{tenant}/{binding}/{token}", push.message)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", see.metrics)

@@ -24,6 +24,7 @@ from syncd.model import OrgDirectory
 from syncd.store.ratelimit import RequestPace
 from syncd.store.redis import RedisStore
 from syncd.store.tokens import TokenStore
+from syncd.worker.push import PushKeeper
 from syncd.worker.schedule import PollScheduler
 
 CTX_KEY = "syncd"
@@ -69,6 +70,9 @@ class WorkerContext:
     scheduler: PollScheduler = field(default_factory=PollScheduler)
     """What the poll schedule was last synced to (:mod:`syncd.worker.schedule`); a reload
     keeps the object, and its next poll tick syncs the schedule to the new configuration."""
+    push_keeper: PushKeeper = field(default_factory=PushKeeper)
+    """When each binding's WebDAV-Push subscription is looked at next
+    (:mod:`syncd.worker.push`); a reload keeps the object (a new configuration resets it)."""
     revive_sweep: SweepClock = field(default_factory=SweepClock)
     """When the revive cron last looked at every binding, not only at those with a run in
     flight (:func:`syncd.worker.settings.revive_orphans`); a reload keeps the object."""

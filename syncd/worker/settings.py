@@ -26,7 +26,7 @@ from arq.worker import Worker
 from syncd import queue
 from syncd.config import Config
 from syncd.model import BindingRef
-from syncd.worker import directory, tasks
+from syncd.worker import directory, push, tasks
 from syncd.worker.context import CTX_KEY, WorkerContext, worker_context
 
 # How often the poll cron takes the bindings due (syncd.worker.schedule): every second,
@@ -64,6 +64,12 @@ async def revive_orphans(ctx: dict[str, Any]) -> int:
     return await queue.revive_orphans(shared.redis, served_refs(shared.config), sweep=sweep)
 
 
+async def keep_push_subscriptions(ctx: dict[str, Any]) -> int:
+    """Cron (with ``webdav_push``): register or renew the WebDAV-Push subscriptions due."""
+    shared = worker_context(ctx)
+    return await push.keep_due(shared.redis, shared.push_keeper, shared.config)
+
+
 async def shutdown(ctx: dict[str, Any]) -> None:
     """Close what :func:`startup` opened."""
     shared = ctx.get(CTX_KEY)
@@ -90,6 +96,10 @@ def worker_settings(config: Config, *, burst: bool = False, poll: bool = True) -
     if not burst:  # a burst worker only drains the queue; long-running ones revive
         every = set(range(0, 60, REVIVE_TICK_SECONDS))
         crons.append(cron(revive_orphans, second=every, unique=True))
+
+    if not burst:  # it does nothing while webdav_push is not configured (a reload may add it)
+        every = set(range(0, 60, push.TICK_SECONDS))
+        crons.append(cron(keep_push_subscriptions, second=every, unique=True))
 
     if directory.importing(config):  # bindings of templates follow the DingTalk directory
         every = set(range(0, 60, DIRECTORY_TICK_SECONDS))

@@ -379,7 +379,7 @@ def test_settings_problems_have_lines(tmp_path: Path) -> None:
         f"{root}/syncd.yaml:2: log.format: Input should be 'json' or 'console'",
         f"{root}/syncd.yaml:3: workers: unknown key (allowed: redis_url, listen, log, "
         "callback_max_body, callback_max_skew, full_reconcile_at, deletion_threshold, "
-        "poll_cadence, lock_ttl, shutdown_timeout)",
+        "poll_cadence, webdav_push, lock_ttl, shutdown_timeout)",
         f"{root}/syncd.yaml:4: callback_max_body: Input should be greater than or equal to 1024",
     )
 

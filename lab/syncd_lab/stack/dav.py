@@ -27,10 +27,16 @@ def radicale_command(port: int, storage: Path, *, htpasswd: Path | None = None) 
     ]
 
 
-def xandikos_command(port: int, storage: Path) -> list[str]:
+def xandikos_command(port: int, storage: Path, *, push: bool = False) -> list[str]:
     """Xandikos on 127.0.0.1:``port`` (no authentication of its own), data in ``storage``;
-    ``--defaults`` makes the ``user`` principal with a ``calendars/`` home."""
+    ``--defaults`` makes the ``user`` principal with a ``calendars/`` home.
+
+    ``push``: with WebDAV-Push (``--webdav-push``), through the launcher that makes it
+    trust a private CA (:mod:`syncd_lab.stack.xandikos_push`; start it with its
+    ``push_env``)."""
+    module = "syncd_lab.stack.xandikos_push" if push else "xandikos"
     return [
-        *(sys.executable, "-m", "xandikos", "serve", "--defaults", "-d", str(storage)),
+        *(sys.executable, "-m", module, "serve", "--defaults", "-d", str(storage)),
         *("-p", str(port), "-l", "127.0.0.1", "--no-detect-systemd"),
+        *(("--webdav-push", "--state-dir", str(storage.parent / "state")) if push else ()),
     ]

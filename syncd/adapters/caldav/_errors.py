@@ -34,6 +34,7 @@ class Op(enum.StrEnum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
+    SUBSCRIBE = "subscribe"  # WebDAV-Push discovery and registration
 
 
 _BY_STATUS: dict[int, type[errors.SourceError]] = {

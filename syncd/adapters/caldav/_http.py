@@ -67,6 +67,16 @@ class DavHttp:
         call = partial(self._dav.propfind, self.url, body=body, depth=0)
         return await self.send(Op.LIST, self.url, self.url, _MULTISTATUS, call)
 
+    async def propfind_collection(self, op: Op, body: str) -> Any:
+        """A depth-0 PROPFIND of the collection with ``body``; the 207 answer."""
+        call = partial(self._dav.propfind, self.url, body=body, depth=0)
+        return await self.send(op, self.url, self.url, _MULTISTATUS, call)
+
+    async def post(self, op: Op, body: str, headers: Mapping[str, str]) -> Any:
+        """A POST of ``body`` to the collection; the 200 or 201 answer."""
+        call = partial(self._dav.post, self.url, body, headers)
+        return await self.send(op, self.url, self.url, (200, 201), call)
+
     async def mkcalendar(self) -> Any:
         """MKCALENDAR the collection; the 201 answer."""
         call = partial(self._dav.mkcalendar, self.url)

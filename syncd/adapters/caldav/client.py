@@ -38,6 +38,7 @@ from syncd.adapters.caldav import _collection, _wire, quirks
 from syncd.adapters.caldav._errors import Op, map_errors
 from syncd.adapters.caldav._http import DavHttp
 from syncd.adapters.caldav._wire import RawItem, Unreadable
+from syncd.adapters.caldav.push import Subscription, subscribe
 
 __all__ = ["CalDAVClient", "KnownHrefs", "RawChanges", "RawItem", "Unreadable"]
 
@@ -102,6 +103,11 @@ class CalDAVClient:
     async def close(self) -> None:
         """Close the HTTP session."""
         await self._http.close()
+
+    async def subscribe_push(self, push_resource: str, expires: float) -> Subscription | None:
+        """Register a WebDAV-Push subscription of the collection (:mod:`.push`); None when
+        the server does not offer it."""
+        return await subscribe(self._http, push_resource, expires)
 
     def href_for_uid(self, uid: str) -> str:
         """Where an item with ``uid`` is created: ``<collection>/<uid or its hash>.ics``."""
