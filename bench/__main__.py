@@ -147,6 +147,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
         " (default 50)",
     )
     p.add_argument(
+        "--directions",
+        type=lambda text: [x for x in text.split(",") if x.strip()],
+        default=initial.DEFAULTS["directions"],
+        help="initial: caldav (DingTalk → --servers) and/or dingtalk (Radicale → DingTalk)"
+        " (default caldav,dingtalk)",
+    )
+    p.add_argument(
+        "--latency-n",
+        type=int,
+        default=initial.DEFAULTS["latency_n"],
+        help="initial: events of the --api-latency-ms runs (default: --paced-n)",
+    )
+    p.add_argument(
         "--baseline-n",
         type=int,
         default=None,

@@ -202,9 +202,11 @@ def seed_caldav(calendar: CalendarHandle, n: int, start: datetime) -> None:
         raise RuntimeError(f"seeding {calendar.url} answered {status}: {body[:200]!r}")
 
 
-def dingtalk_body(i: int, start: datetime, summary: str | None = None) -> dict[str, Any]:
-    """A CreateEvent body: one hour, ``i`` hours after ``start``, in Asia/Shanghai."""
-    begin = (start + timedelta(hours=i)).astimezone(SHANGHAI)
+def dingtalk_body(
+    i: int, start: datetime, summary: str | None = None, *, step: timedelta = timedelta(hours=1)
+) -> dict[str, Any]:
+    """A CreateEvent body: one hour, ``i`` steps (default hours) after ``start``, Asia/Shanghai."""
+    begin = (start + i * step).astimezone(SHANGHAI)
 
     def at(t: datetime) -> dict[str, str]:
         return {"dateTime": t.isoformat(), "timeZone": "Asia/Shanghai"}
@@ -218,12 +220,21 @@ def dingtalk_body(i: int, start: datetime, summary: str | None = None) -> dict[s
     }
 
 
+def spread(n: int) -> timedelta:
+    """Hours apart, or less, so that ``n`` events all start within 300 days (the window)."""
+    return min(timedelta(hours=1), timedelta(days=300) / max(n, 1))
+
+
 async def seed_dingtalk(api: SandboxApi, n: int, start: datetime, *, parallel: int = 8) -> None:
-    """Create ``n`` events in u-alice's DingTalk calendar through the sandbox API."""
+    """Create ``n`` events in u-alice's DingTalk calendar through the sandbox API.
+
+    One hour apart, closer for more than 7,200 (``spread``): all inside the sync window.
+    """
     todo = iter(range(n))
+    step = spread(n)
 
     async def creator() -> None:
         for i in todo:
-            await api.create(USER, dingtalk_body(i, start))
+            await api.create(USER, dingtalk_body(i, start, step=step))
 
     await asyncio.gather(*(creator() for _ in range(parallel)))

@@ -21,7 +21,8 @@ class Written:
 
     ``id`` and ``etag`` (if the server said) of the item, and ``event``: the canonical
     form of what the side now holds, as a later read will report it (DingTalk: the write
-    response translated back; CalDAV: the written text parsed back). Its fingerprint is
+    response translated back; CalDAV: the written text parsed back, or for a create the
+    component it was serialised from, read as that text would be). Its fingerprint is
     what the store remembers, so our own write never reads as a foreign change even when
     the side cannot hold every field.
     """

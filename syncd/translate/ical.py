@@ -55,7 +55,11 @@ def parse_calendar(text: str) -> Calendar:
 
 def event_from_ical(text: str, ctx: Context) -> Event:
     """One calendar object resource (a master with overrides, or an orphan override)."""
-    cal = parse_calendar(text)
+    return event_from_calendar(parse_calendar(text), ctx)
+
+
+def event_from_calendar(cal: Calendar, ctx: Context) -> Event:
+    """One calendar object resource already parsed (or built by :func:`calendar_for`)."""
     vevents = [c for c in cal.walk("VEVENT")]
     if not vevents:
         other = read.names(cal.subcomponents) - {"VTIMEZONE"}
@@ -127,6 +131,16 @@ def single(ev: Component, ctx: Context, zones: CalendarZones) -> Event:
 
 def event_to_ical(event: Event, ctx: Context) -> str:
     """A full VCALENDAR for the event, its overrides and the VTIMEZONEs they use."""
+    return ical_text(calendar_for(event))
+
+
+def calendar_for(event: Event) -> Calendar:
+    """The VCALENDAR :func:`event_to_ical` renders, as a component (not yet text).
+
+    ``event_from_calendar`` of it is what ``event_from_ical`` of its text gives (the
+    corpus test ``test_translate_written.py`` checks this for every corpus item), so a
+    writer knows what it wrote without parsing its own text back.
+    """
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -135,6 +149,20 @@ def event_to_ical(event: Event, ctx: Context) -> str:
         cal.add_component(_vevent(dataclasses.replace(item, uid=event.uid)))
     zones = [z for z in map(_vtimezone, sorted(cal.get_missing_tzids())) if z is not None]
     cal.subcomponents[:0] = zones
+    return cal
+
+
+def event_from_written(cal: Calendar, text: str, ctx: Context) -> Event:
+    """``event_from_ical(text, ctx)`` for ``text = ical_text(cal)``, without parsing ``text``.
+
+    The same limits apply (Unrepresentable over them), then the component is read.
+    """
+    limits.check_text(text)
+    return event_from_calendar(cal, ctx)
+
+
+def ical_text(cal: Calendar) -> str:
+    """The iCalendar text of a calendar (serialising never modifies it)."""
     text: bytes = cal.to_ical()
     return text.decode()
 

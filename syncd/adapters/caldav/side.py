@@ -13,7 +13,9 @@ The stored text comes from what :meth:`changes` read in this run (kept per href 
 etag, only for this side object's lifetime) or else from a GET; when the caller's etag
 differs from the stored one the update raises ``EtagMismatch`` without writing, so a
 concurrent client edit is never overwritten. No write bumps SEQUENCE. ``Written.event`` is
-the written text parsed back: what the next read of the item will say.
+what the next read of the item will say: an update's text parsed back; a create's
+component read as it is (``event_from_written``: the same event, without parsing our own
+text again; ``tests/unit/test_translate_written.py`` checks that over the corpus).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from syncd.adapters.caldav.client import CalDAVClient, KnownHrefs, RawItem
 from syncd.errors import EtagMismatch, TranslationError
 from syncd.model import Changes, Event, Remote, Side
 from syncd.sync.ports import Written
-from syncd.translate import Context, event_from_ical, event_to_ical, patch_ical
+from syncd.translate import Context, event_from_ical, patch_ical
+from syncd.translate.ical import calendar_for, event_from_written, ical_text
 
 log = structlog.get_logger(__name__)
 
@@ -87,11 +90,12 @@ class CalDAVSide:
 
     async def create(self, event: Event) -> Written:
         """PUT ``event`` at ``<collection>/<uid>.ics``, never overwriting (``AlreadyExists``)."""
-        text = event_to_ical(event, self.ctx)
+        cal = calendar_for(event)
+        text = ical_text(cal)
         href = self.client.href_for_uid(event.uid)
         href, etag = await self.client.put(href, text, etag=None, create=True)
         log.info("caldav_created", href=href, uid=event.uid)
-        return Written(href, etag, event_from_ical(text, self.ctx))
+        return Written(href, etag, event_from_written(cal, text, self.ctx))
 
     async def update(self, item_id: str, event: Event, etag: str | None) -> Written:
         """Change the stored item at ``item_id`` to hold ``event``, touching only what differs.
