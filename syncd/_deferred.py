@@ -3,11 +3,13 @@
 redis-py (5.x) imports PyJWT at import time, for one token-auth class syncd never uses;
 PyJWT imports ``cryptography.x509``: together ≈ 11 MB of RSS after importing what
 ``syncd sync`` and the worker use, ≈ 2 MB of a ``syncd sync`` run's peak (much of the
-import-time garbage is reused later; BENCHMARKS.md section 12c). :func:`defer` puts a stand-in in ``sys.modules``: ``import
-jwt`` then binds the stand-in at once, and the first attribute read from it imports the
-real module (which replaces the stand-in in ``sys.modules``), so code that does use the
-module still works. (``importlib.util.LazyLoader`` does not do here: the ``import``
-statement itself reads the module's ``__spec__``, which loads a lazy module at once.)
+import-time garbage is reused later; BENCHMARKS.md section 12c).
+
+:func:`defer` puts a stand-in in ``sys.modules``: ``import jwt`` then binds the stand-in
+at once, and the first attribute read from it imports the real module (which replaces
+the stand-in in ``sys.modules``), so code that does use the module still works.
+(``importlib.util.LazyLoader`` does not do here: the ``import`` statement itself reads
+the module's ``__spec__``, which loads a lazy module at once.)
 """
 
 from __future__ import annotations
