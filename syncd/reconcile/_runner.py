@@ -11,6 +11,7 @@ import structlog
 from syncd.errors import CalendarMissing, StoreError, SyncdError, SyncError, SyncTokenInvalid
 from syncd.model import BindingRef, Changes, PairState, Side
 from syncd.reconcile._apply import Applied, Applier, Progress
+from syncd.reconcile._memory import release_freed
 from syncd.reconcile._report import Report
 from syncd.sync import Delete, Plan, Policy, Skip, make_plan
 from syncd.sync.ports import CalendarSide, MappingStore
@@ -133,6 +134,8 @@ async def _read_and_plan(
         changes = dict(zip(Side, read, strict=True))
     else:
         changes = await _other_first(ref, sides, store, cursors)
+    if any(c.complete for c in changes.values()):
+        release_freed()  # the listings' parse trees, before every pair is decoded
     seen = {**changes}
     seen.setdefault(Side.DINGTALK, _unread(cursors[Side.DINGTALK]))
     pairs, total = await _pairs_for(ref, store, seen)

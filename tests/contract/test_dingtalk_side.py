@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aredis
 
+from syncd.adapters.dingtalk import _series
 from syncd.adapters.dingtalk.side import DingTalkSide
 from syncd.errors import RateLimited
 from syncd.model import Attendee, Event, Recurrence
@@ -120,6 +121,34 @@ async def test_full_listing_covers_two_windows(alice: AliceSide) -> None:
     assert {past.id, far.id} <= ids
     assert beyond.id not in ids
     assert alice.requests()["ListEvents"] - before == 2
+
+
+async def test_full_listing_over_many_pages_reads_as_one_grouped_listing(
+    alice: AliceSide,
+) -> None:
+    """A full listing is translated page by page as it arrives (peak memory); what it
+    reports equals translating the whole listing at once: 230 events over 3 pages, a
+    series with a moved and a cancelled occurrence, a deleted event, two windows."""
+    written = [await alice.side.create(meeting(f"m{i}", days=1 + i % 20)) for i in range(230)]
+    standup = await alice.side.create(series(days=25))
+    far = await alice.side.create(meeting("far", days=300))
+    await alice.side.delete(written[7].id, None)
+    before = alice.requests().get("ListEvents", 0)
+    full = await alice.side.changes(None)
+    assert alice.requests()["ListEvents"] - before >= 4  # 3 pages + the second window
+    at_once = _series.Grouped()
+    assert full.window is not None
+    for low, high in _series.windows(*full.window):
+        for item in (await alice.client.list_events("u-alice", time_min=low, time_max=high)).events:
+            at_once.add(item)
+    items, deleted = await alice.side._build(at_once)
+    assert {(r.id, r.etag, fingerprint(r)) for r in full.items} == {
+        (r.id, r.etag, fingerprint(r)) for r in items
+    }
+    assert sorted(full.deleted) == sorted(deleted)
+    assert written[7].id in full.deleted
+    assert {standup.id, far.id} <= {r.id for r in full.items}
+    assert len(only(full, standup.id).event.overrides) == 1  # type: ignore[union-attr]
 
 
 async def test_failed_series_create_is_rolled_back(

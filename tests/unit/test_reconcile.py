@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from syncd.model import BindingRef, Side
-from syncd.reconcile import reconcile
+from syncd.reconcile import _runner, reconcile
 from syncd.sync import Policy
 from tests.fakes import REF, MemorySide, World, ev, new_world, summaries
 
@@ -206,3 +206,23 @@ async def test_a_field_the_source_cannot_hold_survives_its_edit(world: World) ->
     world.reset_counts()
     await world.sync()
     assert world.writes() == 0
+
+
+async def test_a_full_run_returns_freed_heap_pages_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a full listing is read (parse trees freed), before the pairs are decoded."""
+    calls: list[int] = []
+
+    def release() -> bool:
+        calls.append(1)
+        return True
+
+    monkeypatch.setattr(_runner, "release_freed", release)
+    world.dingtalk.user_create(ev(summary="a"))
+    await world.sync()  # first run: full listings
+    assert calls == [1]
+    await world.sync()  # incremental
+    assert calls == [1]
+    await world.sync(full=True)
+    assert calls == [1, 1]

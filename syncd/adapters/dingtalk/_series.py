@@ -51,6 +51,11 @@ def is_series(item: Mapping[str, Any]) -> bool:
     return isinstance(item.get("recurrence"), Mapping)
 
 
+def is_single(item: Mapping[str, Any]) -> bool:
+    """True for a top item that translates on its own: neither cancelled nor a series."""
+    return not is_cancelled(item) and not is_series(item)
+
+
 @dataclass
 class Grouped:
     """Items of a listing sorted into tops (masters and singles) and instances by master."""

@@ -8,7 +8,7 @@ and an event may never hold more than 5,000 attendees (checked before anything i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -66,13 +66,22 @@ class DingTalkClient(Transport):
         self, build: Callable[[str | None], wire.Request], key: str
     ) -> tuple[list[dict[str, Any]], wire.Page]:
         items: list[dict[str, Any]] = []
+        async for page in self._page_stream(build, key):
+            items.extend(page.items)
+        return items, page
+
+    async def _page_stream(
+        self, build: Callable[[str | None], wire.Request], key: str
+    ) -> AsyncIterator[wire.Page]:
+        """Each page of a listing as it arrives, following ``nextToken``; the last page is
+        the one without a ``nextToken`` (its ``syncToken`` is the listing's)."""
         seen: set[str] = set()
         next_token: str | None = None
         for _ in range(_MAX_PAGES):
             page = wire.decode_page(await self._request(build(next_token)), key)
-            items.extend(page.items)
+            yield page
             if page.next_token is None:
-                return items, page
+                return
             if page.next_token in seen:
                 raise BadResponse(f"DingTalk repeated nextToken {page.next_token!r}")
             seen.add(page.next_token)
@@ -104,6 +113,23 @@ class DingTalkClient(Transport):
 
         events, last = await self._pages(build, "events")
         return ListResult(events, last.sync_token)
+
+    def event_pages(
+        self, user: str, *, time_min: datetime, time_max: datetime, show_deleted: bool = True
+    ) -> AsyncIterator[wire.Page]:
+        """The pages of a ListEvents over ``[time_min, time_max)`` as they arrive (100 events
+        each), so a caller can translate a page and drop it before the next one is read."""
+
+        def build(next_token: str | None) -> wire.Request:
+            return wire.list_events(
+                user,
+                time_min=time_min,
+                time_max=time_max,
+                show_deleted=show_deleted,
+                next_token=next_token,
+            )
+
+        return self._page_stream(build, "events")
 
     async def get_event(self, user: str, event_id: str) -> dict[str, Any]:
         """One event (up to 500 attendees inline); ``NotFound`` when it is gone."""

@@ -28,7 +28,7 @@ Writing
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,26 +97,42 @@ class DingTalkSide:
         return Changes(tuple(items), tuple(deleted), token, complete=False)
 
     async def _full(self) -> Changes:
+        """Every window's pages, each page's single events translated as it arrives (peak
+        memory: the raw JSON of one page, not of the whole calendar, beside the events);
+        series and cancellations are grouped and settled at the end, as in a delta."""
         now = self._now()
-        grouped, token = Grouped(), None
+        grouped, singles, token = Grouped(), dict[str, Remote](), None
         window = (now - self._behind, now + self._ahead)
         for low, high in _series.windows(*window):
-            result = await self._client.list_events(
+            last = None
+            pages = self._client.event_pages(
                 self._user, time_min=low, time_max=high, show_deleted=True
             )
-            token = token or result.sync_token
-            for item in result.events:
-                grouped.add(item)
+            async for last in pages:
+                _file(last.items, grouped, singles)
+                await self._translate_singles(grouped, singles)
+            token = token or (last.sync_token if last is not None else None)
         if token is None:
             raise BadResponse("DingTalk ListEvents returned no syncToken on its last page")
-        items, deleted = await self._build(grouped)
+        items, deleted = await self._build(grouped, translated=singles.keys())
+        items = [*singles.values(), *items]
         log.info("dingtalk_full_list", user=self._user, items=len(items), deleted=len(deleted))
         return Changes(tuple(items), tuple(deleted), token, complete=True, window=window)
 
-    async def _build(self, grouped: Grouped) -> tuple[list[Remote], list[str]]:
+    async def _translate_singles(self, grouped: Grouped, done: dict[str, Remote]) -> None:
+        """Translate the single events (no series, not cancelled) filed so far into ``done``
+        and drop their raw items from ``grouped``."""
+        for item_id in [i for i, top in grouped.tops.items() if _series.is_single(top)]:
+            done[item_id] = await self._remote(grouped.tops.pop(item_id), [])
+
+    async def _build(
+        self, grouped: Grouped, translated: Collection[str] = ()
+    ) -> tuple[list[Remote], list[str]]:
+        """Translate ``grouped``: tops, series (each re-read whole) and cancellations.
+        ``translated``: tops already translated and taken out of ``grouped`` (not orphans)."""
         items: list[Remote] = []
         deleted: list[str] = []
-        series_ids = grouped.orphans()
+        series_ids = grouped.orphans() - set(translated)
         for item_id, top in grouped.tops.items():
             if _series.is_cancelled(top):
                 deleted.append(item_id)
@@ -322,3 +338,12 @@ def _changed(item_id: str, etag: str, now: Any) -> EtagMismatch:
         etag=etag,
         current_etag=current,
     )
+
+
+def _file(items: Iterable[Item], grouped: Grouped, singles: dict[str, Remote]) -> None:
+    """Group a page's items; a top item replaces an earlier copy of its id (translated or
+    not), as a later duplicate does in :class:`Grouped`."""
+    for item in items:
+        if _series.series_of(item) is None:
+            singles.pop(str(item.get("id") or ""), None)
+        grouped.add(item)
