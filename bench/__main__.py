@@ -296,6 +296,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         ("poll_interval", "fleet: every binding's poll_interval in seconds"),
         ("concurrency", "fleet: bindings reconciled at once in the initial sync"),
         ("synced", "fleet: bindings synced first (first in config order), 0 for all"),
+        ("qps", "fleet: the worker's dingtalk.qps, 0 for syncd's default"),
+        ("listed", "fleet: 1 to record the synced bindings' DingTalk listings as fresh"),
     ):
         default = fleet.DEFAULTS[opt]
         p.add_argument(

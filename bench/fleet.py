@@ -3,9 +3,9 @@
 For each size N (``--fleet-sizes``, default 1,000): N sandbox users each bound to their
 own Radicale calendar holding ``--fleet-events`` (3) items, one tenant, synced in-process
 first (see :mod:`bench._fleet_setup`). Then one real ``syncd worker`` process (the CLI,
-JSON logs at info, ``dingtalk.qps`` at syncd's default) runs for ``--window`` seconds
-(``WARM_UP_S`` after it logged ``worker_started``) with no change anywhere. Measured over
-the window:
+JSON logs at info, ``dingtalk.qps`` at syncd's default unless ``--fleet-qps``) runs for
+``--window`` seconds (``WARM_UP_S`` after it logged ``worker_started``) with no change
+anywhere. Measured over the window:
 
 * **worker CPU**: utime + stime of the worker process (``/proc/PID/stat``);
 * **Redis commands**: the ``INFO commandstats`` delta, per command (the benchmark's own
@@ -44,6 +44,8 @@ from bench import _fleet_setup as setup
 from bench._report import table
 from bench._stats import median
 from syncd import queue
+from syncd.config import load_config
+from syncd.model import BindingRef
 from syncd_lab.stack.caldav_base import start_group, stop_group
 from tests.fixtures.caldav_servers import CalDAVServer, start_caldav_server
 from tests.fixtures.redis_server import RedisServer, start_redis
@@ -56,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "poll_interval": 30.0,
     "concurrency": 16,
     "synced": 0,  # bindings synced before the worker starts, first in config order; 0: all
+    "qps": 0.0,  # the worker's dingtalk.qps; 0: syncd's default
+    "listed": 0,  # 1: record each synced binding's DingTalk listing as fresh before the window
 }
 REPO = Path(__file__).resolve().parents[1]
 WARM_UP_S = 15.0
@@ -317,6 +321,20 @@ async def idle_pass(n: int, parts: Parts, cfg: Path, conc: int) -> dict[str, Any
     }
 
 
+async def mark_listed(cfg: Path, pool: ArqRedis, synced: int) -> None:
+    """Record the in-process passes' DingTalk listings as a worker run records them, fresh
+    for the tenant's ``list_every`` (``run_once`` does not): the window's polls are then the
+    quiet idle polls of a fleet that has been running, not every binding's first poll after
+    a start (which lists DingTalk once)."""
+    config = load_config(cfg, {})
+    for tenant, binding in list(config.bindings())[:synced]:
+        every = tenant.dingtalk.list_every
+        if every == "always":
+            continue  # every run lists DingTalk anyway
+        ref = BindingRef(tenant.id, binding.id)
+        await queue.dingtalk_listed(pool, ref, listed=True, committed=True, every_s=every)
+
+
 async def _run(
     n: int,
     opts: dict[str, Any],
@@ -341,7 +359,9 @@ async def _run(
     by_shape = await memory_by_shape(pool)
     parts = Parts(pool, redis.url, sandbox, LogCount(dav.log_path))
     idle = await idle_pass(synced, parts, cfg, conc)
-    data = setup.tenant_data(sandbox.url, urls, interval, None)
+    if opts["listed"]:
+        await mark_listed(cfg, pool, synced)
+    data = setup.tenant_data(sandbox.url, urls, interval, opts["qps"] or None)
     setup.write_config(root / "config", redis.url, data)
     worker = _started_worker(root)
     try:
@@ -355,6 +375,8 @@ async def _run(
         "bindings": n,
         "events_per_calendar": opts["events"],
         "poll_interval_s": interval,
+        "worker_dingtalk_qps": opts["qps"] or "default",
+        "listings_marked_fresh": bool(opts["listed"]),
         "calendars_made_s": made_s,
         "synced_bindings": synced,
         "initial_sync": {
