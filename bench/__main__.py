@@ -298,6 +298,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         ("synced", "fleet: bindings synced first (first in config order), 0 for all"),
         ("qps", "fleet: the worker's dingtalk.qps, 0 for syncd's default"),
         ("listed", "fleet: 1 to record the synced bindings' DingTalk listings as fresh"),
+        ("workers", "fleet: syncd worker processes"),
     ):
         default = fleet.DEFAULTS[opt]
         p.add_argument(

@@ -2,7 +2,8 @@
 
 For each size N (``--fleet-sizes``, default 1,000): N sandbox users each bound to their
 own Radicale calendar holding ``--fleet-events`` (3) items, one tenant, synced in-process
-first (see :mod:`bench._fleet_setup`). Then one real ``syncd worker`` process (the CLI,
+first (see :mod:`bench._fleet_setup`). Then one real ``syncd worker`` process (the CLI;
+``--fleet-workers`` for more, their CPU and RSS summed;
 JSON logs at info, ``dingtalk.qps`` at syncd's default unless ``--fleet-qps``) runs for
 ``--window`` seconds (``WARM_UP_S`` after it logged ``worker_started``) with no change
 anywhere. Measured over the window:
@@ -60,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "synced": 0,  # bindings synced before the worker starts, first in config order; 0: all
     "qps": 0.0,  # the worker's dingtalk.qps; 0: syncd's default
     "listed": 0,  # 1: record each synced binding's DingTalk listing as fresh before the window
+    "workers": 1,  # syncd worker processes (CPU and RSS summed over them)
 }
 REPO = Path(__file__).resolve().parents[1]
 WARM_UP_S = 15.0
@@ -165,30 +167,38 @@ class Window:
     rss: list[float] = field(default_factory=list)
 
 
-async def _sample(pool: ArqRedis, pid: int, win: Window, stop: asyncio.Event) -> None:
+async def _sample(pool: ArqRedis, pids: list[int], win: Window, stop: asyncio.Event) -> None:
     while not stop.is_set():
         win.depth.append(int(await pool.zcard(default_queue_name)))
-        win.rss.append(rss_mb(pid))
+        win.rss.append(sum(rss_mb(pid) for pid in pids))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SAMPLE_EVERY_S)
 
 
+def _cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
 async def measure(
-    pool: ArqRedis, pid: int, sandbox: SandboxHandle, logs: tuple[LogCount, LogCount], s: float
+    pool: ArqRedis,
+    pids: list[int],
+    sandbox: SandboxHandle,
+    logs: tuple[LogCount, list[LogCount]],
+    s: float,
 ) -> Window:
-    """Every counter's delta over ``s`` seconds of the running worker ``pid``."""
-    dav_log, worker_log = logs
+    """Every counter's delta over ``s`` seconds of the running workers ``pids``."""
+    dav_log, worker_logs = logs
     win = Window()
-    for log in logs:
+    for log in (dav_log, *worker_logs):
         log.mark()
     dt0 = Counter(sandbox.sandbox.stats()["requests"])
-    cmd0, cpu0, t0 = await commandstats(pool), cpu_seconds(pid), time.monotonic()
+    cmd0, cpu0, t0 = await commandstats(pool), _cpu(pids), time.monotonic()
     stop = asyncio.Event()
-    sampler = asyncio.create_task(_sample(pool, pid, win, stop))
+    sampler = asyncio.create_task(_sample(pool, pids, win, stop))
     await asyncio.sleep(s)
     stop.set()
     await sampler
-    win.cpu_s = cpu_seconds(pid) - cpu0
+    win.cpu_s = _cpu(pids) - cpu0
     win.seconds = time.monotonic() - t0
     win.redis = await commandstats(pool) - cmd0
     win.redis["zcard"] -= len(win.depth)  # the benchmark's own samples
@@ -196,7 +206,7 @@ async def measure(
     win.dingtalk = Counter(sandbox.sandbox.stats()["requests"]) - dt0
     await asyncio.sleep(0.5)  # Radicale logs after answering
     win.caldav = radicale_methods(dav_log.text())
-    win.runs = worker_runs(worker_log.text())
+    win.runs = [run for log in worker_logs for run in worker_runs(log.text())]
     return win
 
 
@@ -251,10 +261,14 @@ async def _until_logged(log: Path, event: str, within: float = 300.0) -> None:
         await asyncio.sleep(0.5)
 
 
-def _started_worker(root: Path) -> Any:
+def _worker_log(root: Path, i: int) -> Path:
+    return root / ("worker.log" if i == 0 else f"worker{i}.log")
+
+
+def _started_worker(root: Path, i: int = 0) -> Any:
     exe = str(Path(sys.executable).parent / "syncd")
     cmd = [exe, "worker", "--config", str(root / "config")]
-    return start_group(cmd, root / "worker.log", cwd=REPO)
+    return start_group(cmd, _worker_log(root, i), cwd=REPO)
 
 
 async def one_size(n: int, opts: dict[str, Any]) -> dict[str, Any]:
@@ -363,20 +377,26 @@ async def _run(
         await mark_listed(cfg, pool, synced)
     data = setup.tenant_data(sandbox.url, urls, interval, opts["qps"] or None)
     setup.write_config(root / "config", redis.url, data)
-    worker = _started_worker(root)
+    workers = [_started_worker(root, i) for i in range(opts["workers"])]
     try:
-        await _until_logged(root / "worker.log", "worker_started")
+        for i in range(len(workers)):
+            await _until_logged(_worker_log(root, i), "worker_started")
         await asyncio.sleep(WARM_UP_S)
-        logs = (LogCount(dav.log_path), LogCount(root / "worker.log"))
-        win = await measure(pool, worker.pid, sandbox, logs, opts["window"])
+        logs = (
+            LogCount(dav.log_path),
+            [LogCount(_worker_log(root, i)) for i in range(len(workers))],
+        )
+        win = await measure(pool, [w.pid for w in workers], sandbox, logs, opts["window"])
     finally:
-        stop_group(worker)
+        for worker in workers:
+            stop_group(worker)
     return {
         "bindings": n,
         "events_per_calendar": opts["events"],
         "poll_interval_s": interval,
         "worker_dingtalk_qps": opts["qps"] or "default",
         "listings_marked_fresh": bool(opts["listed"]),
+        "workers": opts["workers"],
         "calendars_made_s": made_s,
         "synced_bindings": synced,
         "initial_sync": {
