@@ -13,7 +13,9 @@ anywhere. Measured over the window:
   ``ZCARD`` samples and ``INFO`` calls taken out);
 * **HTTP requests per side**: the sandbox's per-operation counters, Radicale's log lines;
 * **polls**: the worker's ``reconciled`` log lines (one per reconcile that ran), and how
-  many distinct bindings they covered, against the polls due (N × window ÷ interval);
+  many distinct bindings they covered, against the polls due (N × window ÷ the idle
+  interval, ``poll_interval`` × ``poll_cadence.idle_factor``: the set-up's sync records no
+  change in the poll schedule, so every binding polls at its idle pace);
 * queue depth (``ZCARD arq:queue``, every second), worker RSS, Redis ``used_memory``
   before and after the initial sync (÷ N).
 
@@ -45,7 +47,7 @@ from bench import _fleet_setup as setup
 from bench._report import table
 from bench._stats import median
 from syncd import queue
-from syncd.config import load_config
+from syncd.config import PollCadence, load_config
 from syncd.model import BindingRef
 from syncd_lab.stack.caldav_base import start_group, stop_group
 from tests.fixtures.caldav_servers import CalDAVServer, start_caldav_server
@@ -215,7 +217,10 @@ def _per(total: float, n: float, digits: int = 2) -> float | None:
 
 
 def summarise(n: int, interval: float, win: Window) -> dict[str, Any]:
-    """Per-poll and per-binding-second costs, and whether the polls kept up."""
+    """Per-poll and per-binding-second costs, and whether the polls kept up.
+
+    ``interval`` is the idle one (``poll_interval`` × ``idle_factor``): no binding changed.
+    """
     polls, s = len(win.runs), win.seconds
     redis_total = sum(win.redis.values())
     due = n * s / interval
@@ -408,7 +413,8 @@ async def _run(
         "idle_pass": idle,
         "redis_bytes_per_binding": round((mem1 - mem0) / synced),  # per synced binding
         "redis_memory_by_key_shape": by_shape,
-        **summarise(n, interval, win),
+        "idle_poll_interval_s": interval * PollCadence().idle_factor,
+        **summarise(n, interval * PollCadence().idle_factor, win),
     }
 
 
